@@ -1,0 +1,186 @@
+"""Typed events the engine emits and commands it accepts.
+
+The engine never imports Textual (see DESIGN.md: "events out, commands in").
+It reports what happened through one callable ``emit(event)`` it is given;
+the Textual app turns each event into a message, headless mode prints it, and
+tests append it to a list. Events are frozen dataclasses named in the past
+tense; commands are frozen dataclasses named as imperatives.
+
+All times are in seconds (float); val_bpb is bits per byte; memory in GB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Union
+
+# Phases of one experiment, in order. "paused" and "stopped" are session states.
+PHASES = ("preparing", "proposing", "committing", "training", "deciding", "paused", "stopped")
+
+
+# ---------------------------------------------------------------- events ----
+
+
+@dataclass(frozen=True)
+class SessionStarted:
+    """The engine created (or checked out) its run branch and is about to loop.
+
+    ``budget_s`` is the training time budget in seconds each run gets (the
+    profile's TIME_BUDGET, or the ``--budget`` override); ``profile`` is the
+    harness profile name ("cpu" or "h100").
+    """
+
+    tag: str
+    branch: str
+    profile: str
+    budget_s: float
+    workspace: str
+    agent: str
+
+
+@dataclass(frozen=True)
+class PhaseChanged:
+    """Experiment ``experiment`` (0 = baseline) entered ``phase`` (one of PHASES)."""
+
+    experiment: int
+    phase: str
+
+
+@dataclass(frozen=True)
+class ProposalReady:
+    """The agent proposed an edit; ``diff`` is the unified diff of train.py."""
+
+    experiment: int
+    description: str
+    diff: str
+
+
+@dataclass(frozen=True)
+class ProposalRejected:
+    """A proposal failed validation; ``reason`` is the message given to the agent."""
+
+    experiment: int
+    reason: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """Training subprocess started for ``commit`` (short hash, 7 chars)."""
+
+    experiment: int
+    commit: str
+    description: str
+    budget_s: float
+    log_path: str
+
+
+@dataclass(frozen=True)
+class StepLogged:
+    """One parsed progress line of the running training (see summary.parse_step_line).
+
+    ``loss`` in nats/token; ``dt_ms`` per step in milliseconds; ``tok_per_s``
+    tokens per second; ``mfu`` in percent; ``remaining_s`` seconds of budget left.
+    """
+
+    experiment: int
+    step: int
+    progress_pct: float
+    loss: float
+    lrm: float
+    dt_ms: float
+    tok_per_s: float
+    mfu: float
+    epoch: int
+    remaining_s: float
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """A line of the run's output that is not a progress line (stderr included)."""
+
+    experiment: int
+    text: str
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """The run ended. ``summary`` holds the parsed ``---`` block (empty on crash).
+
+    ``returncode`` is the child's exit status (negative: killed by that signal);
+    ``timed_out`` is True when the engine killed it at the hard limit.
+    """
+
+    experiment: int
+    commit: str
+    returncode: int
+    timed_out: bool
+    summary: dict = field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class RowLogged:
+    """A results.tsv row was appended (and fsynced). ``status`` is keep/discard/crash."""
+
+    experiment: int
+    commit: str
+    val_bpb: float
+    memory_gb: float
+    status: str
+    description: str
+    best_val_bpb: Optional[float]
+
+
+@dataclass(frozen=True)
+class EngineMessage:
+    """A human-readable note or error from the engine (``level``: info, warning, error)."""
+
+    text: str
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class SessionEnded:
+    """The loop ended: ``reason`` is "max-experiments", "stopped" or "error: ..."."""
+
+    reason: str
+    experiments: int
+
+
+Event = Union[
+    SessionStarted,
+    PhaseChanged,
+    ProposalReady,
+    ProposalRejected,
+    RunStarted,
+    StepLogged,
+    LogLine,
+    RunFinished,
+    RowLogged,
+    EngineMessage,
+    SessionEnded,
+]
+
+Emit = Callable[[Event], None]
+
+
+# -------------------------------------------------------------- commands ----
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Finish the running experiment, then wait before proposing the next one."""
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Leave the paused state and continue the loop."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    """End the session now: kill the running training (its row is logged as crash)."""
+
+
+Command = Union[Pause, Resume, Stop]
