@@ -1,0 +1,105 @@
+"""The results table: one row per experiment (results.tsv plus the experiment number)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, NamedTuple
+
+from rich.text import Text
+from textual import events
+from textual.widgets import DataTable
+
+# Style of the status cell, and of the rest of the row, per status.
+STATUS_STYLES = {"keep": "bold green", "discard": "yellow", "crash": "bold red"}
+ROW_STYLES = {"keep": "", "discard": "dim", "crash": "dim"}
+
+# (label, width) of every column but the description, which takes what is left.
+FIXED_COLUMNS = (("#", 3), ("commit", 7), ("val_bpb", 8), ("mem GB", 6), ("status", 7))
+MIN_DESCRIPTION = 12
+
+
+def _number(value: Any) -> float:
+    """A float from a results.tsv field (str or number); 0.0 when empty or unreadable."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+class ResultRow(NamedTuple):
+    """One experiment's row as the table shows it."""
+
+    experiment: int
+    commit: str
+    val_bpb: float
+    memory_gb: float
+    status: str
+    description: str
+
+    @classmethod
+    def from_dict(cls, row: Mapping[str, Any], index: int) -> "ResultRow":
+        """A row from a results.tsv record (strings allowed); ``index`` numbers it if it has no ``experiment``."""
+        return cls(
+            experiment=int(row.get("experiment", index)),
+            commit=str(row.get("commit", ""))[:7],
+            val_bpb=_number(row.get("val_bpb")),
+            memory_gb=_number(row.get("memory_gb")),
+            status=str(row.get("status", "")),
+            description=str(row.get("description", "")),
+        )
+
+
+def _cells(row: ResultRow, description_width: int) -> list[Text]:
+    """The styled cells of one row; the description is cut to the column's width."""
+    style = ROW_STYLES.get(row.status, "")
+    crashed = row.status == "crash" and row.val_bpb == 0.0
+    bpb_style = "bold green" if row.status == "keep" else style
+    description = row.description
+    if len(description) > description_width:
+        description = description[: max(description_width - 1, 0)] + "…"
+    return [
+        Text(str(row.experiment), style=style, justify="right"),
+        Text(row.commit, style=style),
+        Text("—" if crashed else f"{row.val_bpb:.6f}", style=bpb_style, justify="right"),
+        Text(f"{row.memory_gb:.1f}", style=style, justify="right"),
+        Text(row.status, style=STATUS_STYLES.get(row.status, "")),
+        Text(description, style=style),
+    ]
+
+
+class ResultsTable(DataTable):
+    """Every experiment of the session, newest at the bottom and kept in view."""
+
+    def __init__(self, rows: Iterable[ResultRow] = (), *, id: str | None = None) -> None:
+        super().__init__(cursor_type="row", id=id)
+        self.results: list[ResultRow] = list(rows)
+        self._description_width = 40
+        self.border_title = "results"
+
+    def on_mount(self) -> None:
+        self._rebuild()
+
+    def on_resize(self, event: events.Resize) -> None:
+        fixed = sum(width + 2 * self.cell_padding for _, width in FIXED_COLUMNS)
+        width = max(MIN_DESCRIPTION, event.size.width - fixed - 2 * self.cell_padding - 1)
+        if width != self._description_width:
+            self._description_width = width
+            self._rebuild()
+
+    def add_result(self, row: ResultRow) -> None:
+        """Append one row; follow it if the cursor was on the newest row."""
+        follow = self.cursor_row >= self.row_count - 1
+        self.results.append(row)
+        self.add_row(*_cells(row, self._description_width))
+        if follow:
+            self.move_cursor(row=self.row_count - 1)
+
+    def _rebuild(self) -> None:
+        """Lay the columns and all rows out again (on mount and when the width changes)."""
+        cursor = self.cursor_row
+        follow = self.row_count == 0 or cursor >= self.row_count - 1
+        self.clear(columns=True)
+        for label, width in FIXED_COLUMNS:
+            self.add_column(label, width=width)
+        self.add_column("description", width=self._description_width)
+        self.add_rows(_cells(row, self._description_width) for row in self.results)
+        self.move_cursor(row=self.row_count - 1 if follow else cursor)

@@ -1,0 +1,95 @@
+"""The status bar: where the session stands, in two lines.
+
+Line 1: title, tag, experiment, phase, budget left; best val_bpb and its delta
+from the baseline (the first kept row). Line 2: the session's state (running,
+pausing, paused, stopping, ended) and where it runs (branch, profile, agent).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+# What line 2 says for each pause state, and how.
+PAUSE_LABELS = {
+    "running": ("● running", "green"),
+    "pausing": ("⏸ pausing after this experiment", "bold yellow"),
+    "paused": ("⏸ paused · p to resume", "bold black on yellow"),
+    "resuming": ("▶ resuming…", "bold yellow"),
+}
+
+
+def format_left(seconds: float) -> str:
+    """Budget left as m:ss."""
+    minutes, secs = divmod(max(int(round(seconds)), 0), 60)
+    return f"{minutes}:{secs:02d} left"
+
+
+class StatusBar(Widget):
+    """Session state, updated by the app's event handlers through its attributes."""
+
+    title: reactive[str] = reactive("cockpit")
+    tag: reactive[str] = reactive("")
+    where: reactive[str] = reactive("")
+    experiment: reactive[Optional[int]] = reactive(None)
+    phase: reactive[str] = reactive("starting")
+    remaining_s: reactive[Optional[float]] = reactive(None)
+    best: reactive[Optional[float]] = reactive(None)
+    baseline: reactive[Optional[float]] = reactive(None)
+    pause: reactive[str] = reactive("running")
+    stopping: reactive[bool] = reactive(False)
+    ended: reactive[str] = reactive("")
+
+    def record_row(self, status: str, val_bpb: float, best_val_bpb: Optional[float] = None) -> None:
+        """Take a results row into account: the first keep is the baseline."""
+        if status == "keep" and self.baseline is None:
+            self.baseline = val_bpb
+        if best_val_bpb is not None:
+            self.best = best_val_bpb
+        elif status == "keep" and (self.best is None or val_bpb < self.best):
+            self.best = val_bpb
+
+    def render(self) -> Text:
+        width = self.content_size.width
+        top = self._line(self._progress(), self._score(), width)
+        bottom = self._line(self._state(), Text(self.where, style="dim"), width)
+        return Text("\n").join([top, bottom])
+
+    @staticmethod
+    def _line(left: Text, right: Text, width: int) -> Text:
+        """``left`` and ``right`` on one line; ``right`` gives way when space runs out."""
+        room = width - left.cell_len - 2
+        if right.cell_len > room:
+            right = right.copy() if room >= 8 else Text()
+            right.truncate(max(room, 0), overflow="ellipsis")
+        gap = max(width - left.cell_len - right.cell_len, 2)
+        return Text.assemble(left, " " * gap, right)
+
+    def _progress(self) -> Text:
+        text = Text.assemble((self.title, "bold"), " ", (self.tag, "bold cyan"))
+        if self.experiment is not None:
+            text.append(f" │ exp {self.experiment}")
+        text.append(" │ ").append(self.phase, style="bold")
+        if self.remaining_s is not None and self.phase == "training":
+            text.append(f" │ {format_left(self.remaining_s)}")
+        return text
+
+    def _score(self) -> Text:
+        if self.best is None:
+            return Text("best —", style="dim")
+        text = Text.assemble("best ", (f"{self.best:.6f}", "bold"))
+        if self.baseline is not None:
+            delta = self.best - self.baseline
+            text.append(f" (Δ {delta:+.6f})", style="green" if delta < 0 else "dim")
+        return text
+
+    def _state(self) -> Text:
+        if self.stopping:
+            return Text("■ stopping… killing the run, writing its row", style="bold red")
+        if self.ended:
+            return Text(f"■ session ended: {self.ended}", style="bold")
+        label, style = PAUSE_LABELS.get(self.pause, (self.pause, ""))
+        return Text(label, style=style)
