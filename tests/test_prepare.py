@@ -1,0 +1,378 @@
+"""Tests of substrate/prepare.py, the fixed harness: profiles, corpora, tokenizer,
+dataloader, metric, download, idempotent preparation.
+
+Each test loads its own copy of prepare.py (as a workspace would) with its environment
+(tiny profile, a temporary cache), so nothing global is mutated."""
+
+import bisect
+import functools
+import http.server
+import importlib.util
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+import torch.nn.functional as F
+
+PREPARE = Path(__file__).resolve().parents[1] / "substrate" / "prepare.py"
+
+
+def load_prepare(cache_dir, profile="tiny", path=PREPARE, **env):
+    """A fresh module from prepare.py, its constants computed under the given environment."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("COCKPIT_PROFILE", "COCKPIT_TIME_BUDGET", "COCKPIT_DATA_URL"):
+            mp.delenv(name, raising=False)
+        if profile:
+            mp.setenv("COCKPIT_PROFILE", profile)
+        mp.setenv("COCKPIT_CACHE_DIR", str(cache_dir))
+        for name, value in env.items():
+            mp.setenv(name, value)
+        spec = importlib.util.spec_from_file_location("prepare_under_test", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """The tiny profile, prepared once in a temporary cache (about 1 s)."""
+    module = load_prepare(tmp_path_factory.mktemp("cache"))
+    module.prepare(progress=False)
+    return module
+
+
+@pytest.fixture(scope="session")
+def tok(tiny):
+    return tiny.Tokenizer.from_directory()
+
+
+def split_texts(module, split):
+    return [t for p in module.shard_paths(split) for t in pq.read_table(p).column("text").to_pylist()]
+
+# -----------------------------------------------------------------------------
+# Profiles
+
+
+def test_profile_constants_and_dirs(tmp_path):
+    m = load_prepare(tmp_path, "cpu", COCKPIT_TIME_BUDGET="12.5")
+    assert (m.PROFILE, m.MAX_SEQ_LEN, m.VOCAB_SIZE, m.EVAL_TOKENS) == ("cpu", 256, 4096, 2**17)
+    assert m.TIME_BUDGET == 12.5
+    assert m.DATA_DIR == tmp_path / "cpu" / "data" and m.TOKENIZER_DIR == tmp_path / "cpu" / "tokenizer"
+    h = load_prepare(tmp_path, profile=None)  # no env, no cockpit.toml beside substrate/prepare.py
+    assert (h.PROFILE, h.MAX_SEQ_LEN, h.TIME_BUDGET, h.EVAL_TOKENS, h.VOCAB_SIZE) == \
+        ("h100", 2048, 300.0, 40 * 524288, 8192)
+
+
+def test_profile_from_cockpit_toml_and_env_precedence(tmp_path):
+    shutil.copy(PREPARE, tmp_path / "prepare.py")
+    (tmp_path / "cockpit.toml").write_text('profile = "cpu"\n[agent]\nmodel = "x"\n')
+    assert load_prepare(tmp_path, None, path=tmp_path / "prepare.py").PROFILE == "cpu"
+    assert load_prepare(tmp_path, "tiny", path=tmp_path / "prepare.py").PROFILE == "tiny"
+
+
+def test_unknown_profile_is_one_clear_error(tmp_path):
+    with pytest.raises(Exception, match=r"unknown profile 'nope' \(from env COCKPIT_PROFILE\); choose one of") as e:
+        load_prepare(tmp_path, "nope")
+    assert type(e.value).__name__ == "PrepareError"
+
+# -----------------------------------------------------------------------------
+# Corpus kjv
+
+
+def test_kjv_chapters_and_documents(tiny):
+    chapters = tiny.kjv_chapters(tiny.kjv_db_path())
+    assert len(chapters) == 1189 and sum(len(v) for _, _, v in chapters) == 31102
+    assert chapters[0][:2] == ("Genesis", 1) and chapters[0][2][0].startswith("In the beginning God created")
+    for _, _, verses in chapters[::37]:
+        docs = tiny.split_chapter(verses)
+        assert "\n".join(docs) == "\n".join(verses)
+        assert all(len(d) <= tiny.KJV_DOC_CHARS or "\n" not in d for d in docs)
+    assert not any(tiny.VERSE_MARK.search(" " + v) for _, _, vs in chapters for v in vs)
+
+
+def test_kjv_split_is_by_book_and_deterministic(tiny, tmp_path):
+    val, train = split_texts(tiny, "val"), split_texts(tiny, "train")
+    assert tiny.shard_paths("val")[0].name == "shard_val.parquet"
+    assert not set(val) & set(train)
+    chapters = tiny.kjv_chapters(tiny.kjv_db_path())
+    assert val == [d for b, _, v in chapters if b in tiny.KJV_VAL_BOOKS for d in tiny.split_chapter(v)]
+    assert sorted(train) == sorted(d for b, _, v in chapters if b not in tiny.KJV_VAL_BOOKS
+                                   for d in tiny.split_chapter(v))
+    assert tiny.text_sha256(val) == tiny.KJV_VAL_TEXT_SHA256
+    tiny.build_kjv(tmp_path, progress=False)  # same bytes on a second build
+    for p in [*tiny.shard_paths("train"), *tiny.shard_paths("val")]:
+        assert (tmp_path / p.name).read_bytes() == p.read_bytes()
+
+# -----------------------------------------------------------------------------
+# Tokenizer
+
+SAMPLES = ["", "hello world", "In the beginning God created the heaven and the earth.\n",
+           "digits 0 7 42 123 4567 3.14159 1,000,000", "naïve café – “quotes” … ünïcödé Ω≈ç√ 漢字 🙂👍🏽",
+           "  leading and trailing spaces  \n\n\ttabs\r\n", "<|reserved_0|> is not special in plain text",
+           "x" * 300]
+
+
+def test_tokenizer_round_trip(tok):
+    n_special = len(tok.enc.special_tokens_set)
+    assert tok.get_vocab_size() == 512 and tok.get_bos_token_id() == 512 - n_special
+    for s in SAMPLES:
+        ids = tok.encode(s)
+        assert tok.decode(ids) == s
+        assert all(0 <= i < tok.get_vocab_size() - n_special for i in ids)  # no special from text
+    batch = tok.encode(SAMPLES, prepend=tok.get_bos_token_id())
+    assert batch == [[tok.get_bos_token_id()] + tok.encode(s) for s in SAMPLES]
+    assert tok.encode("a b", prepend="<|reserved_0|>")[0] == tok.get_bos_token_id()
+
+
+def test_rustbpe_and_tiktoken_agree(tiny):
+    texts = split_texts(tiny, "train")[:200] + SAMPLES
+    bpe = tiny.train_bpe(texts, 400)
+    enc = tiny.bpe_to_tiktoken(bpe)
+    assert enc.n_vocab == bpe.vocab_size + 4
+    for s in texts[:50] + SAMPLES:
+        assert bpe.encode(s) == enc.encode_ordinary(s)
+
+
+def test_token_bytes(tiny, tok):
+    tb = tiny.get_token_bytes("cpu")
+    assert tb.dtype == torch.int32 and tb.shape == (tok.get_vocab_size(),)
+    special = {tok.enc.encode_single_token(s) for s in tiny.SPECIAL_TOKENS}
+    for i in range(tok.get_vocab_size()):
+        assert tb[i] == (0 if i in special else len(tok.enc.decode_single_token_bytes(i)))
+
+# -----------------------------------------------------------------------------
+# Dataloader
+
+
+def segments(row, bos):
+    """Split a row at BOS tokens: each segment starts with BOS."""
+    starts = [i for i, t in enumerate(row) if t == bos] + [len(row)]
+    assert starts[0] == 0, "row does not start with BOS"
+    return [tuple(row[a:b]) for a, b in zip(starts, starts[1:])]
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_dataloader_invariants(tiny, tok, split):
+    B, T, bos = 4, 64, tok.get_bos_token_id()
+    docs = {tuple(ids) for ids in tok.encode(split_texts(tiny, split), prepend=bos)}
+    sorted_docs = sorted(docs)
+    loader = tiny.make_dataloader(tok, B, T, split)
+    for _ in range(20):
+        x, y, epoch = next(loader)
+        assert x.shape == y.shape == (B, T) and x.dtype == y.dtype == torch.int64 and epoch == 1
+        assert x.device.type == "cpu"
+        assert (x[:, 0] == bos).all()
+        assert torch.equal(x[:, 1:], y[:, :-1])
+        assert int(torch.cat([x, y]).max()) <= bos  # never reserved_1..3: nothing padded
+        for row in torch.cat([x[:, :1], y], dim=1).tolist():  # the underlying T+1 row
+            segs = segments(row, bos)
+            assert all(s in docs for s in segs[:-1])  # whole documents of this split...
+            j = bisect.bisect_left(sorted_docs, segs[-1])  # ...and the last one a prefix (crop)
+            assert j < len(sorted_docs) and sorted_docs[j][:len(segs[-1])] == segs[-1]
+
+
+class CharTokenizer:
+    """Stub tokenizer for exact packing tests: one token per character, BOS = 0."""
+    def get_bos_token_id(self):
+        return 0
+
+    def encode(self, texts, prepend=None):
+        return [[prepend] + [ord(c) for c in t] for t in texts]
+
+
+def test_best_fit_packing_and_epochs(tmp_path, tiny):
+    # documents with BOS: A=5, B=3, C=2, D=7, E=9 tokens; rows of T+1 = 8
+    tiny.write_parquet(tmp_path / "shard_00000.parquet", ["aaaa", "bb", "c", "dddddd", "eeeeeeee"])
+    tiny.write_parquet(tmp_path / "shard_val.parquet", ["v"])
+    loader = tiny.make_dataloader(CharTokenizer(), 1, 7, "train", data_dir=tmp_path)
+    rows = []
+    for _ in range(4):
+        x, y, epoch = next(loader)
+        rows.append((torch.cat([x[0, :1], y[0]]).tolist(), epoch))
+    a, b, c, d, e = ([0] + [ord(ch)] * n for ch, n in zip("abcde", (4, 2, 1, 6, 8)))
+    assert rows[0] == (d + c[:1], 1)  # largest that fits (D), then nothing fits: crop shortest (C)
+    assert rows[1] == (a + b, 1)      # largest that fits (A), then B fills the row exactly
+    assert rows[2] == (e[:8], 1)      # only E left, too long: cropped; the pass is complete
+    assert rows[3] == (d + c[:1], 2)  # second pass starts over
+    x, y, epoch = next(tiny.make_dataloader(CharTokenizer(), 1, 3, "val", data_dir=tmp_path))
+    assert torch.cat([x[0, :1], y[0]]).tolist() == [0, ord("v"), 0, ord("v")] and epoch == 2  # val only
+
+# -----------------------------------------------------------------------------
+# Metric
+
+
+class LossModel(torch.nn.Module):
+    """Returns per-token nats of uniform logits over V (ln V each), or zeros."""
+    def __init__(self, vocab_size, zero=False):
+        super().__init__()
+        self.V, self.zero, self.dummy = vocab_size, zero, torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, y, reduction="mean"):
+        if self.zero:
+            return torch.zeros(y.shape)
+        logits = torch.zeros(y.numel(), self.V) + self.dummy
+        return F.cross_entropy(logits, y.reshape(-1), reduction=reduction)  # [B*T]
+
+
+def test_evaluate_bpb_uniform_and_zero(tiny, tok):
+    V, B = tok.get_vocab_size(), 8
+    steps = tiny.EVAL_TOKENS // (B * tiny.MAX_SEQ_LEN)
+    loader = tiny.make_dataloader(tok, B, tiny.MAX_SEQ_LEN, "val")
+    targets = [t for _ in range(steps) for t in next(loader)[1].reshape(-1).tolist()]
+    special = {tok.enc.encode_single_token(s) for s in tiny.SPECIAL_TOKENS}
+    n_tokens = sum(t not in special for t in targets)
+    n_bytes = sum(len(tok.enc.decode_single_token_bytes(t)) for t in targets if t not in special)
+    assert n_tokens < len(targets)  # some targets are BOS, excluded
+    expected = math.log2(V) * n_tokens / n_bytes
+    assert tiny.evaluate_bpb(LossModel(V), tok, B) == pytest.approx(expected, rel=1e-6)
+    assert tiny.evaluate_bpb(LossModel(V), tok, 4) == pytest.approx(expected, rel=1e-6)  # same rows
+    assert tiny.evaluate_bpb(LossModel(V, zero=True), tok, B) == 0.0
+    with pytest.raises(ValueError):
+        tiny.evaluate_bpb(LossModel(V), tok, 1024)
+
+# -----------------------------------------------------------------------------
+# Download (climbmix path) against a local HTTP server
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves a directory; /flaky/* fails with 500 the first time, /short/* sends a short body."""
+    requests = []
+
+    def do_GET(self):
+        Handler.requests.append(self.path)
+        if self.path.startswith("/flaky/") and Handler.requests.count(self.path) == 1:
+            return self.send_error(500)
+        if self.path.startswith("/short/"):
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"only ten b")
+            self.close_connection = True
+            return
+        self.path = self.path.replace("/flaky/", "/", 1)
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    """(base URL, served dir) of a local HTTP server, stopped after the test."""
+    root = tmp_path / "served"
+    root.mkdir()
+    Handler.requests = []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", root
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(5)
+
+
+def fake_climbmix(tiny, root, shards):
+    for i in shards:
+        tiny.write_parquet(root / f"shard_{i:05d}.parquet",
+                           [f"Document {k} of shard {i}: the quick brown fox, {k * i} times." for k in range(50)])
+
+
+def test_download_file_success_and_retry(tiny, server, tmp_path):
+    base, root = server
+    fake_climbmix(tiny, root, [0])
+    dest = tmp_path / "out" / "shard_00000.parquet"
+    dest.parent.mkdir()
+    assert tiny.download_file(f"{base}/shard_00000.parquet", dest) == dest
+    assert dest.read_bytes() == (root / "shard_00000.parquet").read_bytes()
+    dest.unlink()
+    tiny.download_file(f"{base}/flaky/shard_00000.parquet", dest, backoff=0.01)  # 500, then 200
+    assert dest.read_bytes() == (root / "shard_00000.parquet").read_bytes()
+    assert Handler.requests.count("/flaky/shard_00000.parquet") == 2
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["shard_00000.parquet"]
+
+
+def test_download_failures_leave_nothing(tiny, server, tmp_path):
+    base, _ = server
+    dest = tmp_path / "shard_00001.parquet"
+    with pytest.raises(tiny.PrepareError, match=r"download failed: .*/shard_00001.parquet \(HTTP 404"):
+        tiny.download_file(f"{base}/shard_00001.parquet", dest, backoff=0.01)
+    assert Handler.requests == ["/shard_00001.parquet"]  # a 404 is not retried
+    with pytest.raises(tiny.PrepareError, match=r"/short/x.parquet .*3 attempt\(s\)"):
+        tiny.download_file(f"{base}/short/x.parquet", dest, tries=3, backoff=0.01)
+    with socket.socket() as s:  # a port with nobody listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(tiny.PrepareError, match=f"(?s)127.0.0.1:{port}/y.parquet .*COCKPIT_DATA_URL"):
+        tiny.download_file(f"http://127.0.0.1:{port}/y.parquet", dest, tries=2, backoff=0.01)
+    assert list(tmp_path.iterdir()) == [tmp_path / "served"]  # no .tmp, no partial file
+
+
+def test_prepare_h100_from_local_mirror(tiny, server, tmp_path, monkeypatch):
+    base, root = server
+    fake_climbmix(tiny, root, [*range(10), 6542])
+    monkeypatch.setenv("COCKPIT_DATA_URL", base)
+    cache = tmp_path / "cache"
+    assert tiny.prepare("h100", progress=False, cache_dir=cache)["data"] == "built"
+    data_dir, tokenizer_dir = tiny.profile_dirs("h100", cache)
+    assert [p.name for p in tiny.shard_paths("val", data_dir)] == ["shard_06542.parquet"]
+    assert len(tiny.shard_paths("train", data_dir)) == 10
+    tok = tiny.Tokenizer.from_directory(tokenizer_dir)
+    x, y, epoch = next(tiny.make_dataloader(tok, 2, 32, "val", data_dir=data_dir))
+    assert tok.decode(x[0, 1:].tolist()).startswith("Document ")
+
+
+def test_cli_reports_download_failure(tiny, server, tmp_path):
+    base, _ = server
+    env = {**os.environ, "COCKPIT_PROFILE": "h100", "COCKPIT_CACHE_DIR": str(tmp_path / "c"),
+           "COCKPIT_DATA_URL": base}
+    r = subprocess.run([sys.executable, str(PREPARE)], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "prepare.py: error: download failed: " + base + "/shard_00000.parquet (HTTP 404" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not list((tmp_path / "c" / "h100" / "data").iterdir())
+
+# -----------------------------------------------------------------------------
+# Preparation
+
+
+def test_prepare_is_idempotent(tmp_path):
+    m = load_prepare(tmp_path)
+    first = m.prepare(progress=False)
+    assert (first["data"], first["tokenizer"]) == ("built", "trained")
+    files = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    assert [p.relative_to(tmp_path).as_posix() for p in files] == [
+        "tiny/data/prepared.txt", "tiny/data/shard_00000.parquet", "tiny/data/shard_00001.parquet",
+        "tiny/data/shard_val.parquet", "tiny/tokenizer/prepared.txt", "tiny/tokenizer/token_bytes.pt",
+        "tiny/tokenizer/tokenizer.pkl"]
+    mtimes = [p.stat().st_mtime_ns for p in files]
+    second = m.prepare(progress=False)
+    assert (second["data"], second["tokenizer"]) == ("cached", "cached")
+    assert [p.stat().st_mtime_ns for p in files] == mtimes
+    (tmp_path / "tiny" / "data" / "prepared.txt").write_text("an older recipe")  # stale cache: rebuilt
+    (tmp_path / "tiny" / "data" / "shard_00007.parquet").write_bytes(b"stale")
+    third = m.prepare(progress=False)
+    assert (third["data"], third["tokenizer"]) == ("built", "trained")
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == files
+
+
+def test_harness_info(tiny):
+    info = tiny.harness_info()
+    assert info["profile"] == "tiny" and info["corpus"] == "kjv" and info["vocab_size"] == 512
+    assert info["val_shard"] == "shard_val.parquet"
+    assert info["val_shard_sha256"] == tiny.file_sha256(tiny.shard_paths("val")[0])
+    assert info["python"] == sys.version and info["torch"] == torch.__version__
+
+
+def test_cli_ready(tiny):
+    env = {**os.environ, "COCKPIT_PROFILE": "tiny", "COCKPIT_CACHE_DIR": str(tiny.CACHE_DIR)}
+    r = subprocess.run([sys.executable, str(PREPARE)], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "data: ready" in r.stdout and "tokenizer: ready" in r.stdout and "(cached)" in r.stdout
