@@ -1,0 +1,266 @@
+"""Tests of the substrate's editable file: substrate/train.py and substrate/hparams.py.
+
+train.py is imported as a module (its training runs only under __main__), with
+substrate/ on sys.path so that its `from prepare import ...` finds the harness.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+SUBSTRATE = Path(__file__).resolve().parent.parent / "substrate"
+sys.path.insert(0, str(SUBSTRATE))
+
+import hparams  # noqa: E402
+import train  # noqa: E402
+
+STEP_LINE = re.compile(
+    r"^step (\d{5}) \((\d+\.\d)%\) \| loss: (\d+\.\d{6}) \| lrm: (\d+\.\d{2}) \| dt: (\d+)ms \| "
+    r"tok/sec: (\d{1,3}(?:,\d{3})*) \| mfu: (\d+\.\d)% \| epoch: (\d+) \| remaining: (\d+)s$")
+SUMMARY_KEYS = ["val_bpb", "training_seconds", "total_seconds", "peak_vram_mb", "mfu_percent",
+                "total_tokens_M", "num_steps", "num_params_M", "depth"]
+
+
+def small_model(n_layer=3, n_head=2, n_kv_head=2, n_embd=64, T=32, vocab=97, pattern="SL"):
+    torch.manual_seed(0)
+    config = train.GPTConfig(sequence_len=T, vocab_size=vocab, n_layer=n_layer, n_head=n_head,
+                             n_kv_head=n_kv_head, n_embd=n_embd, window_pattern=pattern)
+    return train.GPT(config)
+
+
+# --- optimizer ------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(256, 64), (64, 256), (3, 128, 48)])
+def test_polar_express_singular_values_near_one(shape):
+    # Measured on random Gaussian matrices (fp32): singular values in [0.86, 1.14] for
+    # these aspect ratios. (Square Gaussian matrices have singular values near 0 that
+    # five iterations cannot lift, so they are not used here.)
+    torch.manual_seed(0)
+    X = train.polar_express(torch.randn(shape))
+    assert X.shape == torch.Size(shape)
+    s = torch.linalg.svdvals(X)
+    assert s.min() > 0.7 and s.max() < 1.2, (s.min().item(), s.max().item())
+
+
+def test_optimizer_groups_and_a_step_lowers_the_loss():
+    model = small_model()
+    optimizer = train.MuonAdamW(model.param_groups(0.04, 0.6, 0.004, 0.5, (0.8, 0.95), 0.2))
+    kinds = [g["kind"] for g in optimizer.param_groups]
+    assert kinds.count("adamw") == 4
+    for group in optimizer.param_groups:
+        if group["kind"] == "muon":
+            assert all(p.ndim == 2 for p in group["params"])
+            assert len({p.shape for p in group["params"]}) == 1
+    idx = torch.randint(0, 97, (4, 32))
+    losses = []
+    for _ in range(5):
+        loss = model(idx, idx)
+        loss.backward()
+        optimizer.step()
+        model.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+def test_schedules():
+    assert train.lr_multiplier(0.0) == 1.0
+    assert train.lr_multiplier(0.49) == 1.0
+    assert train.lr_multiplier(0.75) == pytest.approx(0.5)
+    assert train.lr_multiplier(1.0) == pytest.approx(0.0)
+    assert train.muon_momentum(0) == pytest.approx(0.85)
+    assert train.muon_momentum(150) == pytest.approx(0.90)
+    assert train.muon_momentum(1000) == pytest.approx(0.95)
+    assert train.weight_decay(0.0) == pytest.approx(0.2)
+    assert train.weight_decay(1.0) == pytest.approx(0.0)
+
+
+# --- model -----------------------------------------------------------------------
+
+def test_forward_shapes_and_reductions():
+    model = small_model(n_kv_head=1)  # grouped-query attention: 2 query heads share 1 kv head
+    idx = torch.randint(0, 97, (2, 32))
+    assert model(idx).shape == (2, 32, 97)
+    loss = model(idx, idx)
+    per_token = model(idx, idx, reduction="none")
+    assert loss.ndim == 0 and per_token.shape == (2, 32)
+    assert per_token.mean().item() == pytest.approx(loss.item(), rel=1e-5)
+    assert loss.item() == pytest.approx(torch.log(torch.tensor(97.0)).item(), rel=0.05)  # ~uniform at init
+
+
+def test_value_embeddings_on_alternating_layers_last_included():
+    assert [train.has_value_embedding(i, 4) for i in range(4)] == [False, True, False, True]
+    assert [train.has_value_embedding(i, 3) for i in range(3)] == [True, False, True]
+    model = small_model(n_layer=3)
+    assert sorted(model.value_embeds) == ["0", "2"]
+    assert model.blocks[1].attn.ve_gate is None
+
+
+def test_value_embedding_gate_is_neutral_at_init():
+    model = small_model()
+    with torch.no_grad():  # let attention reach the output (its projection starts at zero)
+        for block in model.blocks:
+            block.attn.c_proj.weight.normal_(std=0.1)
+    idx = torch.randint(0, 97, (2, 32))
+    x = torch.randn(2, 32, 64)
+    gate = model.blocks[0].attn.ve_gate
+    assert torch.equal(2 * torch.sigmoid(gate(x[..., :32])), torch.ones(2, 32, 2))
+    at_init = model(idx)
+
+    class GateOne(torch.nn.Module):  # 2 * sigmoid(0) = 1 exactly: V + value embedding
+        def forward(self, inp):
+            return torch.zeros(*inp.shape[:-1], 2)
+
+    gates = [block.attn.ve_gate for block in model.blocks]
+    for block in model.blocks:
+        if block.attn.ve_gate is not None:
+            block.attn.ve_gate = GateOne()
+    assert torch.equal(model(idx), at_init)
+    for block, g in zip(model.blocks, gates):  # and the gate is live once trained away from zero
+        block.attn.ve_gate = g
+    with torch.no_grad():
+        gates[0].weight.normal_()
+    assert not torch.allclose(model(idx), at_init)
+
+
+def test_layer_windows():
+    assert train.layer_windows("SSSL", 8, 2048) == [1024, 1024, 1024, 2048] * 2
+    assert train.layer_windows("S", 3, 256) == [128, 128, 256]  # last layer always full
+    assert train.layer_windows("l", 2, 64) == [64, 64]
+    with pytest.raises(ValueError):
+        train.layer_windows("SXL", 4, 64)
+
+
+def test_banded_mask_is_causal_and_banded():
+    T, window = 10, 3
+    mask = train.banded_causal_mask(T, window, torch.device("cpu"))
+    assert mask.shape == (T, T) and mask.dtype == torch.bool
+    for i in range(T):
+        for j in range(T):
+            assert mask[i, j].item() == (i - window <= j <= i)
+    assert mask.sum(dim=1).tolist() == [min(i + 1, window + 1) for i in range(T)]
+
+
+def test_sdpa_windowed_attention_matches_reference():
+    torch.manual_seed(0)
+    B, T, H, D, window = 2, 12, 2, 8, 4
+    q, k, v = (torch.randn(B, T, H, D) for _ in range(3))
+    scores = torch.einsum("bthd,bshd->bhts", q, k) / D ** 0.5
+    allowed = train.banded_causal_mask(T, window, q.device)
+    reference = torch.einsum("bhts,bshd->bthd", scores.masked_fill(~allowed, float("-inf")).softmax(-1), v)
+    assert torch.allclose(train.attention(q, k, v, window), reference, atol=1e-5)
+    full = train.attention(q, k, v, T)  # full window = plain causal attention
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    reference = torch.einsum("bhts,bshd->bthd", scores.masked_fill(~causal, float("-inf")).softmax(-1), v)
+    assert torch.allclose(full, reference, atol=1e-5)
+
+
+def test_flops_per_token_counts_matmuls_and_attention():
+    model = small_model(n_layer=2, T=32, pattern="SL")
+    d = 64
+    matmuls = 2 * (4 * d * d + 8 * d * d) + 1 * (2 * 32) + d * 97  # blocks, one ve gate, lm head
+    attention = 12 * d * (16 + 32)
+    assert model.num_flops_per_token() == 6 * matmuls + attention
+
+
+# --- hyper-parameters and rendering ----------------------------------------------
+
+def _hyperparameter_lines(text):
+    """Module-level `NAME = literal` assignments of UPPER_CASE names, in order, with line numbers."""
+    out = []
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            if name.isupper():
+                try:
+                    out.append((name, ast.literal_eval(node.value), node.lineno))
+                except ValueError:
+                    pass
+    return out
+
+
+def test_train_py_carries_the_h100_values_in_one_section():
+    text = (SUBSTRATE / "train.py").read_text()
+    assert hparams.render_train_py("h100") == text
+    found = {name: (value, line) for name, value, line in _hyperparameter_lines(text)}
+    lines = sorted(found[name][1] for name in hparams.HPARAMS["h100"])
+    section = text.splitlines()[lines[0] - 1:lines[-1]]
+    assert all(not s.strip() or s.startswith("#") or re.match(r"[A-Z0-9_]+ = ", s) for s in section)
+    for name, value in hparams.HPARAMS["h100"].items():
+        assert found[name][0] == value, name
+        assert "#" in text.splitlines()[found[name][1] - 1], f"{name} needs a comment"
+
+
+@pytest.mark.parametrize("profile", ["cpu", "tiny"])
+def test_render_substitutes_values_and_stays_valid_python(profile):
+    text = hparams.render_train_py(profile)
+    found = {name: value for name, value, _ in _hyperparameter_lines(text)}
+    for name, value in hparams.HPARAMS[profile].items():
+        assert found[name] == value, name
+    assert 'WINDOW_PATTERN = "' in text
+    assert text.count("\n") == (SUBSTRATE / "train.py").read_text().count("\n")
+
+
+def test_render_errors_are_clear():
+    with pytest.raises(ValueError, match="unknown profile"):
+        hparams.render_train_py("a100")
+    with pytest.raises(ValueError, match="NOT_A_NAME"):
+        hparams.substitute("DEPTH = 8  # layers\n", {"NOT_A_NAME": 1})
+    assert hparams.substitute("DEPTH = 8      # layers\n", {"DEPTH": 12}) == "DEPTH = 12     # layers\n"
+
+
+# --- end to end ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_workspace(tmp_path_factory):
+    """A directory with prepare.py and the tiny train.py, its data prepared; and the env to run in."""
+    work = tmp_path_factory.mktemp("tiny")
+    shutil.copy(SUBSTRATE / "prepare.py", work / "prepare.py")
+    (work / "train.py").write_text(hparams.render_train_py("tiny"))
+    env = dict(os.environ, COCKPIT_PROFILE="tiny", COCKPIT_TIME_BUDGET="5",
+               COCKPIT_CACHE_DIR=str(work / "cache"), PYTHONUNBUFFERED="1")
+    prep = subprocess.run([sys.executable, "prepare.py"], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert prep.returncode == 0, prep.stdout + prep.stderr
+    return work, env
+
+
+@pytest.mark.slow
+def test_tiny_training_run_end_to_end(tiny_workspace):
+    work, env = tiny_workspace
+    run = subprocess.run([sys.executable, "-u", "train.py"], cwd=work, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    chunks = [c for c in re.split(r"\r|\n", run.stdout) if c]
+    steps = [STEP_LINE.match(c) for c in chunks if c.startswith("step ")]
+    assert steps and all(steps), [c for c in chunks if c.startswith("step ")][:3]
+    assert [int(m.group(1)) for m in steps] == list(range(len(steps)))
+    assert float(steps[-1].group(3)) < float(steps[0].group(3))
+    block = run.stdout[run.stdout.rindex("\n---\n") + 5:].splitlines()
+    summary = dict(re.match(r"^(\w+):\s+(\S+)$", line).groups() for line in block)
+    assert list(summary) == SUMMARY_KEYS
+    assert float(summary["val_bpb"]) > 0
+    assert float(summary["training_seconds"]) >= 5
+    assert int(summary["num_steps"]) == len(steps)
+    assert int(summary["depth"]) == hparams.HPARAMS["tiny"]["DEPTH"]
+
+
+@pytest.mark.slow
+def test_nan_loss_fails_fast_with_status_1(tiny_workspace):
+    work, env = tiny_workspace
+    text = (work / "train.py").read_text()
+    assert text.count("loss_value = train_loss.item()") == 1
+    (work / "train_nan.py").write_text(text.replace("loss_value = train_loss.item()", "loss_value = float('nan')"))
+    run = subprocess.run([sys.executable, "-u", "train_nan.py"], cwd=work, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert "FAIL: training loss is nan at step 0" in run.stdout
+    assert "\n---\n" not in run.stdout
