@@ -142,7 +142,9 @@ class EngineMessage:
 
 @dataclass(frozen=True)
 class SessionEnded:
-    """The loop ended: ``reason`` is "max-experiments", "stopped" or "error: ..."."""
+    """The loop ended: ``reason`` is "max-experiments", "stopped", "agent-exhausted"
+    (the agent had nothing left to propose) or "error: ..."; ``experiments`` counts
+    the results rows of this session, baseline included."""
 
     reason: str
     experiments: int

@@ -1,0 +1,151 @@
+"""The ``cockpit`` command.
+
+    cockpit init DIR [--profile cpu|h100|tiny] [--no-prepare]
+    cockpit [--workspace DIR] [--headless] [--max-experiments N] [--budget SECONDS]
+            [--tag TAG] [--agent offline]
+
+These flag names are a contract that other tools script against. Exit status 0
+on a normal end (max experiments reached, stopped, agent exhausted), 1 with one
+line on stderr for an error. The Textual UI is imported only when it is opened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import signal
+import sys
+from datetime import datetime
+from typing import Optional, Sequence
+
+from cockpit.agents import AGENT_NAMES, make_agent
+from cockpit.events import Stop
+from cockpit.headless import HeadlessPrinter
+from cockpit.ratchet import Engine, SessionConfig
+from cockpit.workspace import PROFILES, WorkspaceError, init_workspace, load_workspace, prepare_in_terminal
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def default_tag(now: Optional[datetime] = None) -> str:
+    """Tag from the local date and time, e.g. ``nov21-2337``."""
+    return (now or datetime.now()).strftime("%b%d-%H%M").lower()
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
+        return value
+    return parse
+
+
+def _tag(text: str) -> str:
+    if not _TAG.match(text):
+        raise argparse.ArgumentTypeError(f"tag {text!r} must be letters, digits, '.', '_' or '-'")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (``init`` sub-command plus the session flags)."""
+    parser = argparse.ArgumentParser(
+        prog="cockpit",
+        usage=("cockpit [--workspace DIR] [--headless] [--max-experiments N] [--budget SECONDS] "
+               "[--tag TAG] [--agent NAME]\n       cockpit init DIR [--profile {cpu,h100,tiny}] [--no-prepare]"),
+        description="Run the autoresearch ratchet on a workspace, in a terminal UI or headless.")
+    parser.add_argument("--workspace", metavar="DIR", default=".", help="workspace directory (default: .)")
+    parser.add_argument("--headless", action="store_true", help="print events as lines instead of the UI")
+    parser.add_argument("--max-experiments", metavar="N", type=_positive(int),
+                        help="stop after N results rows, baseline included (default: forever)")
+    parser.add_argument("--budget", metavar="SECONDS", type=_positive(float),
+                        help="training budget per run in seconds (default: the profile's)")
+    parser.add_argument("--tag", type=_tag, help="session tag; branch autoresearch/TAG (default: e.g. nov21-2337)")
+    parser.add_argument("--agent", choices=AGENT_NAMES, help="agent proposing edits (default: cockpit.toml's)")
+    commands = parser.add_subparsers(dest="command", metavar="{init}")
+    init = commands.add_parser("init", help="create a workspace: cockpit init DIR [--profile P] [--no-prepare]")
+    init.add_argument("dir", metavar="DIR", help="new or empty directory")
+    init.add_argument("--profile", choices=PROFILES, default="cpu", help="harness profile (default: cpu)")
+    init.add_argument("--no-prepare", action="store_true", help="do not prepare data and tokenizer now")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``cockpit`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "init":
+            return _init(args)
+        return _session(args)
+    except (WorkspaceError, ValueError) as exc:
+        print(f"cockpit: {exc}", file=sys.stderr)
+        return 1
+
+
+def _init(args: argparse.Namespace) -> int:
+    workspace = init_workspace(args.dir, args.profile)
+    print(f"created workspace {workspace.path} (profile {workspace.profile})")
+    if not args.no_prepare:
+        code = prepare_in_terminal(workspace)
+        if code != 0:
+            print(f"cockpit: prepare.py failed (exit {code}); see {workspace.logs / 'prepare.log'}", file=sys.stderr)
+            return 1
+    print(f"start a session with: cockpit --workspace {args.dir}")
+    return 0
+
+
+def _session(args: argparse.Namespace) -> int:
+    workspace = load_workspace(args.workspace)
+    agent = make_agent(args.agent or workspace.agent, seed=workspace.seed)
+    config = SessionConfig(tag=args.tag or default_tag(), max_experiments=args.max_experiments,
+                           budget_s=args.budget)
+
+    def engine_factory(emit) -> Engine:
+        return Engine(workspace, config, agent, emit)
+
+    if args.headless:
+        return _headless(engine_factory)
+    return _tui(engine_factory)
+
+
+def _headless(engine_factory) -> int:
+    printer = HeadlessPrinter()
+    engine = engine_factory(printer)
+
+    async def drive() -> str:
+        loop = asyncio.get_running_loop()
+        for sig in _STOP_SIGNALS:  # end cleanly: kill the training group, log its row
+            loop.add_signal_handler(sig, engine.send, Stop())
+        try:
+            return await engine.run()
+        finally:
+            for sig in _STOP_SIGNALS:
+                loop.remove_signal_handler(sig)
+
+    reason = asyncio.run(drive())
+    if reason.startswith("error"):
+        print(f"cockpit: {reason.removeprefix('error: ')}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _tui(engine_factory) -> int:
+    try:
+        from cockpit.app.app import CockpitApp
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("cockpit.app"):
+            raise
+        print("cockpit: the terminal UI is not available in this installation; use --headless", file=sys.stderr)
+        return 1
+    app = CockpitApp(engine_factory)
+    app.run()
+    return app.return_code or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""The two append-only logs of a workspace: results.tsv and records.jsonl.
+
+``results.tsv`` keeps the upstream five tab-separated columns so upstream tools
+(pandas ``read_csv(sep="\\t")``) read it::
+
+    commit	val_bpb	memory_gb	status	description
+    a1b2c3d	0.997900	44.0	keep	baseline
+
+``records.jsonl`` holds one JSON object per experiment and per dropped proposal:
+everything the five columns cannot (diff, summary, timings, log path, ...).
+Both are appended with flush + fsync and never rewritten; a corrupt line is
+reported with its line number, never repaired.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+HEADER = ("commit", "val_bpb", "memory_gb", "status", "description")
+STATUSES = ("keep", "discard", "crash")
+MAX_DESCRIPTION = 300  # characters kept of a description in results.tsv
+
+
+class LedgerError(ValueError):
+    """results.tsv or records.jsonl is malformed; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One results.tsv row: ``commit`` (7 chars), ``val_bpb`` bits per byte (0 for a
+    crash), ``memory_gb`` peak memory in GB (0 for a crash), ``status`` (keep,
+    discard or crash) and a one-line ``description``."""
+
+    commit: str
+    val_bpb: float
+    memory_gb: float
+    status: str
+    description: str
+
+
+@dataclass(frozen=True)
+class ExperimentRecord:
+    """One records.jsonl object: an experiment (``kind`` "experiment") or a proposal
+    dropped after its re-asks (``kind`` "dropped", ``status`` "dropped", no commit).
+
+    Times: ``timings`` holds propose_s, startup_s (process start -> first step
+    line), training_s (first -> last step line), eval_s (last step line -> exit)
+    and wall_s, in seconds; ``started``/``ended`` are ISO-8601 UTC. ``commit`` and
+    ``parent`` (the last kept commit before this one) are 7-char hashes;
+    ``val_bpb`` is None for a crash; ``errors`` are the EditError messages of
+    rejected replies; ``replies`` the raw replies of a dropped proposal.
+    """
+
+    kind: str
+    experiment: int
+    tag: str
+    status: str
+    description: str
+    agent: str
+    profile: str
+    budget_s: float
+    program_sha256: str
+    harness_sha256: str
+    started: str
+    ended: str
+    commit: str = ""
+    parent: str = ""
+    val_bpb: Optional[float] = None
+    memory_gb: float = 0.0
+    diff: str = ""
+    summary: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    returncode: Optional[int] = None
+    timed_out: bool = False
+    stopped: bool = False
+    log_path: str = ""
+    errors: list = field(default_factory=list)
+    replies: list = field(default_factory=list)
+
+
+def clean_description(text: str) -> str:
+    """One line: tabs, CR and LF become spaces, runs of spaces collapse, capped length."""
+    one_line = " ".join(text.replace("\t", " ").replace("\r", " ").replace("\n", " ").split())
+    return one_line[:MAX_DESCRIPTION] or "(no description)"
+
+
+def format_row(row: Row) -> str:
+    """The row as a results.tsv line (with its newline), formatted exactly as upstream.
+
+    A crash row always shows ``0.000000`` and ``0.0``. Raises ValueError on an
+    unknown status.
+    """
+    if row.status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}, not {row.status!r}")
+    crash = row.status == "crash"
+    val = 0.0 if crash or not math.isfinite(row.val_bpb) else row.val_bpb
+    mem = 0.0 if crash or not math.isfinite(row.memory_gb) else row.memory_gb
+    fields = (row.commit[:7], f"{val:.6f}", f"{mem:.1f}", row.status, clean_description(row.description))
+    return "\t".join(fields) + "\n"
+
+
+def _append_durably(path: Path, text: str) -> None:
+    """Append ``text`` to ``path`` on a fresh line, then flush and fsync."""
+    with open(path, "a+b") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell() > 0:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                text = "\n" + text
+        handle.write(text.encode("utf-8"))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def append_row(path: str | os.PathLike, row: Row) -> str:
+    """Append ``row`` to results.tsv at ``path`` (header first if the file is new or
+    empty), flushed and fsynced. Returns the line written. Raises LedgerError when an
+    existing file has another header."""
+    path = Path(path)
+    text = format_row(row)
+    if not path.exists() or path.stat().st_size == 0:
+        text = "\t".join(HEADER) + "\n" + text
+    else:
+        _check_header(path)
+    _append_durably(path, text)
+    return text
+
+
+def _check_header(path: Path) -> None:
+    with open(path, encoding="utf-8", newline="") as handle:
+        first = handle.readline().rstrip("\r\n")
+    if tuple(first.split("\t")) != HEADER:
+        raise LedgerError(f"{path}:1: header is {first!r}, expected {chr(9).join(HEADER)!r}")
+
+
+def _parse_row(path: Path, number: int, line: str) -> Row:
+    fields = line.split("\t")
+    if len(fields) != len(HEADER):
+        raise LedgerError(f"{path}:{number}: expected {len(HEADER)} tab-separated fields, found {len(fields)}: {line!r}")
+    commit, val, mem, status, description = fields
+    if status not in STATUSES:
+        raise LedgerError(f"{path}:{number}: status {status!r} is not keep, discard or crash")
+    try:
+        val_bpb, memory_gb = float(val), float(mem)
+    except ValueError:
+        raise LedgerError(f"{path}:{number}: val_bpb {val!r} or memory_gb {mem!r} is not a number") from None
+    if not commit or " " in commit:
+        raise LedgerError(f"{path}:{number}: commit {commit!r} is not a short hash")
+    return Row(commit, val_bpb, memory_gb, status, description)
+
+
+def read_rows(path: str | os.PathLike) -> list[Row]:
+    """All rows of results.tsv (``[]`` when the file does not exist or is empty).
+
+    Raises LedgerError naming ``path:line`` for a wrong header or a corrupt row.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    with open(path, encoding="utf-8", newline="") as handle:
+        lines = handle.read().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines:
+        return []
+    if tuple(lines[0].rstrip("\r").split("\t")) != HEADER:
+        raise LedgerError(f"{path}:1: header is {lines[0]!r}, expected {chr(9).join(HEADER)!r}")
+    return [_parse_row(path, i, line.rstrip("\r")) for i, line in enumerate(lines[1:], start=2)]
+
+
+def append_record(path: str | os.PathLike, record: Union[ExperimentRecord, dict]) -> None:
+    """Append ``record`` as one JSON line to records.jsonl, flushed and fsynced.
+
+    Non-finite floats are written as null (strict JSON). Raises TypeError for
+    values JSON cannot hold.
+    """
+    data = asdict(record) if is_dataclass(record) else record
+    line = json.dumps(_finite(data), ensure_ascii=False, allow_nan=False)
+    _append_durably(Path(path), line + "\n")
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def read_records(path: str | os.PathLike) -> list[dict]:
+    """All objects of records.jsonl (``[]`` when absent). Raises LedgerError with the
+    line number of a line that is not a JSON object."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise LedgerError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise LedgerError(f"{path}:{number}: expected a JSON object")
+            records.append(record)
+    return records
+

@@ -1,0 +1,149 @@
+"""The workspace's git repository, through GitPython.
+
+Every operation opens the repository in a ``with Repo(...)`` block so its
+``git cat-file`` helper processes are closed again. Commits carry an explicit
+author and committer ("cockpit <cockpit@localhost>") so they work on a machine
+with no git identity. Git failures surface as ``RepoError`` with a clear message.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from git import Actor, Repo
+from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
+
+COCKPIT_ACTOR = Actor("cockpit", "cockpit@localhost")
+SHORT = 7  # characters of a short commit hash
+
+
+class RepoError(RuntimeError):
+    """A git operation failed or was refused; the message says what to do."""
+
+
+class BranchExistsError(RepoError):
+    """The run branch already exists (a session tag must be new)."""
+
+
+def short(hexsha: str) -> str:
+    """The 7-character short form of a commit hash."""
+    return hexsha[:SHORT]
+
+
+def init_repo(path: str | os.PathLike, files: Iterable[str], message: str) -> str:
+    """``git init`` (branch main) at ``path`` and commit ``files`` (relative paths).
+
+    Returns the commit's full hash.
+    """
+    with Repo.init(path, initial_branch="main") as repo:
+        repo.index.add(list(files))
+        commit = repo.index.commit(message, author=COCKPIT_ACTOR, committer=COCKPIT_ACTOR)
+        return commit.hexsha
+
+
+class GitRepo:
+    """Operations on the repository at ``path`` (the workspace root)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def _open(self) -> Repo:
+        try:
+            return Repo(self.path)
+        except (InvalidGitRepositoryError, NoSuchPathError):
+            raise RepoError(f"{self.path} is not a git repository") from None
+
+    def head_commit(self) -> str:
+        """Full hash of HEAD. Raises RepoError when the repository has no commit."""
+        with self._open() as repo:
+            if not repo.head.is_valid():
+                raise RepoError(f"{self.path} has no commit yet")
+            return repo.head.commit.hexsha
+
+    def current_branch(self) -> str | None:
+        """Name of the checked-out branch, or None when HEAD is detached."""
+        with self._open() as repo:
+            return None if repo.head.is_detached else repo.active_branch.name
+
+    def branch_exists(self, name: str) -> bool:
+        """True when a local branch ``name`` exists."""
+        with self._open() as repo:
+            return any(head.name == name for head in repo.heads)
+
+    def refuse_existing_branch(self, name: str) -> None:
+        """Raise BranchExistsError (with what to do) when branch ``name`` exists."""
+        if self.branch_exists(name):
+            raise BranchExistsError(
+                f"branch {name} already exists; choose another tag (--tag) or delete it "
+                f"with `git branch -D {name}`"
+            )
+
+    def create_branch(self, name: str) -> str:
+        """Create branch ``name`` at HEAD and check it out; returns HEAD's full hash.
+
+        Raises BranchExistsError when it exists, RepoError when HEAD has no commit.
+        """
+        self.refuse_existing_branch(name)
+        start = self.head_commit()
+        with self._open() as repo:
+            try:
+                repo.create_head(name, start).checkout()
+            except GitCommandError as exc:
+                raise RepoError(f"cannot check out {name}: {exc.stderr.strip()}") from None
+        return start
+
+    def commit_file(self, relpath: str, message: str) -> str:
+        """Stage ``relpath`` (as it is on disk) and commit it; returns the full hash."""
+        with self._open() as repo:
+            repo.index.add([relpath])
+            commit = repo.index.commit(message, author=COCKPIT_ACTOR, committer=COCKPIT_ACTOR)
+            return commit.hexsha
+
+    def reset_hard(self, commit: str, preserve: Iterable[str] = ()) -> None:
+        """``git reset --hard commit`` on the current branch.
+
+        Files named in ``preserve`` (relative paths, e.g. program.md being edited by
+        the human) keep their working-tree content across the reset.
+        """
+        saved = {}
+        for rel in preserve:
+            file = self.path / rel
+            if file.is_file():
+                saved[rel] = file.read_bytes()
+        with self._open() as repo:
+            try:
+                repo.head.reset(commit, index=True, working_tree=True)
+            except GitCommandError as exc:
+                raise RepoError(f"git reset --hard {short(commit)} failed: {exc.stderr.strip()}") from None
+        for rel, data in saved.items():
+            if (self.path / rel).read_bytes() != data:
+                (self.path / rel).write_bytes(data)
+
+    def diff(self, old: str, new: str, relpath: str = "train.py") -> str:
+        """Unified diff text of ``relpath`` between commits ``old`` and ``new``."""
+        with self._open() as repo:
+            return repo.git.diff(old, new, "--", relpath)
+
+    def diff_worktree(self, relpath: str = "train.py") -> str:
+        """Unified diff text of ``relpath``: HEAD -> working tree ("" when unchanged)."""
+        with self._open() as repo:
+            return repo.git.diff("HEAD", "--", relpath)
+
+    def is_dirty(self, paths: Iterable[str] = ()) -> bool:
+        """True when tracked files (only ``paths`` if given) differ from HEAD
+        (staged or not); untracked files do not count."""
+        with self._open() as repo:
+            targets = list(paths) or [None]
+            return any(repo.is_dirty(index=True, working_tree=True, path=p) for p in targets)
+
+    def show_file(self, commit: str, relpath: str) -> str:
+        """Text of ``relpath`` as committed in ``commit``."""
+        with self._open() as repo:
+            return repo.git.show(f"{commit}:{relpath}")
+
+    def log(self, ref: str = "HEAD") -> list[tuple[str, str]]:
+        """(full hash, first message line) of the commits reachable from ``ref``, newest first."""
+        with self._open() as repo:
+            return [(c.hexsha, c.message.splitlines()[0] if c.message else "") for c in repo.iter_commits(ref)]

@@ -1,0 +1,209 @@
+"""Run one training (or prepare) subprocess: stream, log, time, hard-kill.
+
+The child runs in its own session (``start_new_session=True``) so the whole
+process group (torch.compile workers included) can be killed. stdout and stderr
+are merged and read in chunks; text is split on ``\\r`` and ``\\n`` (progress lines
+end in ``\\r``), every byte goes to the log file, and each line is reported as a
+``StepLogged`` (progress line) or ``LogLine`` event. At the hard limit the group
+gets SIGTERM, then SIGKILL after ``kill_grace_s``; ``kill()`` does the same for
+Stop. After the child exits, anything left in its group is killed too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from cockpit.events import Emit, LogLine, StepLogged
+from cockpit.summary import flush_tail, parse_step_line, split_lines
+
+CHUNK_BYTES = 65536
+DRAIN_S = 2.0  # seconds to finish reading the pipe after the child exited
+POLL_S = 0.05  # seconds between checks of the child's exit status
+
+
+class RunnerError(RuntimeError):
+    """The command could not be started (missing interpreter, bad working directory)."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended. Times are ``time.monotonic()`` seconds; ``first_step`` /
+    ``last_step`` are None when no progress line was seen. ``stopped`` is True when
+    ``kill()`` ended it; ``timed_out`` when the hard limit did."""
+
+    returncode: int
+    timed_out: bool
+    stopped: bool
+    text: str
+    started: float
+    ended: float
+    first_step: Optional[float]
+    last_step: Optional[float]
+
+    def timings(self) -> dict:
+        """{startup_s, training_s, eval_s, wall_s}: start -> first step line, first ->
+        last step line, last step line -> exit, start -> exit (seconds)."""
+        wall = self.ended - self.started
+        if self.first_step is None or self.last_step is None:
+            return {"startup_s": wall, "training_s": 0.0, "eval_s": 0.0, "wall_s": wall}
+        return {
+            "startup_s": self.first_step - self.started,
+            "training_s": self.last_step - self.first_step,
+            "eval_s": self.ended - self.last_step,
+            "wall_s": wall,
+        }
+
+
+class Run:
+    """One subprocess run. Create, then ``await run.wait()``; ``kill()`` stops it.
+
+    ``command`` is the argv list, run in ``cwd`` with ``os.environ`` plus ``env``;
+    output goes to ``log_path`` (created with its folder). ``hard_limit_s`` None
+    means no limit. Events carry ``experiment``; ``emit`` None reports nothing.
+    """
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        cwd: str | os.PathLike,
+        log_path: str | os.PathLike,
+        *,
+        env: Optional[dict] = None,
+        hard_limit_s: Optional[float] = None,
+        kill_grace_s: float = 5.0,
+        experiment: int = 0,
+        emit: Optional[Emit] = None,
+    ) -> None:
+        self.command = list(command)
+        self.cwd = Path(cwd)
+        self.log_path = Path(log_path)
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.hard_limit_s = hard_limit_s
+        self.kill_grace_s = kill_grace_s
+        self.experiment = experiment
+        self.emit = emit
+        self._proc: Optional[asyncio.subprocess.Process] = None
+        self._stopped = False
+        self._killer: Optional[asyncio.Task] = None
+        self._pieces: list[str] = []
+        self._first_step: Optional[float] = None
+        self._last_step: Optional[float] = None
+
+    def kill(self) -> None:
+        """Stop the run now: SIGTERM to its process group, SIGKILL after the grace.
+
+        Safe to call before the process started or after it ended.
+        """
+        self._stopped = True
+        if self._proc is not None and self._proc.returncode is None and self._killer is None:
+            self._killer = asyncio.ensure_future(self._terminate_group())
+
+    async def wait(self) -> RunResult:
+        """Start the process, stream it to the end, and return its RunResult.
+
+        Raises RunnerError when the command cannot be started.
+        """
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *self.command, cwd=self.cwd, env=self.env, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+            )
+        except OSError as exc:
+            raise RunnerError(f"cannot start {' '.join(self.command)} in {self.cwd}: {exc}") from None
+        if self._stopped:
+            self.kill()
+        timed_out = False
+        with open(self.log_path, "wb") as log:
+            pump = asyncio.ensure_future(self._pump(log))
+            exited = asyncio.ensure_future(self._wait_exit())
+            done, _ = await asyncio.wait({exited}, timeout=self.hard_limit_s)
+            if not done:
+                timed_out = not self._stopped
+                if self._killer is None:
+                    self._killer = asyncio.ensure_future(self._terminate_group())
+            returncode = await exited
+            ended = time.monotonic()
+            await self._finish_pump(pump)
+        if self._killer is not None:
+            await self._killer
+        return RunResult(returncode, timed_out, self._stopped, "".join(self._pieces),
+                         started, ended, self._first_step, self._last_step)
+
+    async def _wait_exit(self) -> int:
+        """The child's exit status, as soon as it exits. (asyncio's ``Process.wait()``
+        on Python 3.11 also waits for the pipe to close, which a grandchild may hold.)"""
+        assert self._proc is not None
+        while self._proc.returncode is None:
+            await asyncio.sleep(POLL_S)
+        return self._proc.returncode
+
+    async def _pump(self, log) -> None:
+        """Read the merged output to EOF: log bytes, split lines, report them."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        tail = ""
+        assert self._proc is not None and self._proc.stdout is not None
+        while chunk := await self._proc.stdout.read(CHUNK_BYTES):
+            log.write(chunk)
+            log.flush()
+            text = decoder.decode(chunk)
+            self._pieces.append(text)
+            lines, tail = split_lines(tail, text)
+            for line in lines:
+                self._report(line)
+        rest = decoder.decode(b"", final=True)
+        self._pieces.append(rest)
+        lines, tail = split_lines(tail, rest)
+        for line in lines + flush_tail(tail):
+            self._report(line)
+
+    async def _finish_pump(self, pump: asyncio.Future) -> None:
+        """Let the reader drain; if a leftover grandchild holds the pipe, kill the group."""
+        try:
+            await asyncio.wait_for(asyncio.shield(pump), timeout=DRAIN_S)
+        except asyncio.TimeoutError:
+            self._signal_group(signal.SIGKILL)
+            try:
+                await asyncio.wait_for(pump, timeout=DRAIN_S)
+            except asyncio.TimeoutError:
+                pass  # wait_for cancelled the reader; the log holds what arrived
+        self._signal_group(signal.SIGKILL)  # orphans left in the group
+
+    def _report(self, line: str) -> None:
+        step = parse_step_line(line)
+        now = time.monotonic()
+        if step is not None:
+            self._first_step = self._first_step if self._first_step is not None else now
+            self._last_step = now
+        if self.emit is None:
+            return
+        if step is not None:
+            self.emit(StepLogged(experiment=self.experiment, **step))
+        else:
+            self.emit(LogLine(experiment=self.experiment, text=line))
+
+    def _signal_group(self, sig: int) -> None:
+        if self._proc is None:
+            return
+        try:
+            os.killpg(self._proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass  # the group is already gone
+
+    async def _terminate_group(self) -> None:
+        """SIGTERM the group, wait up to kill_grace_s for the child, then SIGKILL."""
+        assert self._proc is not None
+        self._signal_group(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self._wait_exit(), timeout=self.kill_grace_s)
+        except asyncio.TimeoutError:
+            pass
+        self._signal_group(signal.SIGKILL)

@@ -1,0 +1,206 @@
+"""Create and load a workspace: the git repository a session runs in.
+
+Layout (docs/CONTRACTS.md): tracked ``prepare.py`` (the fixed harness),
+``train.py`` (the editable file), ``program.md`` (the human's instructions),
+``cockpit.toml`` (settings) and ``.gitignore``; untracked ``results.tsv``,
+``records.jsonl`` and ``logs/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Optional
+
+from cockpit.repo import init_repo
+
+PROFILES = ("cpu", "h100", "tiny")
+CONFIG_FILE = "cockpit.toml"
+GITIGNORE = "results.tsv\nrecords.jsonl\nlogs/\n__pycache__/\n"
+TRACKED = ("prepare.py", "train.py", "program.md", CONFIG_FILE, ".gitignore")
+
+
+class WorkspaceError(RuntimeError):
+    """Not a workspace, a refused init, or a harness that cannot be used; one clear line."""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Settings of a workspace, read from its cockpit.toml."""
+
+    path: Path
+    """Workspace root (absolute)."""
+    profile: str
+    """Harness profile name ("cpu", "h100", "tiny")."""
+    agent: str = "offline"
+    """Agent used when ``--agent`` is not given."""
+    budget_s: Optional[float] = None
+    """Training budget override in seconds (else the profile's TIME_BUDGET)."""
+    seed: int = 0
+    """Seed of the offline agent's move order."""
+
+    @property
+    def train_py(self) -> Path:
+        return self.path / "train.py"
+
+    @property
+    def prepare_py(self) -> Path:
+        return self.path / "prepare.py"
+
+    @property
+    def program_md(self) -> Path:
+        return self.path / "program.md"
+
+    @property
+    def results_tsv(self) -> Path:
+        return self.path / "results.tsv"
+
+    @property
+    def records_jsonl(self) -> Path:
+        return self.path / "records.jsonl"
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes ("" when it does not exist)."""
+    path = Path(path)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+
+
+def _resource_text(package: str, name: str) -> str:
+    try:
+        return resources.files(package).joinpath(name).read_text(encoding="utf-8")
+    except (FileNotFoundError, ModuleNotFoundError):
+        raise WorkspaceError(f"{package}/{name} is missing from this installation of cockpit") from None
+
+
+def render_train_py(profile: str) -> str:
+    """train.py for ``profile``: ``substrate.hparams.render_train_py`` when available,
+    else the plain ``substrate/train.py``. Raises WorkspaceError when neither exists."""
+    try:
+        from substrate.hparams import render_train_py as render
+    except ModuleNotFoundError as exc:
+        if exc.name != "substrate.hparams":
+            raise
+        return _resource_text("substrate", "train.py")
+    return render(profile)
+
+
+def _check_target(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise WorkspaceError(f"{path} exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()):
+        raise WorkspaceError(f"{path} is not empty; choose a new directory for the workspace")
+
+
+def init_workspace(path: str | os.PathLike, profile: str = "cpu", agent: str = "offline") -> Workspace:
+    """Create a workspace at ``path`` (new or empty directory) for harness ``profile``.
+
+    Writes prepare.py, train.py, program.md, cockpit.toml and .gitignore, runs
+    ``git init`` (branch main) and commits them. Does not prepare data (see
+    ``prepare_in_terminal``). Raises WorkspaceError on an unknown profile, a
+    non-empty directory, or missing substrate files.
+    """
+    if profile not in PROFILES:
+        raise WorkspaceError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    root = Path(path).resolve()
+    _check_target(root)
+    files = {
+        "prepare.py": _resource_text("substrate", "prepare.py"),
+        "train.py": render_train_py(profile),
+        "program.md": _resource_text("programs", "default.md"),
+        CONFIG_FILE: f'profile = "{profile}"\nagent = "{agent}"\n',
+        ".gitignore": GITIGNORE,
+    }
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (root / name).write_text(text, encoding="utf-8")
+    init_repo(root, TRACKED, f"cockpit workspace (profile {profile})")
+    return load_workspace(root)
+
+
+def load_workspace(path: str | os.PathLike) -> Workspace:
+    """Read the workspace at ``path``. Raises WorkspaceError when it is not one
+    (no cockpit.toml, train.py, prepare.py or .git) or its cockpit.toml is invalid."""
+    root = Path(path).resolve()
+    missing = [n for n in (CONFIG_FILE, "train.py", "prepare.py", ".git") if not (root / n).exists()]
+    if missing:
+        raise WorkspaceError(
+            f"{root} is not a cockpit workspace (missing {', '.join(missing)}); "
+            "create one with `cockpit init DIR`"
+        )
+    try:
+        data = tomllib.loads((root / CONFIG_FILE).read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise WorkspaceError(f"{root / CONFIG_FILE}: {exc}") from None
+    return _settings(root, data)
+
+
+def _settings(root: Path, data: dict) -> Workspace:
+    profile, agent = data.get("profile", "h100"), data.get("agent", "offline")
+    budget, seed = data.get("budget_s"), data.get("seed", 0)
+    where = root / CONFIG_FILE
+    if not isinstance(profile, str) or not isinstance(agent, str):
+        raise WorkspaceError(f"{where}: profile and agent must be strings")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
+        raise WorkspaceError(f"{where}: budget_s must be a positive number of seconds")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise WorkspaceError(f"{where}: seed must be an integer")
+    return Workspace(root, profile, agent, None if budget is None else float(budget), seed)
+
+
+def prepare_command() -> list[str]:
+    """The argv that prepares data and tokenizer (run in the workspace)."""
+    return [sys.executable, "-u", "prepare.py"]
+
+
+def prepare_in_terminal(workspace: Workspace) -> int:
+    """Run prepare.py for ``cockpit init``; returns its exit status.
+
+    On a terminal the child inherits it, so rich progress bars render (logs/prepare.log
+    then only notes that); otherwise the output is copied to stdout and the log.
+    """
+    workspace.logs.mkdir(exist_ok=True)
+    log_path = workspace.logs / "prepare.log"
+    if sys.stdout.isatty():
+        log_path.write_text("prepare.py ran on the terminal (cockpit init); output not captured\n")
+        return subprocess.call(prepare_command(), cwd=workspace.path)
+    with open(log_path, "wb") as log, subprocess.Popen(
+        prepare_command(), cwd=workspace.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    ) as proc:
+        assert proc.stdout is not None
+        while chunk := proc.stdout.read1(65536):
+            log.write(chunk)
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+        return proc.wait()
+
+
+def harness_budget(workspace: Workspace, timeout_s: float = 300.0) -> float:
+    """The profile's TIME_BUDGET in seconds, read by importing prepare.py in a child
+    Python (cockpit itself never imports torch). Raises WorkspaceError on failure."""
+    code = "import prepare; print(float(prepare.TIME_BUDGET))"
+    try:
+        done = subprocess.run([sys.executable, "-c", code], cwd=workspace.path, capture_output=True,
+                              text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise WorkspaceError(f"reading TIME_BUDGET from prepare.py took over {timeout_s:.0f}s") from None
+    lines = done.stdout.strip().splitlines()
+    try:
+        if done.returncode == 0 and lines:
+            return float(lines[-1])
+    except ValueError:
+        pass
+    why = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    raise WorkspaceError(f"cannot read TIME_BUDGET from prepare.py: {why}")
+

@@ -1,0 +1,44 @@
+"""Fake train.py for engine tests: prints the real output contract in well under a second.
+
+val_bpb = 1.0 + |log2(MATRIX_LR / 0.08)| / 10 (best at MATRIX_LR = 0.08), so
+keep/discard are predictable. MODE picks a behaviour: "ok", "crash" (exit 1
+with a traceback), "hang" (never ends), "hang_child" (hangs with a grandchild
+in its process group), "nan" (prints val_bpb: nan and exits 0).
+"""
+
+import math
+import os
+import subprocess
+import sys
+import time
+
+MATRIX_LR = 0.04  # Muon learning rate (the fake's val_bpb depends on it)
+DEPTH = 4  # number of layers (unused by the fake)
+MODE = "ok"  # ok | crash | hang | hang_child | nan
+STEPS = 5  # progress lines printed
+
+budget = float(os.environ.get("COCKPIT_TIME_BUDGET", "1.0"))
+if MODE == "hang_child":
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+for step in range(STEPS):
+    pct = 100.0 * (step + 1) / STEPS
+    print(f"step {step:05d} ({pct:.1f}%) | loss: {4.0 - step * 0.1:.6f} | lrm: 1.00 | dt: 10ms | "
+          f"tok/sec: 1,680,000 | mfu: 39.8% | epoch: 1 | remaining: {budget * (1 - pct / 100):.0f}s",
+          end="\r", flush=True)
+    time.sleep(0.01)
+    if MODE == "crash" and step == 2:
+        raise RuntimeError("fake CUDA out of memory")
+print()
+if MODE in ("hang", "hang_child"):
+    time.sleep(600)
+val_bpb = float("nan") if MODE == "nan" else 1.0 + abs(math.log2(MATRIX_LR / 0.08)) / 10
+print("---")
+print(f"val_bpb:          {val_bpb:.6f}")
+print(f"training_seconds: {budget:.1f}")
+print(f"total_seconds:    {budget + 0.2:.1f}")
+print("peak_vram_mb:     1536.0")
+print("mfu_percent:      39.80")
+print("total_tokens_M:   0.1")
+print(f"num_steps:        {STEPS}")
+print("num_params_M:     0.5")
+print(f"depth:            {DEPTH}")

@@ -1,0 +1,224 @@
+"""Engine tests: real git, the fake train.py, a scripted agent."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from engine_support import (DEPTH_COMMENT, FAKES, ScriptedAgent, fast_config, lr, make_workspace, mode,
+                            of_type, reply, run_session, set_line)
+
+from cockpit.events import (Pause, PhaseChanged, ProposalRejected, Resume, RowLogged, RunStarted,
+                            SessionEnded, SessionStarted, Stop)
+from cockpit.ledger import read_records, read_rows
+from cockpit.repo import GitRepo, short
+
+
+async def test_session_keeps_only_improvements(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    base = GitRepo(ws.path).head_commit()
+    agent = ScriptedAgent([
+        lr("0.04", "0.08"),                                  # 1.0 < 1.1: keep
+        lr("0.08", "0.16"),                                  # 1.1: discard
+        mode("crash"),                                       # exit 1: crash
+        set_line("DEPTH", "4", "5", DEPTH_COMMENT),          # 1.0, not strictly lower: discard
+    ])
+    reason, events = await run_session(ws, agent, fast_config(max_experiments=5))
+
+    assert reason == "max-experiments"
+    rows = read_rows(ws.results_tsv)
+    assert [r.status for r in rows] == ["keep", "keep", "discard", "crash", "discard"]
+    assert [r.val_bpb for r in rows] == [1.1, 1.0, 1.1, 0.0, 1.0]
+    assert rows[0].description == "baseline" and rows[0].commit == short(base)
+    assert [e.status for e in of_type(events, RowLogged)] == [r.status for r in rows]
+    assert of_type(events, SessionEnded)[-1].experiments == 5
+
+    repo = GitRepo(ws.path)
+    assert repo.current_branch() == "autoresearch/t1"
+    log = repo.log()
+    assert [m for _, m in log] == ["MATRIX_LR 0.04 -> 0.08", "workspace"]
+    assert short(log[0][0]) == rows[1].commit
+    assert repo.show_file("HEAD", "train.py") + "\n" == ws.train_py.read_text()
+    assert "MATRIX_LR = 0.08" in ws.train_py.read_text()
+    assert not repo.is_dirty()
+
+    records = read_records(ws.records_jsonl)
+    assert [r["status"] for r in records] == ["keep", "keep", "discard", "crash", "discard"]
+    second = records[1]
+    assert second["parent"] == short(base) and second["commit"] == rows[1].commit
+    assert "+MATRIX_LR = 0.08" in second["diff"]
+    assert second["summary"]["num_steps"] == 5 and second["returncode"] == 0
+    assert set(second["timings"]) == {"propose_s", "startup_s", "training_s", "eval_s", "wall_s"}
+    assert second["agent"] == "scripted" and second["budget_s"] == 0.2 and second["profile"] == "tiny"
+    assert len(second["harness_sha256"]) == 64 and len(second["program_sha256"]) == 64
+    assert (ws.path / second["log_path"]).read_text().count("step 0000") == 5
+    assert records[3]["returncode"] == 1 and records[3]["val_bpb"] is None
+
+
+async def test_context_carries_history_and_program(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    agent = ScriptedAgent([lr("0.04", "0.08"), lr("0.08", "0.16")])
+    await run_session(ws, agent, fast_config(max_experiments=3))
+    second = agent.contexts[1]
+    assert [(h.status, h.description) for h in second.history] == [
+        ("keep", "baseline"), ("keep", "MATRIX_LR 0.04 -> 0.08")]
+    assert "Try learning rates" in second.program_md
+    assert "MATRIX_LR = 0.08" in second.train_py
+
+
+async def test_nan_and_hard_limit_are_crashes(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    agent = ScriptedAgent([mode("nan"), mode("hang")])
+    started = time.monotonic()
+    reason, events = await run_session(ws, agent, fast_config(max_experiments=3))
+    assert reason == "max-experiments"
+    assert [r.status for r in read_rows(ws.results_tsv)] == ["keep", "crash", "crash"]
+    records = read_records(ws.records_jsonl)
+    assert records[1]["returncode"] == 0 and records[1]["summary"]["val_bpb"] is None
+    assert records[2]["timed_out"] is True
+    assert read_rows(ws.results_tsv)[2].description == "mode hang [timed out]"
+    assert time.monotonic() - started < 15
+    assert 'MODE = "ok"' in ws.train_py.read_text()
+
+
+async def test_dropped_proposal_leaves_train_py_unchanged(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    before = ws.train_py.read_text()
+    bad = [
+        "",                                                   # empty
+        "I would raise the learning rate.",                   # no block
+        lr("0.05", "0.08"),                                   # search not found
+        reply("x = 1", "x = 2", "other file", "prepare.py"),  # wrong file
+    ]
+    agent = ScriptedAgent(bad + [lr("0.04", "0.08")])
+    reason, events = await run_session(ws, agent, fast_config(max_experiments=2))
+
+    rejected = of_type(events, ProposalRejected)
+    assert [r.attempt for r in rejected] == [1, 2, 3, 4]
+    assert "empty" in rejected[0].reason and "prepare.py" in rejected[3].reason
+    assert [c.last_error for c in agent.contexts[1:4]] == [r.reason for r in rejected[:3]]
+    assert [c.attempt for c in agent.contexts] == [0, 1, 2, 3, 0]
+    records = read_records(ws.records_jsonl)
+    dropped = records[1]
+    assert dropped["kind"] == "dropped" and dropped["status"] == "dropped"
+    assert len(dropped["errors"]) == 4 and dropped["commit"] == ""
+    assert [r.status for r in read_rows(ws.results_tsv)] == ["keep", "keep"]
+    assert [m for _, m in GitRepo(ws.path).log()][-1] == "workspace"
+    assert len(GitRepo(ws.path).log()) == 2  # only the valid proposal was committed
+    assert before.replace("0.04", "0.08", 1) == ws.train_py.read_text()
+
+
+async def test_too_many_drops_end_the_session(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    agent = ScriptedAgent(["nonsense"] * 4)
+    reason, _ = await run_session(ws, agent, fast_config(max_reasks=1, max_consecutive_drops=2))
+    assert reason.startswith("error: the agent produced no valid edit in 2 proposals")
+
+
+async def test_pause_waits_after_the_running_experiment(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    agent = ScriptedAgent([lr("0.04", "0.08"), lr("0.08", "0.16")])
+
+    def on_event(engine, event):
+        if isinstance(event, RunStarted) and event.experiment == 1:
+            engine.send(Pause())
+        if isinstance(event, PhaseChanged) and event.phase == "paused":
+            asyncio.get_running_loop().call_later(0.3, engine.send, Resume())
+
+    started = time.monotonic()
+    reason, events = await run_session(ws, agent, fast_config(max_experiments=3), on_event)
+    assert reason == "max-experiments"
+    phases = [(e.experiment, e.phase) for e in of_type(events, PhaseChanged)]
+    paused = phases.index((2, "paused"))
+    assert phases[paused + 1] == (2, "proposing")
+    row1 = next(i for i, e in enumerate(events) if isinstance(e, RowLogged) and e.experiment == 1)
+    assert row1 < events.index(PhaseChanged(2, "paused"))
+    assert len(agent.contexts) == 2 and time.monotonic() - started > 0.3
+
+
+async def test_stop_kills_training_and_resets(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    base = GitRepo(ws.path).head_commit()
+    agent = ScriptedAgent([mode("hang"), lr("0.04", "0.08")])
+
+    def on_event(engine, event):
+        if isinstance(event, RunStarted) and event.experiment == 1:
+            asyncio.get_running_loop().call_later(0.2, engine.send, Stop())
+
+    started = time.monotonic()
+    reason, events = await run_session(ws, agent, fast_config(budget_s=30.0), on_event)
+    assert reason == "stopped" and time.monotonic() - started < 10
+    rows = read_rows(ws.results_tsv)
+    assert [r.status for r in rows] == ["keep", "crash"]
+    assert rows[1].description == "mode hang [stopped]"
+    assert read_records(ws.records_jsonl)[1]["stopped"] is True
+    assert GitRepo(ws.path).head_commit() == base
+    assert 'MODE = "ok"' in ws.train_py.read_text()
+    assert events[-2] == PhaseChanged(2, "stopped") and events[-1] == SessionEnded("stopped", 2)
+
+
+async def test_stop_while_proposing_logs_no_row(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    agent = ScriptedAgent([None])
+
+    def on_event(engine, event):
+        if isinstance(event, PhaseChanged) and event.phase == "proposing":
+            engine.send(Stop())
+
+    reason, _ = await run_session(ws, agent, fast_config(), on_event)
+    assert reason == "stopped"
+    assert len(read_rows(ws.results_tsv)) == 1
+
+
+async def test_existing_branch_is_refused(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    GitRepo(ws.path).create_branch("autoresearch/t1")
+    reason, events = await run_session(ws, ScriptedAgent([]), fast_config())
+    assert reason.startswith("error: branch autoresearch/t1 already exists")
+    assert not of_type(events, SessionStarted) and not ws.results_tsv.exists()
+
+
+async def test_baseline_crash_ends_the_session(tmp_path):
+    source = (FAKES / "train.py").read_text().replace('MODE = "ok"', 'MODE = "crash"')
+    ws = make_workspace(tmp_path / "ws", train_py=source)
+    reason, _ = await run_session(ws, ScriptedAgent([lr("0.04", "0.08")]), fast_config())
+    assert reason.startswith("error: the baseline run crashed (exit 1)")
+    assert "fake CUDA out of memory" in reason
+    assert [r.status for r in read_rows(ws.results_tsv)] == ["crash"]
+
+
+async def test_agent_exhausted_and_dirty_tree(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    reason, _ = await run_session(ws, ScriptedAgent([]), fast_config())
+    assert reason == "agent-exhausted"
+    ws.train_py.write_text(ws.train_py.read_text() + "\n# human edit\n")
+    reason, _ = await run_session(ws, ScriptedAgent([]), fast_config(tag="t2"))
+    assert reason.startswith("error: train.py or prepare.py has uncommitted changes")
+
+
+async def test_budget_from_harness_when_not_overridden(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    reason, events = await run_session(ws, ScriptedAgent([]), fast_config(budget_s=None))
+    assert of_type(events, SessionStarted)[0].budget_s == 0.5  # the fake prepare.py's TIME_BUDGET
+    assert reason == "agent-exhausted"
+
+
+async def test_a_command_that_cannot_start_ends_with_an_error(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    config = fast_config(run_command=(str(tmp_path / "no-such-python"), "train.py"))
+    reason, _ = await run_session(ws, ScriptedAgent([]), config)
+    assert reason.startswith("error: cannot start") and "no-such-python" in reason
+
+
+async def test_stop_while_paused_ends_without_another_row(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+
+    def on_event(engine, event):
+        if isinstance(event, RunStarted):
+            engine.send(Pause())
+        if isinstance(event, PhaseChanged) and event.phase == "paused":
+            engine.send(Stop())
+
+    reason, events = await run_session(ws, ScriptedAgent([lr("0.04", "0.08")]), fast_config(), on_event)
+    assert reason == "stopped" and len(read_rows(ws.results_tsv)) == 1
+    assert PhaseChanged(1, "paused") in events and PhaseChanged(1, "proposing") not in events

@@ -1,0 +1,119 @@
+"""Runner tests: streaming split on \\r and \\n, logging, hard kill of a process group."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from engine_support import process_alive
+
+from cockpit.events import LogLine, StepLogged
+from cockpit.runner import Run
+
+STEP = ("step {:05d} (50.0%) | loss: 3.500000 | lrm: 1.00 | dt: 10ms | tok/sec: 1,000 | "
+        "mfu: 1.0% | epoch: 1 | remaining: 5s")
+
+
+def script(tmp_path: Path, body: str) -> list[str]:
+    path = tmp_path / "child.py"
+    path.write_text(body)
+    return [sys.executable, "-u", str(path)]
+
+
+async def test_stream_is_split_on_cr_and_lf_and_logged(tmp_path):
+    body = f"""
+import sys, time
+sys.stdout.write("hello\\n{STEP.format(1)}\\r")
+sys.stdout.flush()
+time.sleep(0.3)
+sys.stdout.write("{STEP.format(2)}\\rpart")
+sys.stdout.flush()
+time.sleep(0.1)
+sys.stdout.write("ial\\r\\n")
+print("oops", file=sys.stderr)
+print("no newline at end", end="")
+"""
+    events, seen_at = [], []
+
+    def emit(event):
+        events.append(event)
+        seen_at.append(time.monotonic())
+
+    run = Run(script(tmp_path, body), tmp_path, tmp_path / "logs" / "run.log", experiment=7, emit=emit)
+    result = await run.wait()
+    assert result.returncode == 0 and not result.timed_out and not result.stopped
+    assert [type(e).__name__ for e in events] == ["LogLine", "StepLogged", "StepLogged", "LogLine",
+                                                  "LogLine", "LogLine"]
+    assert [e.text for e in events if isinstance(e, LogLine)] == ["hello", "partial", "oops", "no newline at end"]
+    steps = [e for e in events if isinstance(e, StepLogged)]
+    assert [s.step for s in steps] == [1, 2] and steps[0].experiment == 7
+    assert seen_at[2] - seen_at[1] > 0.2  # the first step arrived before the process went on
+    assert (tmp_path / "logs" / "run.log").read_bytes().decode() == result.text
+    assert result.text.startswith("hello\n") and "\r" in result.text
+    timings = result.timings()
+    assert timings["training_s"] > 0.2 and abs(sum(list(timings.values())[:3]) - timings["wall_s"]) < 1e-6
+
+
+async def test_hard_limit_kills_the_whole_group(tmp_path):
+    pid_file = tmp_path / "grandchild.pid"
+    body = f"""
+import signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)   # only SIGKILL ends this one
+child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
+open({str(pid_file)!r}, "w").write(str(child.pid))
+print("started", flush=True)
+time.sleep(600)
+"""
+    run = Run(script(tmp_path, body), tmp_path, tmp_path / "run.log", hard_limit_s=1.0, kill_grace_s=0.3)
+    started = time.monotonic()
+    result = await run.wait()
+    assert result.timed_out and not result.stopped
+    assert result.returncode == -9
+    assert time.monotonic() - started < 5
+    grandchild = int(pid_file.read_text())
+    for _ in range(50):
+        if not process_alive(grandchild):
+            break
+        await asyncio.sleep(0.05)
+    assert not process_alive(grandchild)
+
+
+async def test_kill_stops_a_run(tmp_path):
+    body = "import time\nprint('ready', flush=True)\ntime.sleep(600)\n"
+    lines = []
+    run = Run(script(tmp_path, body), tmp_path, tmp_path / "run.log", kill_grace_s=0.5,
+              emit=lambda e: (lines.append(e), run.kill()))
+    result = await asyncio.wait_for(run.wait(), timeout=10)
+    assert result.stopped and not result.timed_out
+    assert result.returncode == -15  # SIGTERM was enough
+    assert [e.text for e in lines] == ["ready"]
+
+
+async def test_grandchild_holding_the_pipe_does_not_block(tmp_path):
+    pid_file = tmp_path / "grandchild.pid"
+    body = f"""
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+open({str(pid_file)!r}, "w").write(str(child.pid))
+print("parent done")
+"""
+    started = time.monotonic()
+    result = await Run(script(tmp_path, body), tmp_path, tmp_path / "run.log").wait()
+    assert result.returncode == 0 and "parent done" in result.text
+    assert time.monotonic() - started < 8
+    grandchild = int(pid_file.read_text())
+    for _ in range(50):
+        if not process_alive(grandchild):
+            break
+        await asyncio.sleep(0.05)
+    assert not process_alive(grandchild)
+
+
+async def test_env_and_command_failure(tmp_path):
+    body = "import os\nprint(os.environ['PYTHONUNBUFFERED'], os.environ['COCKPIT_TIME_BUDGET'])\nraise SystemExit(3)\n"
+    run = Run(script(tmp_path, body), tmp_path, tmp_path / "run.log", env={"COCKPIT_TIME_BUDGET": "1.5"})
+    result = await run.wait()
+    assert result.returncode == 3 and result.text.strip() == "1 1.5"
+    assert result.timings()["training_s"] == 0.0

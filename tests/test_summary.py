@@ -1,0 +1,69 @@
+"""Pure parsers of the run output contract."""
+
+import math
+
+from cockpit.summary import (flush_tail, parse_step_line, parse_summary, split_lines, summary_memory_gb,
+                             summary_val_bpb)
+
+LINE = ("step 00042 (14.0%) | loss: 3.812345 | lrm: 1.00 | dt: 312ms | tok/sec: 1,680,000 | "
+        "mfu: 39.8% | epoch: 1 | remaining: 258s")
+
+SUMMARY = """step 00952 (100.0%) | loss: 2.9 | lrm: 0.00 | dt: 310ms | tok/sec: 1,690,000 | mfu: 39.9% | epoch: 1 | remaining: 0s
+---
+val_bpb:          0.997900
+training_seconds: 300.1
+total_seconds:    325.9
+peak_vram_mb:     45060.2
+mfu_percent:      39.80
+total_tokens_M:   499.6
+num_steps:        953
+num_params_M:     50.3
+depth:            8
+"""
+
+
+def test_step_line_exact():
+    assert parse_step_line(LINE) == {
+        "step": 42, "progress_pct": 14.0, "loss": 3.812345, "lrm": 1.0, "dt_ms": 312.0,
+        "tok_per_s": 1_680_000.0, "mfu": 39.8, "epoch": 1, "remaining_s": 258.0,
+    }
+
+
+def test_step_line_variants():
+    assert parse_step_line("  " + LINE + "  ")["step"] == 42
+    assert math.isnan(parse_step_line(LINE.replace("3.812345", "nan"))["loss"])
+    partial = parse_step_line("step 7 (1.5%) | loss: 4.0")
+    assert partial["step"] == 7 and partial["mfu"] == 0.0 and partial["epoch"] == 0
+    for text in ("", "---", "val_bpb: 1.0", "stepping up", "step 00042 (14.0%) | lrm: 1.00",
+                 "Traceback (most recent call last):"):
+        assert parse_step_line(text) is None
+
+
+def test_summary_block():
+    summary = parse_summary(SUMMARY)
+    assert summary == {
+        "val_bpb": 0.9979, "training_seconds": 300.1, "total_seconds": 325.9, "peak_vram_mb": 45060.2,
+        "mfu_percent": 39.8, "total_tokens_M": 499.6, "num_steps": 953, "num_params_M": 50.3, "depth": 8,
+    }
+    assert isinstance(summary["num_steps"], int) and isinstance(summary["val_bpb"], float)
+    assert summary_val_bpb(summary) == 0.9979
+    assert abs(summary_memory_gb(summary) - 44.0041) < 1e-3
+
+
+def test_summary_edge_cases():
+    assert parse_summary("Traceback...\nRuntimeError: boom\n") == {}
+    assert parse_summary("---\nval_bpb: 1.5\n---\nval_bpb: 1.2\n") == {"val_bpb": 1.2}
+    assert parse_summary("x\r---\rval_bpb: 1.25\r\n") == {"val_bpb": 1.25}
+    nan = parse_summary("---\nval_bpb: nan\ndevice: cuda\n")
+    assert math.isnan(nan["val_bpb"]) and nan["device"] == "cuda"
+    assert summary_val_bpb(nan) is None and summary_val_bpb({}) is None
+    assert summary_val_bpb({"val_bpb": "oops"}) is None and summary_memory_gb({}) == 0.0
+
+
+def test_split_lines_keeps_partial_tail():
+    lines, tail = split_lines("", "step 1\rstep 2\rst")
+    assert (lines, tail) == (["step 1", "step 2"], "st")
+    lines, tail = split_lines(tail, "ep 3\r\nhello\n")
+    assert (lines, tail) == (["step 3", "hello"], "")
+    assert split_lines("abc", "") == ([], "abc")
+    assert flush_tail("end") == ["end"] and flush_tail("") == []
