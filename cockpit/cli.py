@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Optional, Sequence
 
 from cockpit.agents import AGENT_NAMES, make_agent
-from cockpit.events import Stop
+from cockpit.events import SessionEnded, Stop
 from cockpit.headless import HeadlessPrinter
 from cockpit.ratchet import Engine, SessionConfig
 from cockpit.workspace import PROFILES, WorkspaceError, init_workspace, load_workspace, prepare_in_terminal
@@ -110,7 +110,7 @@ def _session(args: argparse.Namespace) -> int:
 
     if args.headless:
         return _headless(engine_factory)
-    return _tui(engine_factory)
+    return _tui(engine_factory, title=f"cockpit · {workspace.path.name} · autoresearch/{config.tag}")
 
 
 def _headless(engine_factory) -> int:
@@ -134,18 +134,25 @@ def _headless(engine_factory) -> int:
     return 0
 
 
-def _tui(engine_factory) -> int:
-    try:
-        from cockpit.app.app import CockpitApp
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("cockpit.app"):
-            raise
-        print("cockpit: the terminal UI is not available in this installation; use --headless", file=sys.stderr)
-        return 1
-    app = CockpitApp(engine_factory)
-    app.run()
-    return app.return_code or 0
+def _tui(engine_factory, title: str) -> int:
+    from cockpit.app.app import CockpitApp  # Textual is imported only when the UI opens
 
+    ended: list[SessionEnded] = []
+
+    def factory(emit):
+        def tee(event):
+            if isinstance(event, SessionEnded):
+                ended.append(event)
+            emit(event)
+        return engine_factory(tee)
+
+    app = CockpitApp(factory, title=title)
+    app.run()
+    reason = ended[-1].reason if ended else ""
+    if reason.startswith("error"):
+        print(f"cockpit: {reason.removeprefix('error: ')}", file=sys.stderr)
+        return 1
+    return app.return_code or 0
 
 if __name__ == "__main__":
     sys.exit(main())
