@@ -110,7 +110,7 @@ def _session(args: argparse.Namespace) -> int:
 
     if args.headless:
         return _headless(engine_factory)
-    return _tui(engine_factory, title=f"cockpit · {workspace.path.name} · autoresearch/{config.tag}")
+    return _tui(engine_factory, title=f"cockpit · {workspace.path.name}")
 
 
 def _headless(engine_factory) -> int:

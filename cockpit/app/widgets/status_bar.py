@@ -61,11 +61,14 @@ class StatusBar(Widget):
     @staticmethod
     def _line(left: Text, right: Text, width: int) -> Text:
         """``left`` and ``right`` on one line; ``right`` gives way when space runs out."""
+        if left.cell_len > width:  # never wider than the bar: stale cells would survive
+            left = left.copy()
+            left.truncate(max(width, 0), overflow="ellipsis")
         room = width - left.cell_len - 2
         if right.cell_len > room:
             right = right.copy() if room >= 8 else Text()
             right.truncate(max(room, 0), overflow="ellipsis")
-        gap = max(width - left.cell_len - right.cell_len, 2)
+        gap = max(width - left.cell_len - right.cell_len, 0 if not right else 2)
         return Text.assemble(left, " " * gap, right)
 
     def _progress(self) -> Text:
