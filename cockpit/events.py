@@ -185,4 +185,11 @@ class Stop:
     """End the session now: kill the running training (its row is logged as crash)."""
 
 
-Command = Union[Pause, Resume, Stop]
+@dataclass(frozen=True)
+class Steer:
+    """A note from the human that goes to the agent with every following proposal."""
+
+    text: str
+
+
+Command = Union[Pause, Resume, Stop, Steer]

@@ -6,7 +6,7 @@ LLM-backed agents import their clients lazily, never at cockpit start-up.
 
 from __future__ import annotations
 
-from cockpit.agents.base import Agent, AgentExhausted, HistoryRow, ProposalContext
+from cockpit.agents.base import Agent, AgentExhausted, AgentFatal, HistoryRow, ProposalContext
 
 AGENT_NAMES = ("offline",)
 
@@ -20,4 +20,4 @@ def make_agent(name: str, seed: int = 0) -> Agent:
     raise ValueError(f"unknown agent {name!r} (known: {', '.join(AGENT_NAMES)})")
 
 
-__all__ = ["Agent", "AgentExhausted", "HistoryRow", "ProposalContext", "make_agent", "AGENT_NAMES"]
+__all__ = ["Agent", "AgentExhausted", "AgentFatal", "HistoryRow", "ProposalContext", "make_agent", "AGENT_NAMES"]

@@ -26,10 +26,15 @@ class HistoryRow:
 class ProposalContext:
     """Everything an agent sees when asked for the next edit.
 
-    ``train_py`` and ``program_md`` are the current file texts; ``history`` the
-    results rows so far (oldest first, earlier sessions of the workspace included);
+    ``train_py`` and ``program_md`` are the current file texts (program.md read
+    from disk at the moment of asking: hot reload); ``history`` the results rows
+    so far (oldest first, earlier sessions of the workspace included);
     ``last_error`` the EditError message of the previous reply when this is a
     re-ask (else None); ``attempt`` counts re-asks for this experiment (0 = first ask).
+    ``kept_diffs`` holds unified diffs of the most recent kept changes (oldest
+    first); ``crash_log_tail`` the last lines of the previous run's log when it
+    crashed and this is a fix attempt (``fix_attempt`` >= 1, else 0);
+    ``steering`` the human's notes, oldest first.
     """
 
     train_py: str
@@ -38,10 +43,19 @@ class ProposalContext:
     last_error: Optional[str] = None
     attempt: int = 0
     experiment: int = 0
+    kept_diffs: tuple[str, ...] = ()
+    crash_log_tail: Optional[str] = None
+    fix_attempt: int = 0
+    steering: tuple[str, ...] = ()
 
 
 class AgentExhausted(Exception):
     """The agent has nothing left to propose (the engine ends the session)."""
+
+
+class AgentFatal(Exception):
+    """The agent cannot work until a person acts (bad key, unknown model, retries
+    exhausted on a dead server). The engine pauses with this message; Resume retries."""
 
 
 @runtime_checkable
