@@ -2,11 +2,13 @@
 
     cockpit init DIR [--profile cpu|h100|tiny] [--no-prepare]
     cockpit [--workspace DIR] [--headless] [--max-experiments N] [--budget SECONDS]
-            [--tag TAG] [--agent offline]
+            [--tag TAG] [--agent offline|litellm] [--model MODEL] [--api-base URL]
+            [--program NAME|PATH] [--run-command CMD]
 
-These flag names are a contract that other tools script against. Exit status 0
-on a normal end (max experiments reached, stopped, agent exhausted), 1 with one
-line on stderr for an error. The Textual UI is imported only when it is opened.
+These flag names are a contract that other tools script against. A flag
+overrides cockpit.toml only when it is typed. Exit status 0 on a normal end
+(max experiments reached, stopped, agent exhausted), 1 with one line on stderr
+for an error. The Textual UI is imported only when it is opened.
 """
 
 from __future__ import annotations
@@ -14,16 +16,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import shlex
 import signal
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Optional, Sequence
 
-from cockpit.agents import AGENT_NAMES, make_agent
-from cockpit.events import SessionEnded, Stop
+from cockpit.agents import make_agent
+from cockpit.events import Resume, SessionEnded, Stop
 from cockpit.headless import HeadlessPrinter
+from cockpit.programs import is_name
 from cockpit.ratchet import Engine, SessionConfig
-from cockpit.workspace import PROFILES, WorkspaceError, init_workspace, load_workspace, prepare_in_terminal
+from cockpit.settings import AgentSettings
+from cockpit.upstream import DEFAULT_RUN_COMMAND
+from cockpit.workspace import (PROFILES, Workspace, WorkspaceError, init_workspace, load_workspace,
+                               prepare_in_terminal)
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -57,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cockpit",
         usage=("cockpit [--workspace DIR] [--headless] [--max-experiments N] [--budget SECONDS] "
-               "[--tag TAG] [--agent NAME]\n       cockpit init DIR [--profile {cpu,h100,tiny}] [--no-prepare]"),
+               "[--tag TAG]\n               [--agent offline|litellm] [--model MODEL] [--api-base URL] "
+               "[--program NAME|PATH] [--run-command CMD]"
+               "\n       cockpit init DIR [--profile {cpu,h100,tiny}] [--no-prepare]"),
         description="Run the autoresearch ratchet on a workspace, in a terminal UI or headless.")
     parser.add_argument("--workspace", metavar="DIR", default=".", help="workspace directory (default: .)")
     parser.add_argument("--headless", action="store_true", help="print events as lines instead of the UI")
@@ -66,7 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--budget", metavar="SECONDS", type=_positive(float),
                         help="training budget per run in seconds (default: the profile's)")
     parser.add_argument("--tag", type=_tag, help="session tag; branch autoresearch/TAG (default: e.g. nov21-2337)")
-    parser.add_argument("--agent", choices=AGENT_NAMES, help="agent proposing edits (default: cockpit.toml's)")
+    parser.add_argument("--agent", metavar="offline|litellm", help="agent proposing edits (default: cockpit.toml's)")
+    parser.add_argument("--model", help="litellm model, e.g. openai/gpt-4o-mini (default: cockpit.toml's)")
+    parser.add_argument("--api-base", metavar="URL", help="base URL of an OpenAI-compatible server")
+    parser.add_argument("--program", metavar="NAME|PATH",
+                        help="program for the agent: a shipped NAME (e.g. hyperparameters) or a file "
+                             "(default: the workspace's program.md)")
+    parser.add_argument("--run-command", metavar="CMD",
+                        help="training command, shell-quoted (default: python -u train.py; "
+                             "upstream layout: uv run train.py)")
     commands = parser.add_subparsers(dest="command", metavar="{init}")
     init = commands.add_parser("init", help="create a workspace: cockpit init DIR [--profile P] [--no-prepare]")
     init.add_argument("dir", metavar="DIR", help="new or empty directory")
@@ -99,11 +117,41 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_agent(settings: AgentSettings, seed: int):
+    """The agent for ``settings`` through ``make_agent``, passing only the options
+    that are set (the offline agent takes only ``seed``). Raises SettingsError
+    (litellm without a model) or ValueError (unknown agent)."""
+    settings.check()
+    options = {} if settings.name == "offline" else settings.options()
+    return make_agent(settings.name, seed=seed, **options)
+
+
+def run_command(text: Optional[str], workspace: Workspace) -> tuple[str, ...]:
+    """argv of a training run: ``--run-command`` split like a shell would, else
+    ``uv run train.py`` (upstream layout) or ``python -u train.py``. Raises
+    ValueError for an empty or badly quoted command."""
+    if text is None:
+        return DEFAULT_RUN_COMMAND if workspace.layout == "upstream" else SessionConfig.run_command
+    argv = tuple(shlex.split(text))
+    if not argv:
+        raise ValueError("--run-command is empty")
+    return argv
+
+
+def program_flag(spec: Optional[str]) -> Optional[str]:
+    """``--program`` as SessionConfig takes it: a NAME as is, a PATH made absolute
+    from the current directory."""
+    if spec is None or is_name(spec):
+        return spec
+    return str(Path(spec).expanduser().resolve())
+
+
 def _session(args: argparse.Namespace) -> int:
     workspace = load_workspace(args.workspace)
-    agent = make_agent(args.agent or workspace.agent, seed=workspace.seed)
+    agent = build_agent(workspace.agent.with_flags(args.agent, args.model, args.api_base), workspace.seed)
     config = SessionConfig(tag=args.tag or default_tag(), max_experiments=args.max_experiments,
-                           budget_s=args.budget)
+                           budget_s=args.budget, run_command=run_command(args.run_command, workspace),
+                           fix_attempts=workspace.fix_attempts, program=program_flag(args.program))
 
     def engine_factory(emit) -> Engine:
         return Engine(workspace, config, agent, emit)
@@ -121,10 +169,11 @@ def _headless(engine_factory) -> int:
         loop = asyncio.get_running_loop()
         for sig in _STOP_SIGNALS:  # end cleanly: kill the training group, log its row
             loop.add_signal_handler(sig, engine.send, Stop())
+        loop.add_signal_handler(signal.SIGUSR1, engine.send, Resume())  # leave a pause without a UI
         try:
             return await engine.run()
         finally:
-            for sig in _STOP_SIGNALS:
+            for sig in (*_STOP_SIGNALS, signal.SIGUSR1):
                 loop.remove_signal_handler(sig)
 
     reason = asyncio.run(drive())

@@ -1,8 +1,11 @@
-"""Pause / Resume / Stop: the session state that commands change.
+"""Pause / Resume / Stop / Steer: the session state that commands change.
 
 The engine owns one ``SessionControl``; its command listener calls ``apply``.
-Pause takes effect between experiments (``wait_if_paused``); Stop kills the
-running subprocess at once and makes the waiting helpers raise ``Stopped``.
+Pause takes effect between experiments (``wait_if_paused``); the engine also
+pauses by itself (``hold``) when the agent fails fatally or the program cannot
+be read. Stop kills the running subprocess at once and makes the waiting
+helpers raise ``Stopped``. Steer notes are kept, in order, for every following
+proposal.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Awaitable, Optional, TypeVar
 
-from cockpit.events import Command, EngineMessage, Emit, Pause, PhaseChanged, Resume, Stop
+from cockpit.events import Command, EngineMessage, Emit, Pause, PhaseChanged, Resume, Steer, Stop
 from cockpit.runner import Run
 
 T = TypeVar("T")
@@ -29,6 +32,7 @@ class SessionControl:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._current: Optional[Run] = None
+        self.steering: list[str] = []
 
     @property
     def stopped(self) -> bool:
@@ -36,7 +40,7 @@ class SessionControl:
         return self._stop.is_set()
 
     def apply(self, command: Command) -> None:
-        """Change the state for ``command`` (Pause, Resume or Stop)."""
+        """Change the state for ``command`` (Pause, Resume, Stop or Steer)."""
         if isinstance(command, Pause):
             self.paused = True
             self.emit(EngineMessage("pause requested: the loop waits after the running experiment"))
@@ -47,6 +51,19 @@ class SessionControl:
             self._stop.set()
             self._wake.set()
             self.kill_current()
+        elif isinstance(command, Steer):
+            self._steer(command.text)
+
+    def _steer(self, text: str) -> None:
+        note = text.strip()
+        if note:
+            self.steering.append(note)
+            self.emit(EngineMessage(f"steering note for the agent (from the next proposal on): {note}"))
+
+    def hold(self) -> None:
+        """Enter the paused state without a Pause command; ``wait_if_paused`` then
+        waits for Resume (or Stop)."""
+        self.paused = True
 
     def kill_current(self) -> None:
         """Kill the subprocess running now, if any."""

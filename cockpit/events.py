@@ -121,7 +121,12 @@ class RunFinished:
 
 @dataclass(frozen=True)
 class RowLogged:
-    """A results.tsv row was appended (and fsynced). ``status`` is keep/discard/crash."""
+    """A results.tsv row was appended (and fsynced). ``status`` is keep/discard/crash.
+
+    ``agent_usage`` is what proposing this experiment cost (cockpit.usage: tokens,
+    ``cost_usd``, ``latency_s`` in seconds, retries, calls); None for the baseline
+    and for agents that report no usage.
+    """
 
     experiment: int
     commit: str
@@ -130,6 +135,7 @@ class RowLogged:
     status: str
     description: str
     best_val_bpb: Optional[float]
+    agent_usage: Optional[dict] = None
 
 
 @dataclass(frozen=True)
@@ -144,10 +150,12 @@ class EngineMessage:
 class SessionEnded:
     """The loop ended: ``reason`` is "max-experiments", "stopped", "agent-exhausted"
     (the agent had nothing left to propose) or "error: ..."; ``experiments`` counts
-    the results rows of this session, baseline included."""
+    the results rows of this session, baseline included; ``agent_usage`` the
+    session's summed agent usage (None when the agent reports none)."""
 
     reason: str
     experiments: int
+    agent_usage: Optional[dict] = None
 
 
 Event = Union[

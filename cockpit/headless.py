@@ -1,12 +1,15 @@
 """Headless mode: an ``emit`` that prints one readable line per engine event.
 
 Progress lines are throttled (one per ``step_interval_s`` seconds per
-experiment); each results row prints as a table line; SessionEnded prints a
-summary of the session (rows by status, baseline and best val_bpb).
+experiment); each results row prints as a table line (with the agent's tokens
+and cost when it reports them); SessionEnded prints a summary of the session
+(rows by status, baseline and best val_bpb, agent tokens and cost). A pause
+line says how to resume without a UI: SIGUSR1 resumes, SIGINT/SIGTERM stop.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -15,6 +18,7 @@ from typing import Optional, TextIO
 from cockpit.events import (EngineMessage, Event, LogLine, PhaseChanged, ProposalReady,
                             ProposalRejected, RowLogged, RunFinished, RunStarted, SessionEnded,
                             SessionStarted, StepLogged)
+from cockpit.usage import format_usage
 
 _PRINTED_PHASES = ("preparing", "proposing", "paused", "stopped")
 _SUMMARY_LINE = re.compile(r"^---$|^\w+:\s+\S+$")
@@ -48,6 +52,9 @@ class HeadlessPrinter:
     def _PhaseChanged(self, e: PhaseChanged) -> Optional[str]:
         if e.phase not in _PRINTED_PHASES:
             return None  # the next event (RunStarted, RowLogged, ...) says it better
+        if e.phase == "paused":
+            pid = os.getpid()
+            return f"[exp {e.experiment}] paused (resume: kill -USR1 {pid}; stop: kill {pid})"
         return f"[exp {e.experiment}] {e.phase}"
 
     def _ProposalReady(self, e: ProposalReady) -> str:
@@ -87,16 +94,19 @@ class HeadlessPrinter:
         self.rows.append(e)
         line = (f"{e.experiment:>4}  {e.commit:7}  {e.val_bpb:9.6f}  {e.memory_gb:6.1f}  "
                 f"{e.status:7}  {e.description}")
+        if e.agent_usage:
+            line += f"  [agent {format_usage(e.agent_usage)}]"
         return (TABLE_HEADER + "\n" + line) if len(self.rows) == 1 else line
 
     def _EngineMessage(self, e: EngineMessage) -> str:
         return f"[{e.level}] {e.text}"
 
     def _SessionEnded(self, e: SessionEnded) -> str:
-        return f"session ended ({e.reason}): " + self.summary()
+        return f"session ended ({e.reason}): " + self.summary(e.agent_usage)
 
-    def summary(self) -> str:
-        """One line: rows by status, baseline and best val_bpb."""
+    def summary(self, usage: Optional[dict] = None) -> str:
+        """One line: rows by status, baseline and best val_bpb, the agent's
+        ``usage`` summed over the session (cockpit.usage) when given."""
         counts = {s: sum(r.status == s for r in self.rows) for s in ("keep", "discard", "crash")}
         text = (f"{len(self.rows)} experiments, {counts['keep']} kept, {counts['discard']} discarded, "
                 f"{counts['crash']} crashed")
@@ -104,4 +114,6 @@ class HeadlessPrinter:
         if kept:
             base, best = kept[0].val_bpb, kept[-1].val_bpb
             text += f"; val_bpb {base:.6f} -> {best:.6f} ({best - base:+.6f})"
+        if usage:
+            text += f"; agent {format_usage(usage)} in {usage.get('calls', 0)} calls"
         return text

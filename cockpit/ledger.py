@@ -54,6 +54,11 @@ class ExperimentRecord:
     ``parent`` (the last kept commit before this one) are 7-char hashes;
     ``val_bpb`` is None for a crash; ``errors`` are the EditError messages of
     rejected replies; ``replies`` the raw replies of a dropped proposal.
+    ``program`` names the program the proposal read (``program.md``, a path, or
+    ``programs/NAME.md``), ``program_sha256`` the hash of the text it saw;
+    ``agent_usage`` the proposal's tokens and cost (cockpit.usage; None for the
+    baseline and the offline agent); ``fix_attempt`` (1..N) and ``fix_of`` (the
+    crashed commit it fixes) mark a fix attempt; ``steering`` the notes in force.
     """
 
     kind: str
@@ -81,6 +86,11 @@ class ExperimentRecord:
     log_path: str = ""
     errors: list = field(default_factory=list)
     replies: list = field(default_factory=list)
+    program: str = ""
+    agent_usage: Optional[dict] = None
+    fix_attempt: int = 0
+    fix_of: str = ""
+    steering: list = field(default_factory=list)
 
 
 def clean_description(text: str) -> str:

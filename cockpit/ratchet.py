@@ -2,95 +2,48 @@
 
 ``Engine(workspace, config, agent, emit)`` runs one session on a new branch
 ``autoresearch/<tag>``. It reports everything through ``emit(event)``
-(cockpit.events) and takes Pause / Resume / Stop through ``send(command)``.
+(cockpit.events) and takes Pause / Resume / Stop / Steer through ``send(command)``.
 Keep rule: a run is kept iff it exits 0, was not killed, prints a finite val_bpb
 and that val_bpb is strictly lower than the best kept one (the baseline is kept
 unless it crashes). Anything else is reset to the last kept commit
 (``git reset --hard``; program.md edits survive). Every experiment appends one
 results.tsv row and one records.jsonl object; a dropped proposal only a record.
+
+A crash (not a stop, not a time-out; see ``session.fixable``) is logged as its
+row, then, before the reset, the agent gets ``fix_attempts`` tries on top of the
+crashed train.py with the run's log tail; each fix is its own experiment (row
+"<idea> (fix k/N: <fix>)") and the ratchet decides it as usual. A declined
+(``NoFix``) or dropped fix, or the last crash, ends the attempts with a reset.
+When the program cannot be read or the agent raises ``AgentFatal``, the engine
+says why and pauses until Resume, then asks again; Stop while paused ends it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Awaitable, Optional
+from typing import Optional
 
-from cockpit.agents.base import Agent, AgentExhausted, HistoryRow, ProposalContext
-from cockpit.edits import unified_diff
+from cockpit.agents.base import Agent, AgentExhausted, AgentFatal, NoFix
+from cockpit.bookkeeping import Asked, Bookkeeper, Trial, now
+from cockpit.context import build_context, kept_diffs, log_tail, program_source
 from cockpit.control import SessionControl, Stopped
+from cockpit.edits import unified_diff
 from cockpit.events import (Command, EngineMessage, Emit, PhaseChanged, ProposalReady, ProposalRejected,
-                            RowLogged, RunFinished, RunStarted, SessionEnded, SessionStarted)
-from cockpit.ledger import ExperimentRecord, LedgerError, Row, append_record, append_row, read_rows
-from cockpit.proposing import Outcome, obtain_proposal
+                            RunFinished, RunStarted, SessionEnded, SessionStarted)
+from cockpit.ledger import LedgerError, read_rows
+from cockpit.programs import Program, ProgramError
+from cockpit.proposing import obtain_proposal
 from cockpit.repo import GitRepo, RepoError, short
 from cockpit.runner import Run, RunnerError, RunResult
-from cockpit.summary import parse_summary, summary_memory_gb, summary_val_bpb
-from cockpit.workspace import Workspace, WorkspaceError, harness_budget, prepare_command, sha256_file
+from cockpit.session import SessionConfig, SessionError, decide, fixable
+from cockpit.summary import parse_summary
+from cockpit.upstream import PREPARE_HINT
+from cockpit.workspace import Workspace, WorkspaceError, harness_budget
 
-PRESERVED = ("program.md",)  # the human may edit these while a session runs
+UNTRACKED = ("results.tsv", "records.jsonl", "logs/")  # kept out of git (info/exclude if needed)
+EXPECTED_ERRORS = (SessionError, RepoError, WorkspaceError, LedgerError, RunnerError, ProgramError)
 
-
-class SessionError(RuntimeError):
-    """The session cannot go on (baseline crashed, prepare failed, agent keeps failing)."""
-
-
-EXPECTED_ERRORS = (SessionError, RepoError, WorkspaceError, LedgerError, RunnerError)
-
-
-@dataclass(frozen=True)
-class SessionConfig:
-    """Settings of one session (CLI flags); the workspace's cockpit.toml holds the rest."""
-
-    tag: str
-    """Session tag; the run branch is ``autoresearch/<tag>`` and must not exist."""
-    max_experiments: Optional[int] = None
-    """Stop after this many results rows, baseline included (None = run forever)."""
-    budget_s: Optional[float] = None
-    """Training budget override in seconds, passed as COCKPIT_TIME_BUDGET (None = profile's)."""
-    run_command: tuple[str, ...] = (sys.executable, "-u", "train.py")
-    """argv of one training run, run in the workspace."""
-    prepare_command: tuple[str, ...] = tuple(prepare_command())
-    """argv that prepares data before the baseline (idempotent, fast when cached)."""
-    hard_limit_factor: float = 2.0
-    """A run is killed (crash) after ``factor x budget + grace`` seconds."""
-    hard_limit_grace_s: float = 30.0
-    """Seconds added to the hard limit for start-up and evaluation."""
-    kill_grace_s: float = 5.0
-    """Seconds between SIGTERM and SIGKILL of a run's process group."""
-    max_reasks: int = 3
-    """Re-asks after an invalid reply before the proposal is dropped (1 + 3 asks)."""
-    max_consecutive_drops: int = 5
-    """End the session with an error after this many dropped proposals in a row."""
-
-    @property
-    def branch(self) -> str:
-        return f"autoresearch/{self.tag}"
-
-
-def decide(result: RunResult, summary: dict, best: Optional[float]) -> str:
-    """keep / discard / crash for a finished run, given the best kept val_bpb (None
-    before the baseline). Crash: killed, non-zero exit, or no finite val_bpb."""
-    val = summary_val_bpb(summary)
-    if result.stopped or result.timed_out or result.returncode != 0 or val is None:
-        return "crash"
-    return "keep" if best is None or val < best else "discard"
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-@dataclass
-class _State:
-    """Mutable session state: best kept val_bpb, last kept commit (full hash), counts."""
-
-    best: Optional[float] = None
-    last_kept: str = ""
-    rows: int = 0
-    drops: int = 0
+__all__ = ["Engine", "SessionConfig", "SessionError", "decide", "EXPECTED_ERRORS"]
 
 
 class Engine:
@@ -100,14 +53,14 @@ class Engine:
     def __init__(self, workspace: Workspace, config: SessionConfig, agent: Agent, emit: Emit) -> None:
         self.ws, self.config, self.agent, self.emit = workspace, config, agent, emit
         self.repo = GitRepo(workspace.path)
-        self.budget_s = 0.0
         self._commands: asyncio.Queue = asyncio.Queue()
-        self._state = _State()
         self.control = SessionControl(emit)
-        self._log_names: dict[int, str] = {}
+        self.book = Bookkeeper(workspace, config, agent.name, self.repo, emit)
+        self._state = self.book.state
+        self._program_sha = ""
 
     def send(self, command: Command) -> None:
-        """Queue Pause, Resume or Stop (cockpit.events)."""
+        """Queue Pause, Resume, Stop or Steer (cockpit.events)."""
         self._commands.put_nowait(command)
 
     async def run(self) -> str:
@@ -126,7 +79,7 @@ class Engine:
             self.control.kill_current()
         if reason == "stopped":
             self.emit(PhaseChanged(self._state.rows, "stopped"))
-        self.emit(SessionEnded(reason, self._state.rows))
+        self.emit(SessionEnded(reason, self._state.rows, self._state.usage))
         return reason
 
     async def _listen(self) -> None:
@@ -139,7 +92,7 @@ class Engine:
         await self._start()
         await self._prepare()
         await self._baseline()
-        while self.config.max_experiments is None or self._state.rows < self.config.max_experiments:
+        while not self._full():
             await self.control.wait_if_paused(self._state.rows)
             try:
                 await self._experiment(self._state.rows)
@@ -148,16 +101,24 @@ class Engine:
                 return "agent-exhausted"
         return "max-experiments"
 
+    def _full(self) -> bool:
+        limit = self.config.max_experiments
+        return limit is not None and self._state.rows >= limit
+
     async def _start(self) -> None:
-        """Check the ledger and tree, resolve the budget, create the branch, announce."""
+        """Check the ledger, tree and program, resolve the budget, create the branch, announce."""
         read_rows(self.ws.results_tsv)
         if self.repo.is_dirty(["train.py", "prepare.py"]):
             raise SessionError("train.py or prepare.py has uncommitted changes; commit or discard them first")
         self.repo.refuse_existing_branch(self.config.branch)
-        self.budget_s = await self._resolve_budget()
+        spec = self.config.program if self.config.program is not None else self.ws.program
+        self.book.program = program_source(spec, self.ws.path, upstream=self.ws.layout == "upstream")
+        self.book.budget_s = await self._resolve_budget()
+        self.repo.exclude(UNTRACKED)
         self._state.last_kept = self.repo.create_branch(self.config.branch)
-        self.emit(SessionStarted(self.config.tag, self.config.branch, self.ws.profile, self.budget_s,
+        self.emit(SessionStarted(self.config.tag, self.config.branch, self.ws.profile, self.book.budget_s,
                                  str(self.ws.path), self.agent.name))
+        self.emit(EngineMessage(f"program: {self.book.program.label} (read again before every proposal)"))
 
     def _budget_override(self) -> Optional[float]:
         return self.config.budget_s if self.config.budget_s is not None else self.ws.budget_s
@@ -166,14 +127,25 @@ class Engine:
         override = self._budget_override()
         if override is not None:
             return override
-        self.emit(EngineMessage("reading TIME_BUDGET from prepare.py"))
-        return await asyncio.to_thread(harness_budget, self.ws)
+        if self.ws.layout != "upstream":
+            self.emit(EngineMessage("reading TIME_BUDGET from prepare.py"))
+        budget, note = await asyncio.to_thread(harness_budget, self.ws)
+        if self.ws.layout == "upstream":
+            self.emit(EngineMessage(note))
+        return budget
 
     def _env(self) -> dict:
         override = self._budget_override()
-        return {} if override is None else {"COCKPIT_TIME_BUDGET": repr(float(override))}
+        env = {"PYTHONUNBUFFERED": "1"}  # progress lines arrive live through `uv run` too
+        return env if override is None else {**env, "COCKPIT_TIME_BUDGET": repr(float(override))}
 
     async def _prepare(self) -> None:
+        if self.ws.layout == "upstream":
+            self.emit(EngineMessage(PREPARE_HINT, "warning"))
+            if self.config.budget_s is not None:
+                self.emit(EngineMessage("--budget sets only the hard limit here: upstream's train.py "
+                                        "reads TIME_BUDGET from its prepare.py", "warning"))
+            return
         self.emit(PhaseChanged(0, "preparing"))
         run = Run(self.config.prepare_command, self.ws.path, self.ws.logs / "prepare.log",
                   env=self._env(), kill_grace_s=self.config.kill_grace_s, experiment=0, emit=self.emit)
@@ -187,50 +159,104 @@ class Engine:
     # --------------------------------------------------------- experiments --
 
     async def _baseline(self) -> None:
-        commit, started = self._state.last_kept, _now()
-        result, summary = await self._train(0, commit, "baseline")
-        status = self._conclude(0, commit, "baseline", result, summary, diff="", propose_s=0.0, started=started)
+        trial = Trial(0, self._state.last_kept, "baseline", "", now())
+        result, summary = await self._train(trial)
+        status = self.book.conclude(trial, result, summary)
         if status == "crash" and not result.stopped:
             raise SessionError(f"the baseline run crashed (exit {result.returncode}"
                                f"{', timed out' if result.timed_out else ''}): {_last_line(result.text)}; "
-                               f"see {self._log_names.get(0, 'logs/')}")
+                               f"see {self._state.log_names.get(0, 'logs/')}")
 
     async def _experiment(self, n: int) -> None:
-        started = _now()
-        self.emit(PhaseChanged(n, "proposing"))
+        """One proposal -> commit -> train -> decide; a fixable crash gets fix attempts."""
         source = self.ws.train_py.read_text(encoding="utf-8")
-        outcome = await self.control.until_stopped(self._propose(n, source))
-        if outcome.proposal is None:
-            self._drop(n, outcome, started)
+        asked = await self._ask(n, source)
+        if asked.outcome.proposal is None:
+            self.book.drop(n, asked)
             return
+        idea = asked.outcome.proposal.description
+        holds = self.config.fix_attempts > 0
+        status, result, trial = await self._try(n, source, asked, idea, hold=holds)
+        if holds and status == "crash" and fixable(result):
+            await self._fix(idea, trial, result)
+
+    async def _fix(self, idea: str, crashed: Trial, result: RunResult) -> None:
+        """Fix attempts 1..N for ``crashed`` (still HEAD), each on top of the last
+        crashed train.py with that run's log tail. Ends at a keep or discard (the
+        ratchet decided), a stop or time-out, a declined (NoFix) or dropped fix, the
+        last attempt or max experiments; then resets to the last keep if needed."""
+        total = self.config.fix_attempts
+        try:
+            for k in range(1, total + 1):
+                if self._full():
+                    return
+                n = self._state.rows
+                await self.control.wait_if_paused(n)
+                source = self.ws.train_py.read_text(encoding="utf-8")
+                try:
+                    asked = await self._ask(n, source, log_tail(result.text), k)
+                except NoFix as exc:
+                    self.emit(EngineMessage(f"no fix for the crash of {short(crashed.commit)}: {exc}"))
+                    return
+                if asked.outcome.proposal is None:
+                    self.book.drop(n, asked, fix_attempt=k)
+                    return
+                text = f"{idea} (fix {k}/{total}: {asked.outcome.proposal.description})"
+                fix = (k, short(crashed.commit))
+                status, result, crashed = await self._try(n, source, asked, text, hold=True, fix=fix)
+                if status != "crash" or not fixable(result):
+                    return
+        finally:
+            self.book.reset_to_kept()
+
+    async def _ask(self, n: int, source: str, crash_tail: Optional[str] = None, fix_attempt: int = 0) -> Asked:
+        """Ask with a fresh context (cockpit.context). An unreadable program or an
+        AgentFatal pauses the session (error message, PhaseChanged "paused") until
+        Resume, then asks again; nothing is committed meanwhile. Raises Stopped,
+        AgentExhausted, NoFix."""
+        while True:
+            self.emit(PhaseChanged(n, "proposing"))
+            started = now()
+            try:
+                program = self._read_program(n)
+                context = build_context(
+                    experiment=n, train_py=source, program=program, results_tsv=self.ws.results_tsv,
+                    diffs=kept_diffs(self.repo, self.ws.records_jsonl, self._state.last_kept),
+                    steering=self.control.steering, crash_log_tail=crash_tail, fix_attempt=fix_attempt)
+                outcome = await self.control.until_stopped(obtain_proposal(
+                    self.agent, context, self.config.max_reasks,
+                    lambda reason, attempt: self.emit(ProposalRejected(n, reason, attempt))))
+                return Asked(outcome, program, started, context.steering)
+            except ProgramError as exc:
+                self._hold(f"cannot read the program: {exc}")
+            except AgentFatal as exc:
+                self._hold(f"the agent cannot go on: {exc}")
+            await self.control.wait_if_paused(n)
+
+    def _read_program(self, n: int) -> Program:
+        """The program read now; says so when its text changed since the last proposal."""
+        program = self.book.program.read()
+        if self._program_sha and program.sha256 != self._program_sha:
+            self.emit(EngineMessage(f"{program.label} changed: experiment {n} reads the new text"))
+        self._program_sha = program.sha256
+        return program
+
+    def _hold(self, why: str) -> None:
+        self.emit(EngineMessage(f"{why}; paused: fix it, then resume", "error"))
+        self.control.hold()
+
+    async def _try(self, n: int, source: str, asked: Asked, description: str, hold: bool,
+                   fix: tuple[int, str] = (0, "")) -> tuple[str, RunResult, Trial]:
+        """Commit the proposal on HEAD, train it, conclude; returns (status, result, trial)."""
         self._state.drops = 0
-        description = outcome.proposal.description
-        self.emit(ProposalReady(n, description, unified_diff(source, outcome.new_source)))
+        self.emit(ProposalReady(n, description, unified_diff(source, asked.outcome.new_source)))
         self.emit(PhaseChanged(n, "committing"))
-        parent = self._state.last_kept
-        self.ws.train_py.write_text(outcome.new_source, encoding="utf-8")
+        self.ws.train_py.write_text(asked.outcome.new_source, encoding="utf-8")
         commit = self.repo.commit_file("train.py", description)
-        diff = self.repo.diff(parent, commit)
-        result, summary = await self._train(n, commit, description)
-        self._conclude(n, commit, description, result, summary, diff, outcome.propose_s, started)
-
-    def _propose(self, n: int, source: str) -> Awaitable[Outcome]:
-        history = tuple(HistoryRow(r.status, r.val_bpb, r.description) for r in read_rows(self.ws.results_tsv))
-        program = self.ws.program_md.read_text(encoding="utf-8") if self.ws.program_md.exists() else ""
-        context = ProposalContext(train_py=source, program_md=program, history=history, experiment=n)
-        return obtain_proposal(self.agent, context, self.config.max_reasks,
-                               lambda reason, attempt: self.emit(ProposalRejected(n, reason, attempt)))
-
-    def _drop(self, n: int, outcome: Outcome, started: str) -> None:
-        state = self._state
-        state.drops += 1
-        self.emit(EngineMessage(f"proposal dropped after {len(outcome.replies)} invalid replies", "warning"))
-        record = self._record_base("dropped", n, "dropped", "(dropped proposal)", started)
-        append_record(self.ws.records_jsonl, ExperimentRecord(
-            **record, parent=short(state.last_kept), timings={"propose_s": outcome.propose_s},
-            errors=list(outcome.errors), replies=[r[:20_000] for r in outcome.replies]))
-        if state.drops >= self.config.max_consecutive_drops:
-            raise SessionError(f"the agent produced no valid edit in {state.drops} proposals in a row")
+        trial = Trial(n, commit, description, self.repo.diff(self._state.last_kept, commit), asked.started,
+                      asked, *fix)
+        result, summary = await self._train(trial)
+        return self.book.conclude(trial, result, summary, hold), result, trial
 
     def _log_name(self, n: int, commit: str) -> str:
         name = f"logs/exp-{n:04d}-{short(commit)}.log"
@@ -238,52 +264,20 @@ class Engine:
             name = f"logs/exp-{n:04d}-{short(commit)}-{self.config.tag}.log"
         return name
 
-    async def _train(self, n: int, commit: str, description: str) -> tuple[RunResult, dict]:
-        log_name = self._log_name(n, commit)
+    async def _train(self, trial: Trial) -> tuple[RunResult, dict]:
+        n, commit, log_name = trial.n, trial.commit, self._log_name(trial.n, trial.commit)
         self.emit(PhaseChanged(n, "training"))
-        self.emit(RunStarted(n, short(commit), description, self.budget_s, str(self.ws.path / log_name)))
-        limit = self.budget_s * self.config.hard_limit_factor + self.config.hard_limit_grace_s
+        budget = self.book.budget_s
+        self.emit(RunStarted(n, short(commit), trial.description, budget, str(self.ws.path / log_name)))
+        limit = budget * self.config.hard_limit_factor + self.config.hard_limit_grace_s
         run = Run(self.config.run_command, self.ws.path, self.ws.path / log_name, env=self._env(),
                   hard_limit_s=limit, kill_grace_s=self.config.kill_grace_s, experiment=n, emit=self.emit)
         result = await self.control.guarded(run)
         summary = parse_summary(result.text)
         self.emit(RunFinished(n, short(commit), result.returncode, result.timed_out, summary,
                               result.timings()["wall_s"]))
-        self._log_names[n] = log_name
+        self._state.log_names[n] = log_name
         return result, summary
-
-    def _conclude(self, n, commit, description, result, summary, diff, propose_s, started) -> str:
-        """Decide, reset if not kept, append the row and the record. Returns the status."""
-        state = self._state
-        self.emit(PhaseChanged(n, "deciding"))
-        status = decide(result, summary, state.best)
-        val = summary_val_bpb(summary) if status != "crash" else None
-        mem = summary_memory_gb(summary) if status != "crash" else 0.0
-        description += " [stopped]" if result.stopped else " [timed out]" if result.timed_out else ""
-        parent = state.last_kept
-        if status == "keep":
-            state.best, state.last_kept = val, commit
-        elif n > 0:
-            self.repo.reset_hard(state.last_kept, preserve=PRESERVED)
-        row = Row(short(commit), val or 0.0, mem, status, description)
-        append_row(self.ws.results_tsv, row)
-        state.rows += 1
-        self.emit(RowLogged(n, row.commit, row.val_bpb, mem, status, description, state.best))
-        record = self._record_base("experiment", n, status, description, started)
-        append_record(self.ws.records_jsonl, ExperimentRecord(
-            **record, commit=short(commit), parent=short(parent) if n else "", val_bpb=val, memory_gb=mem,
-            diff=diff, summary=summary, timings={"propose_s": propose_s, **result.timings()},
-            returncode=result.returncode, timed_out=result.timed_out, stopped=result.stopped,
-            log_path=self._log_names.get(n, "")))
-        if result.stopped:
-            raise Stopped
-        return status
-
-    def _record_base(self, kind: str, n: int, status: str, description: str, started: str) -> dict:
-        return dict(kind=kind, experiment=n, tag=self.config.tag, status=status, description=description,
-                    agent=self.agent.name, profile=self.ws.profile, budget_s=self.budget_s,
-                    program_sha256=sha256_file(self.ws.program_md),
-                    harness_sha256=sha256_file(self.ws.prepare_py), started=started, ended=_now())
 
 
 def _last_line(text: str) -> str:

@@ -143,6 +143,27 @@ class GitRepo:
         with self._open() as repo:
             return repo.git.show(f"{commit}:{relpath}")
 
+    def exclude(self, names: Iterable[str]) -> list[str]:
+        """Append each of ``names`` (e.g. ``results.tsv``, ``logs/``) that git does not
+        ignore yet to the repository's ``info/exclude``; returns the names added."""
+        added = []
+        with self._open() as repo:
+            for name in names:
+                try:
+                    repo.git.check_ignore("-q", "--no-index", name)
+                except GitCommandError as exc:
+                    if exc.status != 1:
+                        raise RepoError(f"git check-ignore {name} failed: {exc.stderr.strip()}") from None
+                    added.append(name)
+            if added:
+                path = Path(repo.git.rev_parse("--git-path", "info/exclude"))
+                path = path if path.is_absolute() else self.path / path
+                path.parent.mkdir(parents=True, exist_ok=True)
+                old = path.read_text(encoding="utf-8") if path.exists() else ""
+                sep = "" if not old or old.endswith("\n") else "\n"
+                path.write_text(old + sep + "".join(f"{n}\n" for n in added), encoding="utf-8")
+        return added
+
     def log(self, ref: str = "HEAD") -> list[tuple[str, str]]:
         """(full hash, first message line) of the commits reachable from ``ref``, newest first."""
         with self._open() as repo:

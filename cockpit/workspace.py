@@ -2,8 +2,10 @@
 
 Layout (docs/CONTRACTS.md): tracked ``prepare.py`` (the fixed harness),
 ``train.py`` (the editable file), ``program.md`` (the human's instructions),
-``cockpit.toml`` (settings) and ``.gitignore``; untracked ``results.tsv``,
-``records.jsonl`` and ``logs/``.
+``cockpit.toml`` (settings, see cockpit.settings) and ``.gitignore``; untracked
+``results.tsv``, ``records.jsonl`` and ``logs/``. A git checkout in upstream
+layout (prepare.py and train.py, no cockpit.toml) loads too, with default
+settings and ``layout == "upstream"`` (see cockpit.upstream).
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import os
 import subprocess
 import sys
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Optional
 
 from cockpit.repo import init_repo
+from cockpit.settings import DEFAULT_FIX_ATTEMPTS, AgentSettings, SettingsError, parse_settings
+from cockpit.upstream import is_upstream_layout, read_time_budget
 
 PROFILES = ("cpu", "h100", "tiny")
 CONFIG_FILE = "cockpit.toml"
@@ -37,13 +41,19 @@ class Workspace:
     path: Path
     """Workspace root (absolute)."""
     profile: str
-    """Harness profile name ("cpu", "h100", "tiny")."""
-    agent: str = "offline"
-    """Agent used when ``--agent`` is not given."""
+    """Harness profile name ("cpu", "h100", "tiny"; "upstream" for an upstream checkout)."""
+    agent: AgentSettings = field(default_factory=AgentSettings)
+    """The ``[agent]`` table: agent name and model options (CLI flags override them)."""
     budget_s: Optional[float] = None
     """Training budget override in seconds (else the profile's TIME_BUDGET)."""
     seed: int = 0
     """Seed of the offline agent's move order."""
+    program: Optional[str] = None
+    """Program NAME or PATH (relative to the workspace); None: the workspace's program.md."""
+    fix_attempts: int = DEFAULT_FIX_ATTEMPTS
+    """Fix attempts the agent gets after a crash (0 = none)."""
+    layout: str = "cockpit"
+    """"cockpit" (made by ``cockpit init``) or "upstream" (a karpathy/autoresearch checkout)."""
 
     @property
     def train_py(self) -> Path:
@@ -118,7 +128,7 @@ def init_workspace(path: str | os.PathLike, profile: str = "cpu", agent: str = "
         "prepare.py": _resource_text("substrate", "prepare.py"),
         "train.py": render_train_py(profile),
         "program.md": _resource_text("programs", "default.md"),
-        CONFIG_FILE: f'profile = "{profile}"\nagent = "{agent}"\n',
+        CONFIG_FILE: render_config(profile, agent),
         ".gitignore": GITIGNORE,
     }
     root.mkdir(parents=True, exist_ok=True)
@@ -128,10 +138,25 @@ def init_workspace(path: str | os.PathLike, profile: str = "cpu", agent: str = "
     return load_workspace(root)
 
 
+def render_config(profile: str, agent: str = "offline") -> str:
+    """The cockpit.toml ``cockpit init`` writes: the profile, the agent, and the
+    optional settings as comments (see cockpit.settings)."""
+    return (f'profile = "{profile}"\n'
+            '# program = "hyperparameters"   # a shipped program or a path; default: program.md\n'
+            f"# fix_attempts = {DEFAULT_FIX_ATTEMPTS}              # fix attempts after a crash (0 = none)\n\n"
+            f'[agent]\nname = "{agent}"' + " " * max(1, 23 - len(agent)) + "# offline | litellm\n"
+            '# model = "openai/gpt-4o-mini"  # needed for litellm; API keys come only from the environment\n'
+            '# api_base = "http://127.0.0.1:8000/v1"\n'
+            "# timeout_s = 120\n# max_retries = 3\n# stream = true\n# temperature = 0.7\n")
+
+
 def load_workspace(path: str | os.PathLike) -> Workspace:
-    """Read the workspace at ``path``. Raises WorkspaceError when it is not one
+    """Read the workspace at ``path``: a cockpit workspace, or a git checkout in
+    upstream layout (default settings). Raises WorkspaceError when it is neither
     (no cockpit.toml, train.py, prepare.py or .git) or its cockpit.toml is invalid."""
     root = Path(path).resolve()
+    if is_upstream_layout(root):
+        return Workspace(root, "upstream", layout="upstream")
     missing = [n for n in (CONFIG_FILE, "train.py", "prepare.py", ".git") if not (root / n).exists()]
     if missing:
         raise WorkspaceError(
@@ -146,16 +171,10 @@ def load_workspace(path: str | os.PathLike) -> Workspace:
 
 
 def _settings(root: Path, data: dict) -> Workspace:
-    profile, agent = data.get("profile", "h100"), data.get("agent", "offline")
-    budget, seed = data.get("budget_s"), data.get("seed", 0)
-    where = root / CONFIG_FILE
-    if not isinstance(profile, str) or not isinstance(agent, str):
-        raise WorkspaceError(f"{where}: profile and agent must be strings")
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
-        raise WorkspaceError(f"{where}: budget_s must be a positive number of seconds")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise WorkspaceError(f"{where}: seed must be an integer")
-    return Workspace(root, profile, agent, None if budget is None else float(budget), seed)
+    try:
+        return Workspace(root, **parse_settings(data, str(root / CONFIG_FILE)))
+    except SettingsError as exc:
+        raise WorkspaceError(str(exc)) from None
 
 
 def prepare_command() -> list[str]:
@@ -186,9 +205,13 @@ def prepare_in_terminal(workspace: Workspace) -> int:
         return proc.wait()
 
 
-def harness_budget(workspace: Workspace, timeout_s: float = 300.0) -> float:
-    """The profile's TIME_BUDGET in seconds, read by importing prepare.py in a child
-    Python (cockpit itself never imports torch). Raises WorkspaceError on failure."""
+def harness_budget(workspace: Workspace, timeout_s: float = 300.0) -> tuple[float, str]:
+    """(seconds, note): the harness's TIME_BUDGET. A cockpit workspace's prepare.py
+    is imported in a child Python (cockpit itself never imports torch); an upstream
+    one is read with ``ast`` (never imported; 300 s when absent). Raises
+    WorkspaceError when the child fails."""
+    if workspace.layout == "upstream":
+        return read_time_budget(workspace.prepare_py)
     code = "import prepare; print(float(prepare.TIME_BUDGET))"
     try:
         done = subprocess.run([sys.executable, "-c", code], cwd=workspace.path, capture_output=True,
@@ -198,7 +221,7 @@ def harness_budget(workspace: Workspace, timeout_s: float = 300.0) -> float:
     lines = done.stdout.strip().splitlines()
     try:
         if done.returncode == 0 and lines:
-            return float(lines[-1])
+            return float(lines[-1]), "TIME_BUDGET read from prepare.py"
     except ValueError:
         pass
     why = (done.stderr.strip().splitlines() or ["no output"])[-1]

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Callable, Optional
 
-from cockpit.agents.base import AgentExhausted, ProposalContext
+from cockpit.agents.base import AgentExhausted, NoFix, ProposalContext
 from cockpit.ratchet import Engine, SessionConfig
 from cockpit.repo import init_repo
 from cockpit.workspace import GITIGNORE, TRACKED, Workspace, load_workspace
@@ -34,6 +34,12 @@ def reply(old: str, new: str, description: str = "change", filename: str = "trai
             f"=======\n{new}\n>>>>>>> REPLACE\n```\n")
 
 
+def blocks(description: str, *edits: tuple[str, str]) -> str:
+    """A reply with one SEARCH/REPLACE block per (old, new) pair."""
+    body = "".join(f"<<<<<<< SEARCH\n{old}\n=======\n{new}\n>>>>>>> REPLACE\n" for old, new in edits)
+    return f"Description: {description}\n\ntrain.py\n```python\n{body}```\n"
+
+
 def set_line(name: str, old_value: str, new_value: str, comment: str, description: str = "") -> str:
     """Reply changing ``NAME = old  # comment`` of the fake train.py to ``new``."""
     return reply(f"{name} = {old_value}  # {comment}", f"{name} = {new_value}  # {comment}",
@@ -53,23 +59,50 @@ def mode(new: str, old: str = '"ok"') -> str:
     return set_line("MODE", old, f'"{new}"', MODE_COMMENT, description=f"mode {new}")
 
 
+def line(name: str, value: str, comment: str) -> str:
+    """A hyper-parameter line of the fake train.py, e.g. ``line("MODE", '"ok"', MODE_COMMENT)``."""
+    return f"{name} = {value}  # {comment}"
+
+
+def crash_on_change() -> str:
+    """The fake train.py, made to crash whenever MATRIX_LR, DEPTH or STEPS differ from
+    the baseline: every move of the offline agent crashes."""
+    source = (FAKES / "train.py").read_text()
+    anchor = "STEPS = 5  # progress lines printed\n"
+    return source.replace(anchor, anchor + 'if (MATRIX_LR, DEPTH, STEPS) != (0.04, 4, 5):\n    MODE = "crash"\n')
+
+
 class ScriptedAgent:
     """Returns ``replies`` in order (then raises AgentExhausted); keeps every context.
 
-    A reply that is ``None`` means: wait forever (to test Stop while proposing).
+    A reply that is ``None`` means: wait forever (to test Stop while proposing); an
+    exception instance is raised (AgentFatal, ...). Fix attempts take their replies
+    from ``fixes`` (NoFix when it is None or used up). ``usages``, when given, are
+    set as ``last_usage`` one per call, as an LLM agent does.
     """
 
     name = "scripted"
 
-    def __init__(self, replies: list[Optional[str]]) -> None:
+    def __init__(self, replies: list, fixes: Optional[list] = None, usages: Optional[list] = None) -> None:
         self.replies = list(replies)
+        self.fixes = None if fixes is None else list(fixes)
+        self.usages = usages
         self.contexts: list[ProposalContext] = []
 
     async def propose(self, context: ProposalContext) -> str:
         self.contexts.append(context)
-        if not self.replies:
+        if self.usages is not None:
+            self.last_usage = self.usages.pop(0)
+        script = self.replies
+        if context.fix_attempt:
+            if not self.fixes:
+                raise NoFix("scripted: no fix")
+            script = self.fixes
+        if not script:
             raise AgentExhausted("script finished")
-        text = self.replies.pop(0)
+        text = script.pop(0)
+        if isinstance(text, BaseException):
+            raise text
         if text is None:
             await asyncio.Event().wait()
         return text

@@ -13,6 +13,8 @@ from engine_support import FAKES, make_workspace, process_alive
 from cockpit.cli import default_tag, main
 from cockpit.ledger import read_rows
 from cockpit.repo import GitRepo
+from cockpit.settings import AgentSettings
+from cockpit.workspace import load_workspace
 
 
 def _cockpit() -> list[str]:
@@ -25,7 +27,9 @@ def test_init_then_headless_session(tmp_path, capsys):
     assert main(["init", str(ws), "--profile", "tiny", "--no-prepare"]) == 0
     for name in ("prepare.py", "train.py", "program.md", "cockpit.toml", ".gitignore"):
         assert (ws / name).is_file()
-    assert (ws / "cockpit.toml").read_text() == 'profile = "tiny"\nagent = "offline"\n'
+    settings = load_workspace(ws)
+    assert (settings.profile, settings.agent, settings.fix_attempts) == ("tiny", AgentSettings(), 2)
+    assert "# model = " in (ws / "cockpit.toml").read_text()
     repo = GitRepo(ws)
     assert repo.current_branch() == "main" and len(repo.log()) == 1 and not repo.is_dirty()
     assert "results.tsv" in (ws / ".gitignore").read_text()
@@ -61,8 +65,8 @@ def test_errors_exit_1_with_one_line(tmp_path, capsys):
 def test_help_lists_every_flag():
     done = subprocess.run(_cockpit() + ["--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
-    for flag in ("--workspace", "--headless", "--max-experiments", "--budget", "--tag", "--agent",
-                 "init", "--profile", "--no-prepare"):
+    for flag in ("--workspace", "--headless", "--max-experiments", "--budget", "--tag", "--agent", "--model",
+                 "--api-base", "--program", "--run-command", "init", "--profile", "--no-prepare"):
         assert flag in done.stdout
     from datetime import datetime
     assert default_tag(datetime(2026, 11, 21, 23, 37)) == "nov21-2337"

@@ -79,6 +79,7 @@ async def test_nan_and_hard_limit_are_crashes(tmp_path):
     assert read_rows(ws.results_tsv)[2].description == "mode hang [timed out]"
     assert time.monotonic() - started < 15
     assert 'MODE = "ok"' in ws.train_py.read_text()
+    assert [c.fix_attempt for c in agent.contexts] == [0, 1, 0]  # NaN may be fixed (declined); a time-out never
 
 
 async def test_dropped_proposal_leaves_train_py_unchanged(tmp_path):

@@ -1,22 +1,44 @@
 """Agents that propose edits to train.py (see ``base.Agent``).
 
-``make_agent(name)`` builds one by the name used in cockpit.toml and ``--agent``.
-LLM-backed agents import their clients lazily, never at cockpit start-up.
+``make_agent(name, seed, **options)`` builds one by the name used in cockpit.toml
+and ``--agent``. LLM-backed agents import their clients lazily, never at cockpit
+start-up: building a ``litellm`` agent does not import litellm either.
 """
 
 from __future__ import annotations
 
 from cockpit.agents.base import Agent, AgentExhausted, AgentFatal, HistoryRow, ProposalContext
 
-AGENT_NAMES = ("offline",)
+AGENT_NAMES = ("offline", "litellm")
 
 
-def make_agent(name: str, seed: int = 0) -> Agent:
-    """The agent called ``name`` (one of AGENT_NAMES). Raises ValueError for others."""
+def make_agent(name: str, seed: int = 0, **options) -> Agent:
+    """The agent called ``name`` (one of AGENT_NAMES).
+
+    ``options`` go to the agent's constructor; options that are None are left out
+    (so a CLI can pass every flag). ``offline`` takes none; ``litellm`` takes
+    ``model`` (required) and the keyword arguments of ``LiteLLMAgent`` (api_base,
+    temperature, timeout_s, max_retries, stream, max_input_tokens, ...).
+    Raises ValueError for an unknown name, a missing model or options the agent
+    does not take.
+    """
+    given = {key: value for key, value in options.items() if value is not None}
     if name == "offline":
+        if given:
+            raise ValueError(f"the offline agent takes no options (got {', '.join(sorted(given))})")
         from cockpit.agents.offline import OfflineAgent
 
         return OfflineAgent(seed=seed)
+    if name == "litellm":
+        from cockpit.agents.llm import LiteLLMAgent
+
+        model = given.pop("model", None)
+        if not model:
+            raise ValueError("the litellm agent needs a model, e.g. --model openai/gpt-4o-mini")
+        try:
+            return LiteLLMAgent(model, **given)
+        except TypeError as exc:
+            raise ValueError(f"bad option for the litellm agent: {exc}") from exc
     raise ValueError(f"unknown agent {name!r} (known: {', '.join(AGENT_NAMES)})")
 
 

@@ -53,6 +53,12 @@ class AgentExhausted(Exception):
     """The agent has nothing left to propose (the engine ends the session)."""
 
 
+class NoFix(Exception):
+    """The agent declines a fix attempt (``ProposalContext.fix_attempt`` >= 1): the
+    engine gives up on the crashed idea and resets to the last kept commit. The
+    message says why (e.g. the offline agent does not fix crashes)."""
+
+
 class AgentFatal(Exception):
     """The agent cannot work until a person acts (bad key, unknown model, retries
     exhausted on a dead server). The engine pauses with this message; Resume retries."""
@@ -63,7 +69,11 @@ class Agent(Protocol):
     """Proposes one edit of train.py at a time.
 
     ``name`` identifies the agent in records ("offline", a model name, ...).
-    ``propose`` returns the reply text; it may raise ``AgentExhausted``.
+    ``propose`` returns the reply text; it may raise ``AgentExhausted``,
+    ``AgentFatal``, or ``NoFix`` for a fix attempt. An agent that calls a model may
+    expose ``last_usage`` (a dict or an object with ``prompt_tokens``,
+    ``completion_tokens``, ``cost_usd`` (None when unknown), ``latency_s``,
+    ``retries``) for its latest call; the engine reads it after each reply.
     """
 
     name: str

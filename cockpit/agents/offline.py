@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from cockpit.agents.base import AgentExhausted, HistoryRow, ProposalContext
+from cockpit.agents.base import AgentExhausted, HistoryRow, NoFix, ProposalContext
 
 _ASSIGN = re.compile(
     r"^(?P<name>[A-Z][A-Z0-9_]*)\s*(?::\s*\w+\s*)?=\s*(?P<value>[0-9][0-9_.eE+\-*\s]*?)\s*(?:#.*)?$"
@@ -215,8 +215,11 @@ class OfflineAgent:
     async def propose(self, context: ProposalContext) -> str:
         """Reply with the first untried move (the ``attempt``-th one on a re-ask).
 
-        Raises AgentExhausted when no untried valid move is left.
+        Raises AgentExhausted when no untried valid move is left, and NoFix for a
+        fix attempt: it cannot read a traceback, so a crashed move is reset.
         """
+        if context.fix_attempt:
+            raise NoFix("the offline agent does not fix crashes")
         moves = plan_moves(context.train_py, context.history, self.seed)
         if context.attempt >= len(moves):
             raise AgentExhausted(

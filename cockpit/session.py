@@ -1,0 +1,82 @@
+"""A session's settings, its mutable state, and the keep / discard / crash rule."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Optional
+
+from cockpit.runner import RunResult
+from cockpit.settings import DEFAULT_FIX_ATTEMPTS
+from cockpit.summary import summary_val_bpb
+from cockpit.workspace import prepare_command
+
+
+class SessionError(RuntimeError):
+    """The session cannot go on (baseline crashed, prepare failed, agent keeps failing)."""
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Settings of one session (CLI flags); the workspace's cockpit.toml holds the rest."""
+
+    tag: str
+    """Session tag; the run branch is ``autoresearch/<tag>`` and must not exist."""
+    max_experiments: Optional[int] = None
+    """Stop after this many results rows, baseline included (None = run forever)."""
+    budget_s: Optional[float] = None
+    """Training budget override in seconds, passed as COCKPIT_TIME_BUDGET (None = profile's)."""
+    run_command: tuple[str, ...] = (sys.executable, "-u", "train.py")
+    """argv of one training run, run in the workspace."""
+    prepare_command: tuple[str, ...] = tuple(prepare_command())
+    """argv that prepares data before the baseline (idempotent, fast when cached);
+    not run for an upstream-layout repository."""
+    hard_limit_factor: float = 2.0
+    """A run is killed (crash) after ``factor x budget + grace`` seconds."""
+    hard_limit_grace_s: float = 30.0
+    """Seconds added to the hard limit for start-up and evaluation."""
+    kill_grace_s: float = 5.0
+    """Seconds between SIGTERM and SIGKILL of a run's process group."""
+    max_reasks: int = 3
+    """Re-asks after an invalid reply before the proposal is dropped (1 + 3 asks)."""
+    max_consecutive_drops: int = 5
+    """End the session with an error after this many dropped proposals in a row."""
+    fix_attempts: int = DEFAULT_FIX_ATTEMPTS
+    """Fix attempts after a crash (not after a stop or a time-out), each its own
+    experiment on top of the crashed train.py; 0 = reset at once."""
+    program: Optional[str] = None
+    """Program NAME (``programs/NAME.md``) or PATH (absolute, or relative to the
+    workspace); None = the workspace's program.md. Read before every proposal."""
+
+    @property
+    def branch(self) -> str:
+        return f"autoresearch/{self.tag}"
+
+
+def decide(result: RunResult, summary: dict, best: Optional[float]) -> str:
+    """keep / discard / crash for a finished run, given the best kept val_bpb (None
+    before the baseline). Crash: killed, non-zero exit, or no finite val_bpb."""
+    val = summary_val_bpb(summary)
+    if result.stopped or result.timed_out or result.returncode != 0 or val is None:
+        return "crash"
+    return "keep" if best is None or val < best else "discard"
+
+
+def fixable(result: RunResult) -> bool:
+    """True when a crashed run may get fix attempts: it was neither stopped nor
+    killed at the hard limit (a run that is too slow is an idea, not a bug, and a
+    fix would cost another 2 x budget)."""
+    return not result.stopped and not result.timed_out
+
+
+@dataclass
+class SessionState:
+    """Mutable session state: best kept val_bpb, last kept commit (full hash),
+    rows logged, dropped proposals in a row, summed agent usage."""
+
+    best: Optional[float] = None
+    last_kept: str = ""
+    rows: int = 0
+    drops: int = 0
+    usage: Optional[dict] = None
+    log_names: dict = field(default_factory=dict)

@@ -1,0 +1,106 @@
+"""cockpit.toml settings ([agent] table, program, fix_attempts), CLI flags that
+override them only when typed, and how the CLI builds the agent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from engine_support import ScriptedAgent, lr, make_workspace
+
+import cockpit.cli as cli
+from cockpit.cli import main, program_flag, run_command
+from cockpit.ledger import read_records
+from cockpit.settings import AgentSettings, SettingsError, parse_agent, parse_settings
+from cockpit.workspace import WorkspaceError, load_workspace
+
+AGENT_TOML = '''profile = "tiny"
+fix_attempts = 1
+
+[agent]
+name = "offline"
+model = "openai/from-toml"
+api_base = "http://toml:1/v1"
+timeout_s = 30
+stream = false
+temperature = 0.5
+'''
+
+
+def test_agent_table_and_the_one_line_form():
+    table = parse_agent({"name": "litellm", "model": "m", "timeout_s": 30, "max_retries": 2,
+                         "stream": True, "temperature": 1}, "x")
+    assert table == AgentSettings("litellm", "m", None, 30.0, 2, True, 1.0)
+    assert table.options() == {"model": "m", "timeout_s": 30.0, "max_retries": 2, "stream": True,
+                               "temperature": 1.0}
+    assert parse_agent("offline", "x") == parse_agent(None, "x") == AgentSettings()
+    settings = parse_settings({"profile": "cpu", "program": "hyperparameters", "fix_attempts": 0}, "x")
+    assert (settings["program"], settings["fix_attempts"], settings["agent"]) == ("hyperparameters", 0, AgentSettings())
+
+
+@pytest.mark.parametrize("table, message", [
+    ({"api_key": "sk-123"}, "set the API key in the environment"),
+    ({"modle": "m"}, "unknown [agent] key 'modle'"),
+    ({"stream": "yes"}, "[agent] stream must be bool"),
+    ({"max_retries": 1.5}, "[agent] max_retries must be int"),
+    ({"timeout_s": 0}, "timeout_s must be a positive number"),
+])
+def test_bad_agent_tables_are_refused(table, message):
+    with pytest.raises(SettingsError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_agent(table, "cockpit.toml")
+
+
+def test_flags_win_only_when_typed(tmp_path):
+    ws = load_workspace(make_workspace(tmp_path / "ws", toml=AGENT_TOML).path)
+    assert ws.fix_attempts == 1 and ws.agent.model == "openai/from-toml"
+    assert ws.agent.with_flags() == ws.agent
+    typed = ws.agent.with_flags(name="litellm", api_base="http://flag:2/v1")
+    assert (typed.name, typed.model, typed.api_base, typed.timeout_s) == (
+        "litellm", "openai/from-toml", "http://flag:2/v1", 30.0)
+    (ws.path / "cockpit.toml").write_text('profile = "tiny"\n[agent]\napi_key = "sk-1"\n')
+    with pytest.raises(WorkspaceError, match="API key"):
+        load_workspace(ws.path)
+
+
+def test_litellm_without_a_model_is_one_error_line(tmp_path, capsys):
+    ws = make_workspace(tmp_path / "ws")
+    assert main(["--workspace", str(ws.path), "--headless", "--agent", "litellm"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("cockpit: --agent litellm needs a model: give --model MODEL "
+                   "or set model under [agent] in cockpit.toml")
+    assert main(["--workspace", str(ws.path), "--headless", "--agent", "nosuch"]) == 1
+    assert "'nosuch'" in capsys.readouterr().err
+
+
+def test_run_command_and_program_flags(tmp_path, monkeypatch):
+    ws = load_workspace(make_workspace(tmp_path / "ws").path)
+    assert run_command("python train.py --fast 'a b'", ws) == ("python", "train.py", "--fast", "a b")
+    assert run_command(None, ws)[1:] == ("-u", "train.py")
+    with pytest.raises(ValueError, match="empty"):
+        run_command("  ", ws)
+    monkeypatch.chdir(tmp_path)
+    assert program_flag("hyperparameters") == "hyperparameters" and program_flag(None) is None
+    assert program_flag("notes/p.md") == str(tmp_path / "notes" / "p.md")
+
+
+def test_session_builds_the_agent_from_toml_and_flags(tmp_path, monkeypatch, capsys):
+    ws = make_workspace(tmp_path / "ws", toml=AGENT_TOML)
+    built = {}
+    usage = {"prompt_tokens": 1200, "completion_tokens": 80, "cost_usd": 0.0042, "latency_s": 2.0, "retries": 0}
+    agent = ScriptedAgent([lr("0.04", "0.08")], usages=[usage])
+
+    def fake_make_agent(name, **options):
+        built.update(options, name=name)
+        return agent
+
+    monkeypatch.setattr(cli, "make_agent", fake_make_agent)
+    code = main(["--workspace", str(ws.path), "--headless", "--max-experiments", "2", "--budget", "0.2",
+                 "--tag", "s1", "--agent", "litellm", "--model", "openai/from-flag", "--program", "hyperparameters"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert built == {"name": "litellm", "seed": 0, "model": "openai/from-flag", "api_base": "http://toml:1/v1",
+                     "timeout_s": 30.0, "stream": False, "temperature": 0.5}
+    assert "hyper-parameters only" in agent.contexts[0].program_md
+    assert read_records(Path(ws.path) / "records.jsonl")[1]["program"] == "programs/hyperparameters.md"
+    assert "MATRIX_LR 0.04 -> 0.08  [agent 1,200+80 tok, $0.0042]" in out
+    assert "; agent 1,200+80 tok, $0.0042 in 1 calls" in out
