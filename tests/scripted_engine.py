@@ -21,6 +21,7 @@ from cockpit.events import (
     Pause,
     PhaseChanged,
     ProposalReady,
+    ProposalRejected,
     Resume,
     RowLogged,
     RunFinished,
@@ -34,12 +35,30 @@ from cockpit.events import (
 
 @dataclass(frozen=True)
 class Experiment:
-    """One scripted experiment and the row it ends in."""
+    """One scripted experiment and the row it ends in.
+
+    ``rejections``: reasons its proposal is rejected with (one ProposalRejected
+    each) before it is accepted. ``diff``: its unified diff (made up if empty).
+    """
 
     status: str
     val_bpb: float
     description: str
     memory_gb: float = 12.3
+    rejections: tuple[str, ...] = ()
+    diff: str = ""
+
+
+def make_diff(number: int, description: str) -> str:
+    """A small unified diff of train.py for experiment ``number``."""
+    return (
+        "--- a/train.py\n+++ b/train.py\n"
+        f"@@ -40,7 +40,7 @@ MATRIX_LR = 0.04  # {description}\n"
+        " DEPTH = 8\n"
+        f"-WARMDOWN_RATIO = 0.{number}\n"
+        f"+WARMDOWN_RATIO = 0.{number + 1}  # exp {number}\n"
+        " EMBEDDING_LR = 0.6\n"
+    )
 
 
 DEFAULT_SCRIPT = (
@@ -155,10 +174,8 @@ class ScriptedEngine:
 
     async def _experiment(self, number: int, experiment: Experiment) -> None:
         commit = f"{number:03d}abcd"
-        for phase in ("proposing", "committing"):
-            self.emit(PhaseChanged(number, phase))
-            await asyncio.sleep(0)
-        self.emit(ProposalReady(number, experiment.description, "--- a/train.py\n+++ b/train.py\n"))
+        if number > 0:  # the baseline runs train.py as it is: no proposal
+            await self._propose(number, experiment)
         self.emit(PhaseChanged(number, "training"))
         self.emit(RunStarted(number, commit, experiment.description, self.budget_s, f"logs/exp-{number:04d}.log"))
         self.emit(LogLine(number, "compiling the model..."))
@@ -174,18 +191,31 @@ class ScriptedEngine:
         self._finish(number, commit, experiment)
         await asyncio.sleep(0)
 
+    async def _propose(self, number: int, experiment: Experiment) -> None:
+        self.emit(PhaseChanged(number, "proposing"))
+        for attempt, reason in enumerate(experiment.rejections, start=1):
+            await asyncio.sleep(0)
+            self.emit(ProposalRejected(number, reason, attempt))
+        diff = experiment.diff or make_diff(number, experiment.description)
+        self.emit(ProposalReady(number, experiment.description, diff))
+        self.emit(PhaseChanged(number, "committing"))
+        await asyncio.sleep(0)
+
     def _steps(self, number: int) -> None:
         """Emit all step events at once, with no await between them (a burst).
 
         A held experiment stops at half its budget; the others use all of it.
+        Every run's loss ends at 3.0; later experiments start higher, run
+        faster (tokens/s) and at a higher MFU, so their curves differ.
         """
         span = 0.5 if self.hold_in_training == number else 1.0
         for step in range(self.steps):
             fraction = span * (step + 1) / self.steps
+            loss = 3.0 + (1.0 + 0.25 * number) * (1.0 - fraction) ** 2
             self.emit(
                 StepLogged(
-                    number, step, 100.0 * fraction, 4.0 - fraction, 1.0, 312.0,
-                    5_737.0, 1.5, 1, self.budget_s * (1.0 - fraction),
+                    number, step, 100.0 * fraction, loss, 1.0, 312.0,
+                    5_737.0 - 100.0 * number, 1.5 + 0.1 * number, 1, self.budget_s * (1.0 - fraction),
                 )
             )
 

@@ -7,10 +7,13 @@ from typing import Callable
 
 import pytest
 
-from cockpit.app import CockpitApp
-from cockpit.app.widgets import ResultsTable, StatusBar, TrainLog
-from cockpit.events import EngineMessage, Pause, Resume, Stop
-from scripted_engine import DEFAULT_SCRIPT, ScriptedEngine
+from cockpit.app import CockpitApp, EngineEvent, StepsLogged
+from cockpit.app.messages import Relay
+from cockpit.app.widgets import AgentPane, DiffView, LiveCurves, ResultRow, ResultsTable, StatusBar, TrainLog
+from cockpit.app.widgets.live_curves import MAX_POINTS, thin
+from cockpit.app.widgets.staircase import StaircasePlot, staircase, step_line
+from cockpit.events import (EngineMessage, LogLine, Pause, ProposalReady, Resume, StepLogged, Stop)
+from scripted_engine import DEFAULT_SCRIPT, Experiment, ScriptedEngine
 
 SIZES = [(80, 24), (160, 48)]
 
@@ -36,6 +39,19 @@ class Harness:
     def statuses(self) -> list[str]:
         table = self.app.query_one(ResultsTable)
         return [table.get_row_at(index)[4].plain for index in range(table.row_count)]
+
+    def steps(self, experiment: int) -> list[StepLogged]:
+        return [e for e in self.engine.events if isinstance(e, StepLogged) and e.experiment == experiment]
+
+    def proposals(self) -> list[ProposalReady]:
+        return [e for e in self.engine.events if isinstance(e, ProposalReady)]
+
+    def shown(self) -> list[str]:
+        """Ids of the main area's widgets on screen."""
+        return [widget.id for widget in self.app.query("#panes > *") if widget.display]
+
+    def agent_lines(self) -> list[str]:
+        return [strip.text for strip in self.app.query_one(AgentPane).lines]
 
 
 async def until(pilot, condition: Callable[[], bool], timeout: float = 3.0) -> None:
@@ -144,7 +160,19 @@ async def test_burst_of_steps_is_absorbed():
         steps = [line for line in lines if line.startswith("step ")]
         assert steps[-1].startswith("step 04999 100.0%")
         assert len(steps) < 100  # coalesced, not 5,000 writes
+        curves = harness.app.query_one(LiveCurves)
+        assert len(curves.running) == 5_000  # ... but the curves have every step
+        await pilot.press("2")
+        await until(pilot, lambda: not curves.dirty)
     assert time.monotonic() - started < 3.0
+
+
+def test_long_curves_are_thinned_for_plotting():
+    xs = [float(i) for i in range(5_000)]
+    ys = [float("nan") if i == 7 else 1.0 for i in range(5_000)]
+    thin_xs, thin_ys = thin(xs, ys)
+    assert len(thin_xs) <= MAX_POINTS + 1 and thin_xs[0] == 0.0 and thin_xs[-1] == 4_999.0
+    assert thin(xs[:10], ys[:10]) == (xs[:7] + xs[8:10], [1.0] * 9)  # short: all finite points
 
 
 async def test_history_rows_are_loaded():
@@ -186,5 +214,149 @@ def test_snapshot_of_an_ended_session(snap_compare, size):
 
     async def settle(pilot) -> None:
         await until(pilot, ended(harness))
+        curves = harness.app.query_one(LiveCurves)
+        await until(pilot, lambda: not (curves.dirty and curves.display))  # drawn where shown
 
     assert snap_compare(harness.app, terminal_size=size, run_before=settle)
+
+
+# ------------------------------------------------------------------ panes --
+
+
+def test_relay_batches_steps_and_keeps_the_order():
+    posted = []
+    relay = Relay(posted.append)
+    step = StepLogged(1, 0, 10.0, 3.0, 1.0, 300.0, 5000.0, 1.5, 1, 270.0)
+    relay.emit(step)
+    relay.emit(step)
+    relay.emit(LogLine(1, "between"))
+    relay.emit(step)
+    assert [type(m) for m in posted] == [StepsLogged, EngineEvent, StepsLogged]
+    assert len(posted[0].steps) == 2 and len(posted[2].steps) == 1
+    assert relay.take(posted[2]) == [step]
+    relay.emit(step)  # the handled batch is closed: a new one starts
+    assert len(posted) == 4 and posted[2].steps == [step]
+
+
+async def test_curves_hold_the_running_steps_and_the_incumbents():
+    harness = Harness(hold_in_training=2)
+    async with harness.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: harness.engine.holding.is_set())
+        await pilot.pause()
+        curves = harness.app.query_one(LiveCurves)
+        running, incumbent = curves.running, curves.incumbent
+        assert running.experiment == 2 and incumbent.experiment == 1  # exp 1 is the last keep
+        assert running.loss == [step.loss for step in harness.steps(2)]
+        assert running.t == pytest.approx([30.0, 60.0, 90.0, 120.0, 150.0])  # half of a 300 s budget
+        assert incumbent.loss == [step.loss for step in harness.steps(1)]
+        assert incumbent.t[-1] == pytest.approx(300.0)
+        await pilot.press("2")
+        await until(pilot, lambda: not curves.dirty)
+        # exp 2 at 150 s; exp 1 at its last step by then (120 s): equal training time
+        assert curves.titles["loss"] == "train loss 3.3750 · incumbent 3.4500"
+        assert curves.titles["tok_per_s"] == "tokens/s 5,537 · incumbent 5,637"
+        harness.engine.release.set()
+        await until(pilot, ended(harness))
+        assert curves.incumbent.experiment == 1  # exp 2 was discarded
+
+
+def test_staircase_running_minimum_is_the_min_of_kept_so_far():
+    statuses = ["crash", "keep", "discard", "keep", "crash", "discard", "keep", "keep", "discard"]
+    values = [0.0, 1.00, 1.20, 0.97, 0.0, 0.90, 0.95, 0.94, 0.93]
+    rows = [ResultRow(n, "c", v, 1.0, s, "") for n, (s, v) in enumerate(zip(statuses, values))]
+    data = staircase(rows)
+    expected = []
+    for n in range(1, len(rows)):
+        kept = [r.val_bpb for r in rows[: n + 1] if r.status == "keep"]
+        expected.append((n, min(kept)))
+    assert data.best == expected
+    assert data.kept == [(1, 1.00), (3, 0.97), (6, 0.95), (7, 0.94)]
+    assert data.discarded == [(2, 1.20), (5, 0.90), (8, 0.93)]
+    assert data.crashes == 2 and data.baseline == 1.00
+    low, high = data.y_range()
+    assert low < 0.94 < 1.00 < high < 1.20  # the 1.20 discard is left out, as upstream
+    assert step_line([(1, 1.0), (3, 0.97)]) == ([1, 3, 3], [1.0, 1.0, 0.97])
+    assert staircase([]).y_range() is None
+
+
+async def test_staircase_shows_the_session():
+    harness = Harness()
+    async with harness.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, ended(harness))
+        data = harness.app.query_one(StaircasePlot).data
+        assert data.kept == [(0, 0.9979), (1, 0.9932)] and data.discarded == [(2, 0.9951)]
+        assert data.crashes == 1 and data.best[-1] == (3, 0.9932)
+
+
+async def test_diff_pane_shows_the_latest_proposal_during_its_run():
+    harness = Harness(hold_in_training=2)
+    async with harness.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: harness.engine.holding.is_set())
+        await pilot.press("4")
+        diff_view = harness.app.query_one(DiffView)
+        latest = harness.proposals()[-1]
+        assert latest.experiment == 2 and diff_view.shown == (2, latest.description, latest.diff)
+        body = diff_view.query_one("#diff-body").content
+        assert body.code == latest.diff.rstrip("\n") and body.lexer.name == "Diff"
+        assert str(diff_view.query_one("#diff-description").content) == latest.description
+        harness.engine.release.set()
+        await until(pilot, ended(harness))
+
+
+async def test_enter_on_a_results_row_shows_its_diff():
+    harness = Harness()
+    async with harness.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, ended(harness))
+        await pilot.press("up", "up", "enter")  # from the newest row (3) to row 1
+        diff_view = harness.app.query_one(DiffView)
+        assert diff_view.shown.experiment == 1 and diff_view.shown.diff == harness.proposals()[0].diff
+        assert harness.shown() == ["diff"] and harness.app.focused is diff_view
+        await pilot.press("1", "up", "enter")  # the baseline: no proposal
+        assert diff_view.shown is None and "diff · exp 0" in str(diff_view.border_title)
+
+
+async def test_agent_pane_shows_proposals_rejections_and_warnings():
+    script = (
+        DEFAULT_SCRIPT[0],
+        Experiment("keep", 0.99, "raise the LR", rejections=("SEARCH text not found in train.py",)),
+    )
+    harness = Harness(script=script, messages=(EngineMessage("rate limited, retrying", "warning"),))
+    async with harness.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, ended(harness))
+        await pilot.press("5")  # a hidden RichLog renders what it was given once it has a size
+        await until(pilot, lambda: len(harness.agent_lines()) >= 3)
+        lines = harness.agent_lines()
+        assert lines[0].startswith("warning: rate limited, retrying")
+        assert lines[1].startswith("exp 1 rejected (attempt 1): SEARCH text not found in train.py")
+        assert lines[2].startswith("exp 1 proposal raise the LR  (2 changed lines)")
+
+
+async def test_number_and_function_keys_switch_panes_at_80x24():
+    harness = Harness()
+    async with harness.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, ended(harness))
+        assert harness.shown() == ["results", "log"]
+        steps = [("2", "curves"), ("3", "staircase"), ("4", "diff"), ("5", "agent"), ("1", "results"),
+                 ("f2", "curves"), ("f1", "results")]
+        for key, pane in steps:
+            await pilot.press(key)
+            assert harness.shown() == (["results", "log"] if pane == "results" else [pane]), key
+            assert harness.app.focused.id == pane
+            assert harness.app.query_one("#tabs").active == pane
+        titles = {command.title for command in harness.app.get_system_commands(harness.app.screen)}
+        assert {"Show curves", "Show staircase", "Show diff", "Show agent", "Pause / resume"} <= titles
+
+
+async def test_wide_layout_shows_every_pane_side_by_side():
+    harness = Harness()
+    async with harness.app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, ended(harness))
+        assert not harness.app.query_one("#tabs").display
+        assert harness.shown() == ["results", "staircase", "log", "curves", "diff", "agent"]
+        regions = {w.id: w.region for w in harness.app.query("#panes > *")}
+        assert all(r.width >= 40 and r.height >= 10 for r in regions.values()), regions
+        ids = list(regions)
+        assert not any(regions[a].overlaps(regions[b]) for a in ids for b in ids if a < b)
+        assert regions["results"].y == regions["staircase"].y < regions["log"].y == regions["curves"].y
+        await pilot.press("2")  # keys move the focus; every pane stays
+        assert harness.app.focused.id == "curves" and len(harness.shown()) == 6

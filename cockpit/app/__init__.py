@@ -1,5 +1,6 @@
 """The Textual cockpit: renders engine events, sends commands (see docs/CONTRACTS.md)."""
 
-from cockpit.app.app import CockpitApp, EngineEvent, EngineFactory
+from cockpit.app.app import CockpitApp, EngineFactory
+from cockpit.app.messages import EngineEvent, StepsLogged
 
-__all__ = ["CockpitApp", "EngineEvent", "EngineFactory"]
+__all__ = ["CockpitApp", "EngineEvent", "EngineFactory", "StepsLogged"]

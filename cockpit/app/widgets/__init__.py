@@ -1,7 +1,23 @@
 """The cockpit's widgets: one widget per file, named for what it shows."""
 
+from cockpit.app.widgets.agent_pane import AgentPane
+from cockpit.app.widgets.diff_view import DiffView
+from cockpit.app.widgets.live_curves import LiveCurves
+from cockpit.app.widgets.pane_tabs import PaneTabs
 from cockpit.app.widgets.results_table import ResultRow, ResultsTable
+from cockpit.app.widgets.staircase import StaircasePlot
 from cockpit.app.widgets.status_bar import StatusBar
 from cockpit.app.widgets.train_log import TrainLog, format_step
 
-__all__ = ["ResultRow", "ResultsTable", "StatusBar", "TrainLog", "format_step"]
+__all__ = [
+    "AgentPane",
+    "DiffView",
+    "LiveCurves",
+    "PaneTabs",
+    "ResultRow",
+    "ResultsTable",
+    "StaircasePlot",
+    "StatusBar",
+    "TrainLog",
+    "format_step",
+]

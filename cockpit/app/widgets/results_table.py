@@ -73,7 +73,7 @@ class ResultsTable(DataTable):
         super().__init__(cursor_type="row", id=id)
         self.results: list[ResultRow] = list(rows)
         self._description_width = 40
-        self.border_title = "results"
+        self.border_title = "results · enter: the row's diff"
 
     def on_mount(self) -> None:
         self._rebuild()

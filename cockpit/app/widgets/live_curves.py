@@ -1,0 +1,160 @@
+"""Live curves: the running experiment's train loss, MFU and tokens/s against training time.
+
+x is seconds of training (``progress_pct`` x the run's ``budget_s``), so the
+running curve grows from the left across a fixed axis, and the incumbent's
+curve (the last run this cockpit saw kept, i.e. the best kept one) lies under
+it for the whole budget: the two compare at equal training time. Steps arrive
+in batches (see ``messages.py``); the plots are redrawn at most
+``1 / REDRAW_INTERVAL_S`` times a second, and not at all while hidden.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from typing import Iterable, Optional, Sequence
+
+from textual.app import ComposeResult
+from textual.widget import Widget
+from textual_plotext import PlotextPlot
+
+from cockpit.events import StepLogged
+
+REDRAW_INTERVAL_S = 0.25  # at most 4 redraws a second, whatever the step rate
+MAX_POINTS = 400  # points per line handed to plotext (thinned evenly, the newest kept)
+RUNNING_COLOR, INCUMBENT_COLOR = "cyan", "gray"  # plotext's names for ANSI 6 and 8
+LEGEND = {RUNNING_COLOR: "ansi_cyan", INCUMBENT_COLOR: "ansi_bright_black"}  # the same in Textual markup
+
+# (series, plot id, name, format of a value)
+SERIES = (
+    ("loss", "curve-loss", "train loss", "{:.4f}"),
+    ("mfu", "curve-mfu", "MFU %", "{:.1f}"),
+    ("tok_per_s", "curve-tok", "tokens/s", "{:,.0f}"),
+)
+
+
+@dataclass(eq=False)
+class RunCurve:
+    """The steps of one run: training time in seconds and the metrics at each step."""
+
+    experiment: int
+    budget_s: float
+    description: str = ""
+    t: list[float] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    mfu: list[float] = field(default_factory=list)
+    tok_per_s: list[float] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def add(self, step: StepLogged) -> None:
+        self.t.append(step.progress_pct / 100.0 * self.budget_s)
+        self.loss.append(step.loss)
+        self.mfu.append(step.mfu)
+        self.tok_per_s.append(step.tok_per_s)
+
+    def at(self, series: str, t: float) -> Optional[float]:
+        """``series`` at training time ``t``: its last step at or before ``t`` (None before the first)."""
+        index = bisect_right(self.t, t)
+        return getattr(self, series)[index - 1] if index else None
+
+
+def thin(xs: Sequence[float], ys: Sequence[float], limit: int = MAX_POINTS) -> tuple[list[float], list[float]]:
+    """At most ``limit`` (+1) evenly spaced finite points of a line, the last one always kept."""
+    count = len(xs)
+    stride = max(1, math.ceil(count / limit))
+    indices = list(range(0, count, stride))
+    if count and indices[-1] != count - 1:
+        indices.append(count - 1)
+    kept = [(xs[i], ys[i]) for i in indices if math.isfinite(ys[i])]
+    return [x for x, _ in kept], [y for _, y in kept]
+
+
+class LiveCurves(Widget, can_focus=True):
+    """Three plots (loss; MFU; tokens/s) of the running run over the incumbent's."""
+
+    def __init__(self, *, budget_s: float = 300.0, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.budget_s = budget_s  # used for steps that arrive without a RunStarted
+        self.running: Optional[RunCurve] = None
+        self.incumbent: Optional[RunCurve] = None
+        self.dirty = True
+        self.titles: dict[str, str] = {}  # series -> the title its plot shows
+        self.border_title = "curves"
+
+    def compose(self) -> ComposeResult:
+        for _, plot_id, _, _ in SERIES:
+            yield PlotextPlot(id=plot_id)
+
+    def on_mount(self) -> None:
+        self.set_interval(REDRAW_INTERVAL_S, self.redraw_if_dirty)
+
+    def start_run(self, experiment: int, description: str, budget_s: float) -> None:
+        """A new run: its curve starts empty."""
+        self.running = RunCurve(experiment, budget_s, description)
+        self.dirty = True
+
+    def add_steps(self, steps: Iterable[StepLogged]) -> None:
+        for step in steps:
+            if self.running is None or self.running.experiment != step.experiment:
+                self.running = RunCurve(step.experiment, self.budget_s)
+            self.running.add(step)
+        self.dirty = True
+
+    def row_logged(self, experiment: int, status: str) -> None:
+        """A kept row makes its run the incumbent (None if its steps were not seen)."""
+        if status != "keep":
+            return
+        seen = self.running is not None and self.running.experiment == experiment
+        self.incumbent = self.running if seen else None
+        self.dirty = True
+
+    @property
+    def _overlay(self) -> bool:
+        """Whether an incumbent other than the running run is drawn under it."""
+        return self.incumbent is not None and self.incumbent is not self.running
+
+    def redraw_if_dirty(self) -> None:
+        if self.dirty and self.display:
+            self.dirty = False
+            self.redraw()
+
+    def redraw(self) -> None:
+        now = self.running.t[-1] if self.running else 0.0
+        for series, plot_id, name, number in SERIES:
+            self.titles[series] = self._title(series, name, number, now)
+            self._draw(self.query_one(f"#{plot_id}", PlotextPlot), series, self.titles[series])
+        self.border_title = self._legend(now)
+
+    def _draw(self, plot: PlotextPlot, series: str, title: str) -> None:
+        plt = plot.plt
+        plt.clear_data()
+        lines = [(self.incumbent if self._overlay else None, INCUMBENT_COLOR), (self.running, RUNNING_COLOR)]
+        for curve, color in lines:
+            if curve is not None and len(curve):
+                plt.plot(*thin(curve.t, getattr(curve, series)), color=color, marker="braille")
+        budget = self.running.budget_s if self.running else self.budget_s
+        plt.xlim(0, max(budget, 1.0))
+        plt.title(title)
+        plot.refresh()
+
+    def _title(self, series: str, name: str, number: str, now: float) -> str:
+        """``name``, the running value now and the incumbent's at the same training time."""
+        current = self.running.at(series, now) if self.running else None
+        if current is None:
+            return name
+        title = f"{name} {number.format(current)}"
+        best = self.incumbent.at(series, now) if self._overlay else None
+        return title if best is None else f"{title} · incumbent {number.format(best)}"
+
+    def _legend(self, now: float) -> str:
+        if self.running is None:
+            return "curves · waiting for the first step"
+        legend = f"curves · [{LEGEND[RUNNING_COLOR]}]━ exp {self.running.experiment}[/] at {now:.0f}s"
+        if self._overlay:
+            legend += f" · [{LEGEND[INCUMBENT_COLOR]}]━ incumbent exp {self.incumbent.experiment}[/]"
+        elif self.incumbent is self.running:
+            legend += " (the incumbent)"
+        return legend
