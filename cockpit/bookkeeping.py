@@ -101,7 +101,9 @@ class Bookkeeper:
             parent=short(parent) if n else "", val_bpb=val, memory_gb=mem, diff=trial.diff, summary=summary,
             timings={"propose_s": propose_s, **result.timings()}, returncode=result.returncode,
             timed_out=result.timed_out, stopped=result.stopped, log_path=state.log_names.get(n, ""),
-            fix_attempt=trial.fix_attempt, fix_of=trial.fix_of))
+            fix_attempt=trial.fix_attempt, fix_of=trial.fix_of,
+            errors=list(trial.asked.outcome.errors) if trial.asked else [],
+            replies=[r[:20_000] for r in trial.asked.outcome.replies] if trial.asked else []))
         if result.stopped:
             raise Stopped
         return status
