@@ -56,11 +56,12 @@ def log_tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
 
 def build_context(*, experiment: int, train_py: str, program: Program, results_tsv: Path,
                   diffs: Sequence[str], steering: Sequence[str], crash_log_tail: Optional[str] = None,
-                  fix_attempt: int = 0) -> ProposalContext:
+                  fix_attempt: int = 0, max_fix_attempts: int = 0) -> ProposalContext:
     """The context of one proposal (``fix_attempt`` >= 1 with ``crash_log_tail`` for a fix)."""
     return ProposalContext(train_py=train_py, program_md=program.text, history=history(results_tsv),
                            experiment=experiment, kept_diffs=tuple(diffs), crash_log_tail=crash_log_tail,
-                           fix_attempt=fix_attempt, steering=tuple(steering))
+                           fix_attempt=fix_attempt, max_fix_attempts=max_fix_attempts,
+                           steering=tuple(steering))
 
 
 def program_source(spec: Optional[str], root: Path, upstream: bool) -> ProgramSource:

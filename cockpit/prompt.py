@@ -140,7 +140,7 @@ def _diffs_section(diffs: Sequence[str], omit: int) -> str:
 def _crash_section(context: ProposalContext) -> str:
     if context.fix_attempt < 1 or not context.crash_log_tail:
         return ""
-    limit = getattr(context, "max_fix_attempts", None)
+    limit = context.max_fix_attempts
     attempt = f"attempt {context.fix_attempt} of {limit}" if limit else f"attempt {context.fix_attempt}"
     return (
         f"## The previous experiment crashed: fix it ({attempt})\n"

@@ -222,7 +222,8 @@ class Engine:
                 context = build_context(
                     experiment=n, train_py=source, program=program, results_tsv=self.ws.results_tsv,
                     diffs=kept_diffs(self.repo, self.ws.records_jsonl, self._state.last_kept),
-                    steering=self.control.steering, crash_log_tail=crash_tail, fix_attempt=fix_attempt)
+                    steering=self.control.steering, crash_log_tail=crash_tail, fix_attempt=fix_attempt,
+                    max_fix_attempts=self.config.fix_attempts)
                 outcome = await self.control.until_stopped(obtain_proposal(
                     self.agent, context, self.config.max_reasks,
                     lambda reason, attempt: self.emit(ProposalRejected(n, reason, attempt))))

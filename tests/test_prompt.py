@@ -50,10 +50,10 @@ def test_history_line_format():
 
 
 def test_fix_attempt_shows_the_crash_tail_and_a_reask_the_error():
-    ctx = context(fix_attempt=2, crash_log_tail="Traceback\nRuntimeError: shapes mismatch",
+    ctx = context(fix_attempt=2, max_fix_attempts=3, crash_log_tail="Traceback\nRuntimeError: shapes mismatch",
                   last_error="SEARCH text not found in train.py")
     user = build_messages(ctx, max_input_tokens=None, count_tokens=chars)[1]["content"]
-    assert "Fix this crash of the same idea" in user and "attempt 2" in user
+    assert "Fix this crash of the same idea" in user and "attempt 2 of 3" in user
     assert "RuntimeError: shapes mismatch" in user
     assert "Your previous reply was rejected" in user and "SEARCH text not found in train.py" in user
     plain = build_messages(context(fix_attempt=0, crash_log_tail="old tail"), max_input_tokens=None,

@@ -33,7 +33,7 @@ class ProposalContext:
     re-ask (else None); ``attempt`` counts re-asks for this experiment (0 = first ask).
     ``kept_diffs`` holds unified diffs of the most recent kept changes (oldest
     first); ``crash_log_tail`` the last lines of the previous run's log when it
-    crashed and this is a fix attempt (``fix_attempt`` >= 1, else 0);
+    crashed and this is a fix attempt (``fix_attempt`` >= 1 of ``max_fix_attempts``, else 0);
     ``steering`` the human's notes, oldest first.
     """
 
@@ -46,6 +46,7 @@ class ProposalContext:
     kept_diffs: tuple[str, ...] = ()
     crash_log_tail: Optional[str] = None
     fix_attempt: int = 0
+    max_fix_attempts: int = 0
     steering: tuple[str, ...] = ()
 
 
