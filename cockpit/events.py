@@ -200,4 +200,33 @@ class Steer:
     text: str
 
 
-Command = Union[Pause, Resume, Stop, Steer]
+@dataclass(frozen=True)
+class Veto:
+    """Reject the pending proposal (before it trains), or kill the running experiment:
+    it ends as a discard row marked vetoed."""
+
+
+@dataclass(frozen=True)
+class ForceKeep:
+    """Keep the running or just-finished experiment although it did not improve; it
+    becomes the ratchet's reference (marked forced)."""
+
+
+@dataclass(frozen=True)
+class Approve:
+    """Let the pending proposal train (only meaningful while the approval gate holds it)."""
+
+
+@dataclass(frozen=True)
+class SetApprovalGate:
+    """Turn the approval gate on or off: when on, every proposal waits for Approve or Veto."""
+
+    on: bool
+
+
+@dataclass(frozen=True)
+class RevertLastKeep:
+    """Un-keep the last kept commit: the branch and the best val_bpb go back to the keep before it."""
+
+
+Command = Union[Pause, Resume, Stop, Steer, Veto, ForceKeep, Approve, SetApprovalGate, RevertLastKeep]
