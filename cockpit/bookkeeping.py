@@ -2,8 +2,11 @@
 results.tsv row and the records.jsonl object of each experiment.
 
 The ``Bookkeeper`` owns the session's ``SessionState`` (best val_bpb, last kept
-commit, rows, dropped proposals in a row, summed agent usage); the engine
-(cockpit.ratchet) asks and trains, then hands each committed ``Trial`` here.
+commit and the stack of keeps, rows, dropped proposals in a row, summed agent
+usage); the engine (cockpit.ratchet) asks and trains, then hands each committed
+``Trial`` here. The human's verdicts (veto, force-keep) enter ``conclude``; rows
+that did not train (a forced keep of a finished run, a revert) go through
+``relog``; proposals vetoed or withdrawn before training through ``unrun``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from cockpit.programs import Program, ProgramSource
 from cockpit.proposing import Outcome
 from cockpit.repo import GitRepo, short
 from cockpit.runner import RunResult
-from cockpit.session import SessionConfig, SessionError, SessionState, decide, fixable
+from cockpit.session import Logged, SessionConfig, SessionError, SessionState, decide, fixable
 from cockpit.summary import summary_memory_gb, summary_val_bpb
 from cockpit.usage import add_usage
 from cockpit.workspace import Workspace, sha256_file
@@ -74,39 +77,89 @@ class Bookkeeper:
         if self.repo.head_commit() != self.state.last_kept:
             self.repo.reset_hard(self.state.last_kept, preserve=PRESERVED)
 
-    def conclude(self, trial: Trial, result: RunResult, summary: dict, hold: bool = False) -> str:
-        """Decide; reset unless kept (or ``hold`` and a fixable crash: fixes follow);
-        append the row and the record. Returns the status; raises Stopped after a stop."""
+    def log_name(self, n: int, commit: str) -> str:
+        """The log file of experiment ``n`` (relative): ``logs/exp-NNNN-<commit7>.log``,
+        with the tag added when an earlier session left that name."""
+        name = f"logs/exp-{n:04d}-{short(commit)}.log"
+        if (self.ws.path / name).exists():
+            name = f"logs/exp-{n:04d}-{short(commit)}-{self.config.tag}.log"
+        return name
+
+    def move_to(self, commit: str) -> None:
+        """``git reset --hard commit`` (a forced keep, a revert); program.md survives."""
+        self.repo.reset_hard(commit, preserve=PRESERVED)
+
+    def conclude(self, trial: Trial, result: RunResult, summary: dict, hold: bool = False,
+                 verdict: str = "") -> str:
+        """Decide (``verdict`` "veto" or "force-keep": the human's, see ``verdict``);
+        reset unless kept (or ``hold`` and a fixable crash: fixes follow); append the
+        row and the record. Returns the status; raises Stopped after a stop."""
         state, n = self.state, trial.n
         self.emit(PhaseChanged(n, "deciding"))
-        status = decide(result, summary, state.best)
+        status, mark = self.verdict(result, summary, verdict)
         val = summary_val_bpb(summary) if status != "crash" else None
         mem = summary_memory_gb(summary) if status != "crash" else 0.0
-        description = trial.description + (" [stopped]" if result.stopped else
-                                           " [timed out]" if result.timed_out else "")
+        description = trial.description + mark
         parent = state.last_kept
-        if status == "keep":
-            state.best, state.last_kept = val, trial.commit
-        elif n > 0 and not (hold and status == "crash" and fixable(result)):
+        if status != "keep" and n > 0 and not (hold and status == "crash" and fixable(result)):
             self.repo.reset_hard(state.last_kept, preserve=PRESERVED)
-        row = Row(short(trial.commit), val or 0.0, mem, status, description)
-        append_row(self.ws.results_tsv, row)
-        state.rows += 1
         usage = trial.asked.outcome.usage if trial.asked else None
-        state.usage = add_usage(state.usage, usage)
-        self.emit(RowLogged(n, row.commit, row.val_bpb, mem, status, description, state.best, usage))
+        self._log_row(Logged(n, trial.commit, status, val, mem, description), usage)
         propose_s = trial.asked.outcome.propose_s if trial.asked else 0.0
         append_record(self.ws.records_jsonl, self._record(
             "experiment", n, status, description, trial.started, trial.asked, commit=short(trial.commit),
             parent=short(parent) if n else "", val_bpb=val, memory_gb=mem, diff=trial.diff, summary=summary,
             timings={"propose_s": propose_s, **result.timings()}, returncode=result.returncode,
-            timed_out=result.timed_out, stopped=result.stopped, log_path=state.log_names.get(n, ""),
-            fix_attempt=trial.fix_attempt, fix_of=trial.fix_of,
+            timed_out=result.timed_out, stopped=result.stopped and verdict != "veto",
+            log_path=state.log_names.get(n, ""), fix_attempt=trial.fix_attempt, fix_of=trial.fix_of,
             errors=list(trial.asked.outcome.errors) if trial.asked else [],
             replies=[r[:20_000] for r in trial.asked.outcome.replies] if trial.asked else []))
-        if result.stopped:
+        if result.stopped and verdict != "veto":
             raise Stopped
         return status
+
+    def verdict(self, result: RunResult, summary: dict, human: str = "") -> tuple[str, str]:
+        """(status, description mark) of a finished run. ``human`` "veto": discard,
+        " [vetoed]"; "force-keep": a discard becomes a keep, " [forced]" (a crash
+        stays a crash, with a warning; a keep needs no force)."""
+        status = decide(result, summary, self.state.best)
+        if human == "veto":
+            return "discard", " [vetoed]"
+        if human == "force-keep" and status == "discard":
+            return "keep", " [forced]"
+        if human == "force-keep" and status == "crash":
+            self.emit(EngineMessage("force-keep: the run crashed (no val_bpb), so it cannot be kept", "warning"))
+        return status, (" [stopped]" if result.stopped else " [timed out]" if result.timed_out else "")
+
+    def _log_row(self, row: Logged, usage: Optional[dict] = None) -> None:
+        """Append ``row`` to results.tsv, update the state (SessionState.log), emit RowLogged."""
+        line = Row(short(row.commit), row.val_bpb or 0.0, row.memory_gb, row.status, row.description)
+        append_row(self.ws.results_tsv, line)
+        self.state.log(row)
+        self.state.usage = add_usage(self.state.usage, usage)
+        self.emit(RowLogged(row.experiment, line.commit, line.val_bpb, row.memory_gb, row.status,
+                            row.description, self.state.best, usage))
+
+    def relog(self, source: Logged, status: str, description: str) -> Logged:
+        """Append a row for ``source``'s commit that did not train again (a forced keep
+        of a finished experiment, a revert): its val_bpb and memory, the new
+        ``status`` and ``description``. The caller moved the branch and, for a
+        revert, the state (``SessionState.unkeep``) first."""
+        row = Logged(self.state.rows, source.commit, status, source.val_bpb, source.memory_gb, description)
+        self._log_row(row)
+        return row
+
+    def unrun(self, kind: str, trial: Trial, parent: str, reason: str) -> None:
+        """Record a committed proposal that never trained (``kind`` "vetoed" or
+        "withdrawn"; no row) after resetting it away; ``parent`` is the keep it was
+        built on, ``reason`` why it did not train."""
+        self.reset_to_kept()
+        asked = trial.asked
+        self.state.usage = add_usage(self.state.usage, asked.outcome.usage if asked else None)
+        append_record(self.ws.records_jsonl, self._record(
+            kind, trial.n, kind, trial.description, trial.started, asked, commit=short(trial.commit),
+            parent=short(parent), diff=trial.diff, reason=reason, fix_attempt=trial.fix_attempt,
+            fix_of=trial.fix_of, timings={"propose_s": asked.outcome.propose_s if asked else 0.0}))
 
     def drop(self, n: int, asked: Asked, fix_attempt: int = 0) -> None:
         """Record a proposal dropped after its re-asks (no row, train.py untouched).

@@ -3,10 +3,12 @@
     cockpit init DIR [--profile cpu|h100|tiny] [--no-prepare]
     cockpit [--workspace DIR] [--headless] [--max-experiments N] [--budget SECONDS]
             [--tag TAG] [--agent offline|litellm] [--model MODEL] [--api-base URL]
-            [--program NAME|PATH] [--run-command CMD]
+            [--program NAME|PATH] [--run-command CMD] [--approve]
 
 These flag names are a contract that other tools script against. A flag
-overrides cockpit.toml only when it is typed. Exit status 0 on a normal end
+overrides cockpit.toml only when it is typed. ``--approve`` (the approval gate)
+needs the UI: with ``--headless`` it is refused, and cockpit.toml's
+``approval_gate = true`` is ignored there with a note (nothing could approve). Exit status 0 on a normal end
 (max experiments reached, stopped, agent exhausted), 1 with one line on stderr
 for an error. The Textual UI is imported only when it is opened.
 """
@@ -35,6 +37,8 @@ from cockpit.workspace import (PROFILES, Workspace, WorkspaceError, init_workspa
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+APPROVE_HEADLESS = ("--approve needs the cockpit UI to approve or veto proposals; in headless mode nothing "
+                    "could, and the session would wait forever (drop --approve or --headless)")
 
 
 def default_tag(now: Optional[datetime] = None) -> str:
@@ -66,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cockpit",
         usage=("cockpit [--workspace DIR] [--headless] [--max-experiments N] [--budget SECONDS] "
                "[--tag TAG]\n               [--agent offline|litellm] [--model MODEL] [--api-base URL] "
-               "[--program NAME|PATH] [--run-command CMD]"
+               "[--program NAME|PATH] [--run-command CMD] [--approve]"
                "\n       cockpit init DIR [--profile {cpu,h100,tiny}] [--no-prepare]"),
         description="Run the autoresearch ratchet on a workspace, in a terminal UI or headless.")
     parser.add_argument("--workspace", metavar="DIR", default=".", help="workspace directory (default: .)")
@@ -85,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-command", metavar="CMD",
                         help="training command, shell-quoted (default: python -u train.py; "
                              "upstream layout: uv run train.py)")
+    parser.add_argument("--approve", action="store_true",
+                        help="approval gate: every proposal waits for approve or veto in the cockpit "
+                             "(default: approval_gate in cockpit.toml; not with --headless)")
     commands = parser.add_subparsers(dest="command", metavar="{init}")
     init = commands.add_parser("init", help="create a workspace: cockpit init DIR [--profile P] [--no-prepare]")
     init.add_argument("dir", metavar="DIR", help="new or empty directory")
@@ -146,12 +153,29 @@ def program_flag(spec: Optional[str]) -> Optional[str]:
     return str(Path(spec).expanduser().resolve())
 
 
+def approval_gate(typed: bool, workspace: Workspace, headless: bool) -> bool:
+    """Whether the session starts with the approval gate on: ``--approve`` when
+    typed, else cockpit.toml's ``approval_gate``. Headless, nothing can approve:
+    ``--approve`` raises ValueError, the file's setting is dropped with a note."""
+    if headless and typed:
+        raise ValueError(APPROVE_HEADLESS)
+    if headless and workspace.approval_gate:
+        print("cockpit: approval_gate = true in cockpit.toml is ignored in headless mode "
+              "(nothing could approve a proposal)", file=sys.stderr)
+        return False
+    return typed or workspace.approval_gate
+
+
 def _session(args: argparse.Namespace) -> int:
+    if args.headless and args.approve:  # refused before the workspace is even read
+        raise ValueError(APPROVE_HEADLESS)
     workspace = load_workspace(args.workspace)
+    gate = approval_gate(args.approve, workspace, args.headless)
     agent = build_agent(workspace.agent.with_flags(args.agent, args.model, args.api_base), workspace.seed)
     config = SessionConfig(tag=args.tag or default_tag(), max_experiments=args.max_experiments,
                            budget_s=args.budget, run_command=run_command(args.run_command, workspace),
-                           fix_attempts=workspace.fix_attempts, program=program_flag(args.program))
+                           fix_attempts=workspace.fix_attempts, program=program_flag(args.program),
+                           approval_gate=gate)
 
     def engine_factory(emit) -> Engine:
         return Engine(workspace, config, agent, emit)

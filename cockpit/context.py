@@ -3,8 +3,9 @@
 Nothing is cached between experiments: the program is read from disk at that
 moment (hot reload; ``ProgramError`` when it is missing, unreadable or empty),
 the history from results.tsv, the kept diffs from records.jsonl along the
-current branch, the steering notes as the human sent them; for a fix attempt
-the crashed run's log tail.
+current branch, the steering notes as the human sent them, the proposals the
+human vetoed at the approval gate (from records.jsonl); for a fix attempt the
+crashed run's log tail.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from cockpit.repo import GitRepo, short
 
 MAX_KEPT_DIFFS = 5  # kept changes shown to the agent, most recent
 MAX_DIFF_CHARS = 20_000  # characters kept of one diff
+MAX_VETOED = 20  # vetoed proposals shown to the agent, most recent
 LOG_TAIL_LINES = 50  # lines of a crashed run's output shown for a fix
 
 
@@ -31,10 +33,14 @@ def history(results_tsv: Path) -> tuple[HistoryRow, ...]:
 def kept_diffs(repo: GitRepo, records_jsonl: Path, head: str, limit: int = MAX_KEPT_DIFFS) -> tuple[str, ...]:
     """Diffs of the last ``limit`` kept experiments that train.py at ``head`` is
     built from (oldest first): the commits reachable from ``head`` whose record
-    in records.jsonl is a kept experiment with a diff (the baseline has none).
-    A diff longer than MAX_DIFF_CHARS is cut, with a note. Raises LedgerError."""
-    kept = {r.get("commit"): r.get("diff", "") for r in read_records(records_jsonl)
-            if r.get("kind") == "experiment" and r.get("status") == "keep" and r.get("diff")}
+    in records.jsonl is a kept (or later force-kept) experiment with a diff (the
+    baseline has none). A diff longer than MAX_DIFF_CHARS is cut, with a note.
+    Raises LedgerError."""
+    records = read_records(records_jsonl)
+    forced = {r.get("commit") for r in records if r.get("kind") == "action" and r.get("action") == "force-keep"}
+    kept = {r.get("commit"): r.get("diff", "") for r in records
+            if r.get("kind") == "experiment" and r.get("diff") and (r.get("status") == "keep"
+                                                                    or r.get("commit") in forced)}
     found: list[str] = []
     if not kept:
         return ()
@@ -47,6 +53,14 @@ def kept_diffs(repo: GitRepo, records_jsonl: Path, head: str, limit: int = MAX_K
     return tuple(reversed(found))
 
 
+def vetoed_proposals(records_jsonl: Path, limit: int = MAX_VETOED) -> tuple[str, ...]:
+    """Descriptions of the last ``limit`` proposals vetoed at the approval gate
+    (records.jsonl ``kind`` "vetoed", earlier sessions included), oldest first.
+    Raises LedgerError."""
+    vetoed = [r.get("description", "") for r in read_records(records_jsonl) if r.get("kind") == "vetoed"]
+    return tuple(vetoed[-limit:]) if limit else ()
+
+
 def log_tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
     """The last ``lines`` non-empty lines of a run's output (progress lines split
     at ``\\r``), joined by newlines: where a traceback is."""
@@ -56,12 +70,13 @@ def log_tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
 
 def build_context(*, experiment: int, train_py: str, program: Program, results_tsv: Path,
                   diffs: Sequence[str], steering: Sequence[str], crash_log_tail: Optional[str] = None,
-                  fix_attempt: int = 0, max_fix_attempts: int = 0) -> ProposalContext:
+                  fix_attempt: int = 0, max_fix_attempts: int = 0,
+                  vetoed: Sequence[str] = ()) -> ProposalContext:
     """The context of one proposal (``fix_attempt`` >= 1 with ``crash_log_tail`` for a fix)."""
     return ProposalContext(train_py=train_py, program_md=program.text, history=history(results_tsv),
                            experiment=experiment, kept_diffs=tuple(diffs), crash_log_tail=crash_log_tail,
                            fix_attempt=fix_attempt, max_fix_attempts=max_fix_attempts,
-                           steering=tuple(steering))
+                           steering=tuple(steering), vetoed=tuple(vetoed))
 
 
 def program_source(spec: Optional[str], root: Path, upstream: bool) -> ProgramSource:

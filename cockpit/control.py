@@ -5,7 +5,9 @@ Pause takes effect between experiments (``wait_if_paused``); the engine also
 pauses by itself (``hold``) when the agent fails fatally or the program cannot
 be read. Stop kills the running subprocess at once and makes the waiting
 helpers raise ``Stopped``. Steer notes are kept, in order, for every following
-proposal.
+proposal. A restart (``restart``) tells the experiment being prepared that the
+branch moved under it or its proposal was vetoed: waits raise ``Restart`` and
+the loop asks again from the new base.
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ class Stopped(Exception):
     """Raised where the session notices a Stop command; the engine ends with "stopped"."""
 
 
+class Restart(Exception):
+    """The experiment in preparation ends without training (its proposal was vetoed,
+    or ForceKeep / RevertLastKeep moved the branch under it); the loop starts over
+    with a fresh proposal."""
+
+
 class SessionControl:
     """Holds paused/stopped state and the run that Stop must kill."""
 
@@ -31,6 +39,7 @@ class SessionControl:
         self.paused = False
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
+        self._restart = asyncio.Event()
         self._current: Optional[Run] = None
         self.steering: list[str] = []
 
@@ -39,26 +48,44 @@ class SessionControl:
         """True once Stop was received."""
         return self._stop.is_set()
 
-    def apply(self, command: Command) -> None:
-        """Change the state for ``command`` (Pause, Resume, Stop or Steer)."""
+    def apply(self, command: Command) -> bool:
+        """Change the state for ``command`` (Pause, Resume, Stop or Steer) and say so
+        in an EngineMessage. Returns False when it changed nothing (a blank note)."""
         if isinstance(command, Pause):
             self.paused = True
             self.emit(EngineMessage("pause requested: the loop waits after the running experiment"))
         elif isinstance(command, Resume):
             self.paused = False
             self._wake.set()
+            self.emit(EngineMessage("resumed"))
         elif isinstance(command, Stop):
+            self.emit(EngineMessage("stop requested: ending the session"))
             self._stop.set()
             self._wake.set()
             self.kill_current()
         elif isinstance(command, Steer):
-            self._steer(command.text)
+            return self._steer(command.text)
+        return True
 
-    def _steer(self, text: str) -> None:
+    def _steer(self, text: str) -> bool:
         note = text.strip()
         if note:
             self.steering.append(note)
             self.emit(EngineMessage(f"steering note for the agent (from the next proposal on): {note}"))
+        return bool(note)
+
+    def restart(self) -> None:
+        """Make the experiment in preparation start over (see ``Restart``)."""
+        self._restart.set()
+
+    def fresh(self) -> None:
+        """A new experiment begins: forget earlier restarts."""
+        self._restart.clear()
+
+    def check_restart(self) -> None:
+        """Raise Restart when a restart came since ``fresh``."""
+        if self._restart.is_set():
+            raise Restart
 
     def hold(self) -> None:
         """Enter the paused state without a Pause command; ``wait_if_paused`` then
@@ -82,16 +109,21 @@ class SessionControl:
             self._current = None
 
     async def until_stopped(self, awaitable: Awaitable[T]) -> T:
-        """Await ``awaitable`` unless Stop comes first (then cancel it, raise Stopped)."""
+        """Await ``awaitable`` unless Stop or a restart comes first (then cancel it,
+        raise Stopped or Restart). A result that arrives with a restart is dropped
+        (Restart): it was built on the old base."""
         task = asyncio.ensure_future(awaitable)
-        stopper = asyncio.ensure_future(self._stop.wait())
-        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
+        watchers = {asyncio.ensure_future(self._stop.wait()), asyncio.ensure_future(self._restart.wait())}
+        await asyncio.wait({task, *watchers}, return_when=asyncio.FIRST_COMPLETED)
+        for watcher in watchers:
+            watcher.cancel()
         if not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-            raise Stopped
-        return task.result()
+            raise Stopped if self.stopped else Restart
+        result = task.result()
+        self.check_restart()
+        return result
 
     async def wait_if_paused(self, experiment: int) -> None:
         """If paused, emit PhaseChanged(experiment, "paused") and wait for Resume.

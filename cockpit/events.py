@@ -14,8 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
-# Phases of one experiment, in order. "paused" and "stopped" are session states.
-PHASES = ("preparing", "proposing", "committing", "training", "deciding", "paused", "stopped")
+# Phases of one experiment, in order. "awaiting-approval" only while the approval
+# gate is on (a committed proposal waits for Approve or Veto); "paused" and
+# "stopped" are session states.
+PHASES = ("preparing", "proposing", "committing", "awaiting-approval", "training", "deciding", "paused",
+          "stopped")
+
+# The ``action`` names of ActionApplied and of records.jsonl's action objects.
+ACTIONS = ("veto", "force-keep", "approve", "gate-on", "gate-off", "revert", "steer", "pause", "resume", "stop")
 
 
 # ---------------------------------------------------------------- events ----
@@ -27,7 +33,8 @@ class SessionStarted:
 
     ``budget_s`` is the training time budget in seconds each run gets (the
     profile's TIME_BUDGET, or the ``--budget`` override); ``profile`` is the
-    harness profile name ("cpu" or "h100").
+    harness profile name ("cpu" or "h100"); ``approval_gate`` whether proposals
+    start out waiting for Approve (SetApprovalGate changes it; see ActionApplied).
     """
 
     tag: str
@@ -36,6 +43,7 @@ class SessionStarted:
     budget_s: float
     workspace: str
     agent: str
+    approval_gate: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,23 @@ class EngineMessage:
 
 
 @dataclass(frozen=True)
+class ActionApplied:
+    """A human command took effect (refused ones only give a warning EngineMessage).
+
+    ``action`` is one of ACTIONS; ``experiment`` the experiment in flight or next
+    (the results row number it concerns or produces); ``commit`` the short hash it
+    acted on ("" when none); ``detail`` says what happened, e.g. "forced keep of #3
+    (val_bpb 1.050000)". The same text comes as an EngineMessage, and the action is
+    recorded in records.jsonl (``kind`` "action").
+    """
+
+    action: str
+    experiment: int
+    detail: str
+    commit: str = ""
+
+
+@dataclass(frozen=True)
 class SessionEnded:
     """The loop ended: ``reason`` is "max-experiments", "stopped", "agent-exhausted"
     (the agent had nothing left to propose) or "error: ..."; ``experiments`` counts
@@ -169,6 +194,7 @@ Event = Union[
     RunFinished,
     RowLogged,
     EngineMessage,
+    ActionApplied,
     SessionEnded,
 ]
 
@@ -202,14 +228,16 @@ class Steer:
 
 @dataclass(frozen=True)
 class Veto:
-    """Reject the pending proposal (before it trains), or kill the running experiment:
-    it ends as a discard row marked vetoed."""
+    """Reject the proposal waiting at the approval gate (reset away, recorded as
+    "vetoed", no results row: it never started), or kill the running experiment
+    (not the baseline): it ends as a discard row marked " [vetoed]". Else a warning."""
 
 
 @dataclass(frozen=True)
 class ForceKeep:
-    """Keep the running or just-finished experiment although it did not improve; it
-    becomes the ratchet's reference (marked forced)."""
+    """Keep the running experiment when it ends with a finite val_bpb (" [forced]"),
+    or, between experiments, the just-discarded one (the branch moves to it; a new
+    keep row "... [forced keep of #n]"); either becomes the ratchet's reference."""
 
 
 @dataclass(frozen=True)
@@ -219,14 +247,17 @@ class Approve:
 
 @dataclass(frozen=True)
 class SetApprovalGate:
-    """Turn the approval gate on or off: when on, every proposal waits for Approve or Veto."""
+    """Turn the approval gate on or off: when on, every committed proposal waits
+    (phase "awaiting-approval") for Approve or Veto; off while one waits approves it."""
 
     on: bool
 
 
 @dataclass(frozen=True)
 class RevertLastKeep:
-    """Un-keep the last kept commit: the branch and the best val_bpb go back to the keep before it."""
+    """Un-keep the last kept commit (never the baseline): the branch and the best
+    val_bpb go back to the keep before it; a discard row "... [reverted]" is
+    appended. Between experiments only (refused with a warning while training)."""
 
 
 Command = Union[Pause, Resume, Stop, Steer, Veto, ForceKeep, Approve, SetApprovalGate, RevertLastKeep]

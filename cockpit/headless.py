@@ -105,14 +105,15 @@ class HeadlessPrinter:
         return f"session ended ({e.reason}): " + self.summary(e.agent_usage)
 
     def summary(self, usage: Optional[dict] = None) -> str:
-        """One line: rows by status, baseline and best val_bpb, the agent's
+        """One line: rows by status, baseline and reference (best kept) val_bpb, the agent's
         ``usage`` summed over the session (cockpit.usage) when given."""
         counts = {s: sum(r.status == s for r in self.rows) for s in ("keep", "discard", "crash")}
         text = (f"{len(self.rows)} experiments, {counts['keep']} kept, {counts['discard']} discarded, "
                 f"{counts['crash']} crashed")
         kept = [r for r in self.rows if r.status == "keep"]
-        if kept:
-            base, best = kept[0].val_bpb, kept[-1].val_bpb
+        if kept:  # the reference after the last row (a forced keep or a revert may have moved it)
+            base = kept[0].val_bpb
+            best = self.rows[-1].best_val_bpb if self.rows[-1].best_val_bpb is not None else kept[-1].val_bpb
             text += f"; val_bpb {base:.6f} -> {best:.6f} ({best - base:+.6f})"
         if usage:
             text += f"; agent {format_usage(usage)} in {usage.get('calls', 0)} calls"

@@ -6,8 +6,9 @@
     commit	val_bpb	memory_gb	status	description
     a1b2c3d	0.997900	44.0	keep	baseline
 
-``records.jsonl`` holds one JSON object per experiment and per dropped proposal:
-everything the five columns cannot (diff, summary, timings, log path, ...).
+``records.jsonl`` holds one JSON object per experiment, per dropped, vetoed or
+withdrawn proposal and per human action: everything the five columns cannot
+(diff, summary, timings, log path, ...).
 Both are appended with flush + fsync and never rewritten; a corrupt line is
 reported with its line number, never repaired.
 """
@@ -45,8 +46,12 @@ class Row:
 
 @dataclass(frozen=True)
 class ExperimentRecord:
-    """One records.jsonl object: an experiment (``kind`` "experiment") or a proposal
-    dropped after its re-asks (``kind`` "dropped", ``status`` "dropped", no commit).
+    """One records.jsonl object: an experiment (``kind`` "experiment"), a proposal
+    dropped after its re-asks (``kind`` "dropped", ``status`` "dropped", no commit),
+    or a committed proposal that never trained (``kind`` and ``status`` "vetoed": the
+    human vetoed it at the approval gate; "withdrawn": the session stopped or the
+    branch moved under it; ``reason`` says which). Human actions are plain objects
+    (``kind`` "action", see cockpit.actions).
 
     Times: ``timings`` holds propose_s, startup_s (process start -> first step
     line), training_s (first -> last step line), eval_s (last step line -> exit)
@@ -91,6 +96,7 @@ class ExperimentRecord:
     fix_attempt: int = 0
     fix_of: str = ""
     steering: list = field(default_factory=list)
+    reason: str = ""
 
 
 def clean_description(text: str) -> str:

@@ -8,13 +8,14 @@ resumed session needs no conversation state.
 - user: the current train.py in full; the experiment history, one line per
   results row (``#n status val_bpb description``, n counted from 0 = the first
   row) and the best kept row; the diffs of recent kept changes; on a fix
-  attempt the crash log tail; the human's steering notes; on a re-ask the error
-  of the previous reply, addressed to the model.
+  attempt the crash log tail; the human's steering notes; the proposals the
+  human vetoed (at most 20, capped by the engine); on a re-ask the error of the
+  previous reply, addressed to the model.
 
 When ``count_tokens(messages)`` exceeds ``max_input_tokens`` minus a reserve
 for the reply, history rows are dropped oldest-first (the prompt says how many),
 then kept diffs oldest-first. program.md, train.py, the crash tail, the steering
-notes and the previous error are never trimmed; if the prompt still does not
+notes, the vetoed proposals and the previous error are never trimmed; if the prompt still does not
 fit, ``build_messages`` raises ValueError.
 """
 
@@ -95,6 +96,7 @@ def _render(context: ProposalContext, omit_rows: int, omit_diffs: int) -> list[d
         _diffs_section(context.kept_diffs, omit_diffs),
         _crash_section(context),
         _steering_section(context.steering),
+        _vetoed_section(context.vetoed),
         _error_section(context.last_error),
         _task_line(context),
     ]
@@ -154,6 +156,13 @@ def _steering_section(notes: Sequence[str]) -> str:
         return ""
     body = "\n".join(f"- {' '.join(note.split())}" for note in notes)
     return f"## Steering notes from the human (oldest first; follow the latest when they conflict)\n{body}"
+
+
+def _vetoed_section(descriptions: Sequence[str]) -> str:
+    if not descriptions:
+        return ""
+    body = "\n".join(f"- {' '.join(text.split())}" for text in descriptions)
+    return f"## Proposals the human vetoed before they ran (do not propose them again)\n{body}"
 
 
 def _error_section(last_error: Optional[str]) -> str:

@@ -2,7 +2,9 @@
 
 ``Engine(workspace, config, agent, emit)`` runs one session on a new branch
 ``autoresearch/<tag>``. It reports everything through ``emit(event)``
-(cockpit.events) and takes Pause / Resume / Stop / Steer through ``send(command)``.
+(cockpit.events) and takes the human's commands through ``send(command)``
+(applied and recorded by cockpit.actions: pause, steer, approval gate, veto,
+force-keep, revert).
 Keep rule: a run is kept iff it exits 0, was not killed, prints a finite val_bpb
 and that val_bpb is strictly lower than the best kept one (the baseline is kept
 unless it crashes). Anything else is reset to the last kept commit
@@ -16,6 +18,8 @@ crashed train.py with the run's log tail; each fix is its own experiment (row
 (``NoFix``) or dropped fix, or the last crash, ends the attempts with a reset.
 When the program cannot be read or the agent raises ``AgentFatal``, the engine
 says why and pauses until Resume, then asks again; Stop while paused ends it.
+A proposal vetoed at the approval gate, or overtaken by a forced keep or a
+revert, ends the experiment without training (``Restart``); the loop asks anew.
 """
 
 from __future__ import annotations
@@ -23,12 +27,13 @@ from __future__ import annotations
 import asyncio
 from typing import Optional
 
+from cockpit.actions import HumanActions
 from cockpit.agents.base import Agent, AgentExhausted, AgentFatal, NoFix
 from cockpit.bookkeeping import Asked, Bookkeeper, Trial, now
-from cockpit.context import build_context, kept_diffs, log_tail, program_source
-from cockpit.control import SessionControl, Stopped
+from cockpit.context import build_context, kept_diffs, log_tail, program_source, vetoed_proposals
+from cockpit.control import Restart, SessionControl, Stopped
 from cockpit.edits import unified_diff
-from cockpit.events import (Command, EngineMessage, Emit, PhaseChanged, ProposalReady, ProposalRejected,
+from cockpit.events import (Command, EngineMessage, Emit, Event, PhaseChanged, ProposalReady, ProposalRejected,
                             RunFinished, RunStarted, SessionEnded, SessionStarted)
 from cockpit.ledger import LedgerError, read_rows
 from cockpit.programs import Program, ProgramError
@@ -51,17 +56,23 @@ class Engine:
     from the same event loop."""
 
     def __init__(self, workspace: Workspace, config: SessionConfig, agent: Agent, emit: Emit) -> None:
-        self.ws, self.config, self.agent, self.emit = workspace, config, agent, emit
+        self.ws, self.config, self.agent, self._emit = workspace, config, agent, emit
         self.repo = GitRepo(workspace.path)
         self._commands: asyncio.Queue = asyncio.Queue()
-        self.control = SessionControl(emit)
-        self.book = Bookkeeper(workspace, config, agent.name, self.repo, emit)
+        self.control = SessionControl(self.emit)
+        self.book = Bookkeeper(workspace, config, agent.name, self.repo, self.emit)
+        self.actions = HumanActions(self.book, self.control, self.emit, config.approval_gate)
         self._state = self.book.state
         self._program_sha = ""
 
     def send(self, command: Command) -> None:
-        """Queue Pause, Resume, Stop or Steer (cockpit.events)."""
+        """Queue a command (cockpit.events); cockpit.actions says what each does when."""
         self._commands.put_nowait(command)
+
+    def emit(self, event: Event) -> None:
+        """Report ``event``; the human controls follow the phase through it."""
+        self.actions.observe(event)
+        self._emit(event)
 
     async def run(self) -> str:
         """Run the session to its end; returns the SessionEnded reason
@@ -84,7 +95,7 @@ class Engine:
 
     async def _listen(self) -> None:
         while True:
-            self.control.apply(await self._commands.get())
+            self.actions.apply(await self._commands.get())
 
     # ------------------------------------------------------------- session --
 
@@ -94,8 +105,13 @@ class Engine:
         await self._baseline()
         while not self._full():
             await self.control.wait_if_paused(self._state.rows)
+            self.control.fresh()
+            if self._full():  # rows of forced keeps or reverts made while paused
+                break
             try:
                 await self._experiment(self._state.rows)
+            except Restart:
+                continue
             except AgentExhausted as exc:
                 self.emit(EngineMessage(f"the agent has nothing left to propose: {exc}", "warning"))
                 return "agent-exhausted"
@@ -117,7 +133,7 @@ class Engine:
         self.repo.exclude(UNTRACKED)
         self._state.last_kept = self.repo.create_branch(self.config.branch)
         self.emit(SessionStarted(self.config.tag, self.config.branch, self.ws.profile, self.book.budget_s,
-                                 str(self.ws.path), self.agent.name))
+                                 str(self.ws.path), self.agent.name, self.actions.gate))
         self.emit(EngineMessage(f"program: {self.book.program.label} (read again before every proposal)"))
 
     def _budget_override(self) -> Optional[float]:
@@ -154,17 +170,17 @@ class Engine:
             raise Stopped
         if result.returncode != 0:
             raise SessionError(f"prepare.py failed (exit {result.returncode}): "
-                               f"{_last_line(result.text)}; see logs/prepare.log")
+                               f"{result.last_line()}; see logs/prepare.log")
 
     # --------------------------------------------------------- experiments --
 
     async def _baseline(self) -> None:
         trial = Trial(0, self._state.last_kept, "baseline", "", now())
-        result, summary = await self._train(trial)
+        result, summary, _ = await self._train(trial)
         status = self.book.conclude(trial, result, summary)
         if status == "crash" and not result.stopped:
             raise SessionError(f"the baseline run crashed (exit {result.returncode}"
-                               f"{', timed out' if result.timed_out else ''}): {_last_line(result.text)}; "
+                               f"{', timed out' if result.timed_out else ''}): {result.last_line()}; "
                                f"see {self._state.log_names.get(0, 'logs/')}")
 
     async def _experiment(self, n: int) -> None:
@@ -192,6 +208,7 @@ class Engine:
                     return
                 n = self._state.rows
                 await self.control.wait_if_paused(n)
+                self.control.check_restart()
                 source = self.ws.train_py.read_text(encoding="utf-8")
                 try:
                     asked = await self._ask(n, source, log_tail(result.text), k)
@@ -213,7 +230,7 @@ class Engine:
         """Ask with a fresh context (cockpit.context). An unreadable program or an
         AgentFatal pauses the session (error message, PhaseChanged "paused") until
         Resume, then asks again; nothing is committed meanwhile. Raises Stopped,
-        AgentExhausted, NoFix."""
+        Restart (the branch moved), AgentExhausted, NoFix."""
         while True:
             self.emit(PhaseChanged(n, "proposing"))
             started = now()
@@ -223,7 +240,7 @@ class Engine:
                     experiment=n, train_py=source, program=program, results_tsv=self.ws.results_tsv,
                     diffs=kept_diffs(self.repo, self.ws.records_jsonl, self._state.last_kept),
                     steering=self.control.steering, crash_log_tail=crash_tail, fix_attempt=fix_attempt,
-                    max_fix_attempts=self.config.fix_attempts)
+                    max_fix_attempts=self.config.fix_attempts, vetoed=vetoed_proposals(self.ws.records_jsonl))
                 outcome = await self.control.until_stopped(obtain_proposal(
                     self.agent, context, self.config.max_reasks,
                     lambda reason, attempt: self.emit(ProposalRejected(n, reason, attempt))))
@@ -233,6 +250,7 @@ class Engine:
             except AgentFatal as exc:
                 self._hold(f"the agent cannot go on: {exc}")
             await self.control.wait_if_paused(n)
+            self.control.check_restart()
 
     def _read_program(self, n: int) -> Program:
         """The program read now; says so when its text changed since the last proposal."""
@@ -248,7 +266,8 @@ class Engine:
 
     async def _try(self, n: int, source: str, asked: Asked, description: str, hold: bool,
                    fix: tuple[int, str] = (0, "")) -> tuple[str, RunResult, Trial]:
-        """Commit the proposal on HEAD, train it, conclude; returns (status, result, trial)."""
+        """Commit the proposal on HEAD, hold it at the approval gate (Restart when it
+        is vetoed there), train it, conclude; returns (status, result, trial)."""
         self._state.drops = 0
         self.emit(ProposalReady(n, description, unified_diff(source, asked.outcome.new_source)))
         self.emit(PhaseChanged(n, "committing"))
@@ -256,17 +275,14 @@ class Engine:
         commit = self.repo.commit_file("train.py", description)
         trial = Trial(n, commit, description, self.repo.diff(self._state.last_kept, commit), asked.started,
                       asked, *fix)
-        result, summary = await self._train(trial)
-        return self.book.conclude(trial, result, summary, hold), result, trial
+        await self.actions.hold_for_approval(trial)
+        result, summary, verdict = await self._train(trial)
+        return self.book.conclude(trial, result, summary, hold, verdict), result, trial
 
-    def _log_name(self, n: int, commit: str) -> str:
-        name = f"logs/exp-{n:04d}-{short(commit)}.log"
-        if (self.ws.path / name).exists():
-            name = f"logs/exp-{n:04d}-{short(commit)}-{self.config.tag}.log"
-        return name
-
-    async def _train(self, trial: Trial) -> tuple[RunResult, dict]:
-        n, commit, log_name = trial.n, trial.commit, self._log_name(trial.n, trial.commit)
+    async def _train(self, trial: Trial) -> tuple[RunResult, dict, str]:
+        """Run ``trial``; returns its result, parsed summary and the human's verdict."""
+        n, commit, log_name = trial.n, trial.commit, self.book.log_name(trial.n, trial.commit)
+        self.actions.begin(trial)
         self.emit(PhaseChanged(n, "training"))
         budget = self.book.budget_s
         self.emit(RunStarted(n, short(commit), trial.description, budget, str(self.ws.path / log_name)))
@@ -278,10 +294,4 @@ class Engine:
         self.emit(RunFinished(n, short(commit), result.returncode, result.timed_out, summary,
                               result.timings()["wall_s"]))
         self._state.log_names[n] = log_name
-        return result, summary
-
-
-def _last_line(text: str) -> str:
-    """The last non-empty line of a run's output (usually the error), or "no output"."""
-    lines = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "no output"
+        return result, summary, self.actions.finish_run()

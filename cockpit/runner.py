@@ -47,6 +47,11 @@ class RunResult:
     first_step: Optional[float]
     last_step: Optional[float]
 
+    def last_line(self) -> str:
+        """The last non-empty line of the output (usually the error), or "no output"."""
+        lines = [line.strip() for line in self.text.replace("\r", "\n").splitlines() if line.strip()]
+        return lines[-1][:300] if lines else "no output"
+
     def timings(self) -> dict:
         """{startup_s, training_s, eval_s, wall_s}: start -> first step line, first ->
         last step line, last step line -> exit, start -> exit (seconds)."""

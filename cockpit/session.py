@@ -47,6 +47,9 @@ class SessionConfig:
     program: Optional[str] = None
     """Program NAME (``programs/NAME.md``) or PATH (absolute, or relative to the
     workspace); None = the workspace's program.md. Read before every proposal."""
+    approval_gate: bool = False
+    """Start with the approval gate on: every committed proposal waits (phase
+    "awaiting-approval") for Approve or Veto; SetApprovalGate turns it on or off."""
 
     @property
     def branch(self) -> str:
@@ -69,10 +72,27 @@ def fixable(result: RunResult) -> bool:
     return not result.stopped and not result.timed_out
 
 
+@dataclass(frozen=True)
+class Logged:
+    """A results row of this session as the engine remembers it: its number
+    ``experiment``, ``commit`` (full hash), ``status``, ``val_bpb`` (None for no
+    value), ``memory_gb`` and ``description`` as written."""
+
+    experiment: int
+    commit: str
+    status: str
+    val_bpb: Optional[float]
+    memory_gb: float
+    description: str
+
+
 @dataclass
 class SessionState:
-    """Mutable session state: best kept val_bpb, last kept commit (full hash),
-    rows logged, dropped proposals in a row, summed agent usage."""
+    """Mutable session state: best kept val_bpb (the reference the next run must
+    beat), last kept commit (full hash), rows logged, dropped proposals in a row,
+    summed agent usage, run log names; ``kept`` the stack of this session's kept
+    rows (baseline first; ``kept[-1]`` is ``last_kept``), which RevertLastKeep pops;
+    ``last_row`` the newest row (ForceKeep of a just-discarded experiment)."""
 
     best: Optional[float] = None
     last_kept: str = ""
@@ -80,3 +100,22 @@ class SessionState:
     drops: int = 0
     usage: Optional[dict] = None
     log_names: dict = field(default_factory=dict)
+    kept: list = field(default_factory=list)
+    last_row: Optional[Logged] = None
+
+    def log(self, row: Logged) -> None:
+        """Count ``row`` as the newest row; a keep becomes the reference (best, last
+        kept commit, top of ``kept``)."""
+        self.rows += 1
+        self.last_row = row
+        if row.status == "keep":
+            self.best, self.last_kept = row.val_bpb, row.commit
+            self.kept.append(row)
+
+    def unkeep(self) -> Logged:
+        """Pop the last keep; the keep before it becomes the reference again.
+        Returns the popped row. Needs two kept rows (the baseline stays)."""
+        popped = self.kept.pop()
+        restored = self.kept[-1]
+        self.best, self.last_kept = restored.val_bpb, restored.commit
+        return popped

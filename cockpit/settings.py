@@ -5,6 +5,7 @@
     seed = 0                   # the offline agent's move order
     program = "hyperparameters"  # NAME (programs/NAME.md) or PATH; default: program.md
     fix_attempts = 2           # fix attempts after a crash (0 = none)
+    approval_gate = false      # every proposal waits for approve / veto in the cockpit
 
     [agent]
     name = "litellm"           # "offline" (default) or "litellm"
@@ -109,7 +110,7 @@ def parse_agent(value: Any, where: str) -> AgentSettings:
 
 def parse_settings(data: dict, where: str) -> dict:
     """Keyword arguments of ``Workspace`` (all but ``path``) from a parsed
-    cockpit.toml: profile, agent, budget_s, seed, program, fix_attempts.
+    cockpit.toml: profile, agent, budget_s, seed, program, fix_attempts, approval_gate.
     Raises SettingsError naming ``where`` for a value of the wrong type."""
     profile, seed, budget = data.get("profile", "h100"), data.get("seed", 0), data.get("budget_s")
     program, fixes = data.get("program"), data.get("fix_attempts", DEFAULT_FIX_ATTEMPTS)
@@ -123,6 +124,9 @@ def parse_settings(data: dict, where: str) -> dict:
         raise SettingsError(f"{where}: fix_attempts must be an integer, 0 or more")
     if budget is not None and (not _typed(budget, (int, float)) or budget <= 0):
         raise SettingsError(f"{where}: budget_s must be a positive number of seconds")
+    gate = data.get("approval_gate", False)
+    if not isinstance(gate, bool):
+        raise SettingsError(f"{where}: approval_gate must be true or false")
     return dict(profile=profile, agent=parse_agent(data.get("agent"), where),
                 budget_s=None if budget is None else float(budget),
-                seed=seed, program=program, fix_attempts=fixes)
+                seed=seed, program=program, fix_attempts=fixes, approval_gate=gate)

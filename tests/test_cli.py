@@ -66,7 +66,7 @@ def test_help_lists_every_flag():
     done = subprocess.run(_cockpit() + ["--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
     for flag in ("--workspace", "--headless", "--max-experiments", "--budget", "--tag", "--agent", "--model",
-                 "--api-base", "--program", "--run-command", "init", "--profile", "--no-prepare"):
+                 "--api-base", "--program", "--run-command", "--approve", "init", "--profile", "--no-prepare"):
         assert flag in done.stdout
     from datetime import datetime
     assert default_tag(datetime(2026, 11, 21, 23, 37)) == "nov21-2337"

@@ -110,7 +110,12 @@ async def test_steering_notes_reach_the_next_contexts(tmp_path):
         ("try a lower learning rate",), ("try a lower learning rate", "then try depth")]
     echoed = [e.text for e in of_type(events, EngineMessage) if "steering" in e.text]
     assert len(echoed) == 2 and echoed[0].endswith(": try a lower learning rate")
-    assert read_records(ws.records_jsonl)[1]["steering"] == ["try a lower learning rate"]
+    records = read_records(ws.records_jsonl)
+    experiments = [r for r in records if r["kind"] == "experiment"]
+    assert experiments[1]["steering"] == ["try a lower learning rate"]
+    notes = [r for r in records if r["kind"] == "action"]  # each note recorded as it came
+    assert [(r["action"], r["detail"], r["experiment"]) for r in notes] == [
+        ("steer", "try a lower learning rate", 0), ("steer", "then try depth", 1)]
 
 
 async def test_shipped_program_by_name_and_unknown_name(tmp_path):

@@ -42,6 +42,10 @@ def test_system_is_program_plus_format_and_user_holds_the_rest():
     assert "Best kept so far: #0 keep 1.500000" in user["content"]
     assert "+X = 2" in user["content"] and "- try a deeper model" in user["content"]
     assert "crash" not in user["content"].lower() and "rejected" not in user["content"]
+    assert "vetoed" not in user["content"]
+    _, user = build_messages(context(vetoed=("DEPTH 4 -> 8",)), max_input_tokens=None, count_tokens=chars)
+    assert ("## Proposals the human vetoed before they ran (do not propose them again)\n- DEPTH 4 -> 8"
+            in user["content"])
 
 
 def test_history_line_format():

@@ -152,7 +152,9 @@ async def test_stop_kills_training_and_resets(tmp_path):
     rows = read_rows(ws.results_tsv)
     assert [r.status for r in rows] == ["keep", "crash"]
     assert rows[1].description == "mode hang [stopped]"
-    assert read_records(ws.records_jsonl)[1]["stopped"] is True
+    records = read_records(ws.records_jsonl)
+    assert records[1]["kind"] == "action" and records[1]["action"] == "stop"  # recorded as it came
+    assert records[2]["kind"] == "experiment" and records[2]["stopped"] is True
     assert GitRepo(ws.path).head_commit() == base
     assert 'MODE = "ok"' in ws.train_py.read_text()
     assert events[-2] == PhaseChanged(2, "stopped") and events[-1] == SessionEnded("stopped", 2)

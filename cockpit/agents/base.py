@@ -34,7 +34,9 @@ class ProposalContext:
     ``kept_diffs`` holds unified diffs of the most recent kept changes (oldest
     first); ``crash_log_tail`` the last lines of the previous run's log when it
     crashed and this is a fix attempt (``fix_attempt`` >= 1 of ``max_fix_attempts``, else 0);
-    ``steering`` the human's notes, oldest first.
+    ``steering`` the human's notes, oldest first; ``vetoed`` the descriptions of
+    proposals the human vetoed before they trained (not results rows; do not
+    propose them again), oldest first.
     """
 
     train_py: str
@@ -48,6 +50,7 @@ class ProposalContext:
     fix_attempt: int = 0
     max_fix_attempts: int = 0
     steering: tuple[str, ...] = ()
+    vetoed: tuple[str, ...] = ()
 
 
 class AgentExhausted(Exception):

@@ -8,7 +8,8 @@ other small ints (< 16, e.g. DEPTH) +1 or -1. Seeds and hardware constants
 (names with SEED, FLOPS, PEAK) are left alone. A move already tried
 from the same base value is never proposed again: "tried" is read from the
 history descriptions (``MATRIX_LR 0.04 -> 0.08``), so it survives restarts; the
-reverse of a kept move counts as tried too. The order is a seeded shuffle of
+reverse of a kept move counts as tried too, and so does a move the human vetoed
+(``ProposalContext.vetoed``). The order is a seeded shuffle of
 (name, direction) pairs, the same for every call with the same seed.
 
 Its reply goes through the same parse/apply/validate path as an LLM's.
@@ -220,7 +221,8 @@ class OfflineAgent:
         """
         if context.fix_attempt:
             raise NoFix("the offline agent does not fix crashes")
-        moves = plan_moves(context.train_py, context.history, self.seed)
+        vetoed = tuple(HistoryRow("vetoed", 0.0, text) for text in context.vetoed)
+        moves = plan_moves(context.train_py, context.history + vetoed, self.seed)
         if context.attempt >= len(moves):
             raise AgentExhausted(
                 "the offline agent has tried every single x2 / x0.5 / +-1 move of the "
