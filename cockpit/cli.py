@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from cockpit.agents import make_agent
+from cockpit.context import session_program
 from cockpit.events import Resume, SessionEnded, Stop
 from cockpit.headless import HeadlessPrinter
 from cockpit.programs import is_name
@@ -182,7 +183,8 @@ def _session(args: argparse.Namespace) -> int:
 
     if args.headless:
         return _headless(engine_factory)
-    return _tui(engine_factory, title=f"cockpit · {workspace.path.name}")
+    source = session_program(config.program, workspace)
+    return _tui(engine_factory, title=f"cockpit · {workspace.path.name}", program_path=source.path)
 
 
 def _headless(engine_factory) -> int:
@@ -207,7 +209,9 @@ def _headless(engine_factory) -> int:
     return 0
 
 
-def _tui(engine_factory, title: str) -> int:
+def _tui(engine_factory, title: str, program_path: Optional[Path]) -> int:
+    """Run the Textual app; ``program_path`` is the program file the editor pane
+    edits (None for a shipped program, which is not edited in place)."""
     from cockpit.app.app import CockpitApp  # Textual is imported only when the UI opens
 
     ended: list[SessionEnded] = []
@@ -219,13 +223,14 @@ def _tui(engine_factory, title: str) -> int:
             emit(event)
         return engine_factory(tee)
 
-    app = CockpitApp(factory, title=title)
+    app = CockpitApp(factory, title=title, program_path=program_path)
     app.run()
     reason = ended[-1].reason if ended else ""
     if reason.startswith("error"):
         print(f"cockpit: {reason.removeprefix('error: ')}", file=sys.stderr)
         return 1
     return app.return_code or 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -79,6 +79,13 @@ def build_context(*, experiment: int, train_py: str, program: Program, results_t
                            steering=tuple(steering), vetoed=tuple(vetoed))
 
 
+def session_program(flag: Optional[str], workspace) -> ProgramSource:
+    """The program of a session on ``workspace``: ``--program`` (``flag``) if given,
+    else cockpit.toml's ``program``, else program.md (see ``program_source``)."""
+    spec = flag if flag is not None else workspace.program
+    return program_source(spec, workspace.path, upstream=workspace.layout == "upstream")
+
+
 def program_source(spec: Optional[str], root: Path, upstream: bool) -> ProgramSource:
     """The session's program: ``spec`` (NAME or PATH, see cockpit.programs), else the
     workspace's program.md, else (upstream layout without one) the shipped default.

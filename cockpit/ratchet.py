@@ -30,7 +30,7 @@ from typing import Optional
 from cockpit.actions import HumanActions
 from cockpit.agents.base import Agent, AgentExhausted, AgentFatal, NoFix
 from cockpit.bookkeeping import Asked, Bookkeeper, Trial, now
-from cockpit.context import build_context, kept_diffs, log_tail, program_source, vetoed_proposals
+from cockpit.context import build_context, kept_diffs, log_tail, session_program, vetoed_proposals
 from cockpit.control import Restart, SessionControl, Stopped
 from cockpit.edits import unified_diff
 from cockpit.events import (Command, EngineMessage, Emit, Event, PhaseChanged, ProposalReady, ProposalRejected,
@@ -127,8 +127,7 @@ class Engine:
         if self.repo.is_dirty(["train.py", "prepare.py"]):
             raise SessionError("train.py or prepare.py has uncommitted changes; commit or discard them first")
         self.repo.refuse_existing_branch(self.config.branch)
-        spec = self.config.program if self.config.program is not None else self.ws.program
-        self.book.program = program_source(spec, self.ws.path, upstream=self.ws.layout == "upstream")
+        self.book.program = session_program(self.config.program, self.ws)
         self.book.budget_s = await self._resolve_budget()
         self.repo.exclude(UNTRACKED)
         self._state.last_kept = self.repo.create_branch(self.config.branch)

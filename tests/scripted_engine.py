@@ -3,7 +3,9 @@
 It implements the engine side of docs/CONTRACTS.md (``run()`` and ``send()``):
 emits a session of experiments with small awaits, honours Pause (waits in
 "paused" until Resume) and Stop (ends quickly: the running experiment is
-logged as a crash), and records every command it was sent.
+logged as a crash), holds a proposal in "awaiting-approval" until Approve or
+Veto when the experiment asks for it (or the gate is on), and records every
+command it was sent.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from cockpit.events import (
+    ActionApplied,
+    Approve,
     Command,
     Emit,
     EngineMessage,
@@ -24,12 +28,14 @@ from cockpit.events import (
     ProposalRejected,
     Resume,
     RowLogged,
+    SetApprovalGate,
     RunFinished,
     RunStarted,
     SessionEnded,
     SessionStarted,
     StepLogged,
     Stop,
+    Veto,
 )
 
 
@@ -39,6 +45,9 @@ class Experiment:
 
     ``rejections``: reasons its proposal is rejected with (one ProposalRejected
     each) before it is accepted. ``diff``: its unified diff (made up if empty).
+    ``needs_approval``: its proposal waits in "awaiting-approval" for Approve or
+    Veto (as every proposal does while the gate is on). ``agent_usage``: what
+    its RowLogged says the proposal cost.
     """
 
     status: str
@@ -47,6 +56,8 @@ class Experiment:
     memory_gb: float = 12.3
     rejections: tuple[str, ...] = ()
     diff: str = ""
+    needs_approval: bool = False
+    agent_usage: Optional[dict] = None
 
 
 def make_diff(number: int, description: str) -> str:
@@ -61,11 +72,14 @@ def make_diff(number: int, description: str) -> str:
     )
 
 
+USAGE = {"prompt_tokens": 1834, "completion_tokens": 212, "cost_usd": 0.0021, "latency_s": 3.4, "retries": 0,
+         "calls": 1}
+
 DEFAULT_SCRIPT = (
     Experiment("keep", 0.997900, "baseline"),
-    Experiment("keep", 0.993200, "increase matrix LR to 0.04"),
-    Experiment("discard", 0.995100, "swap ReLU² for GELU"),
-    Experiment("crash", 0.0, "double the model width (OOM)", memory_gb=0.0),
+    Experiment("keep", 0.993200, "increase matrix LR to 0.04", agent_usage=USAGE),
+    Experiment("discard", 0.995100, "swap ReLU² for GELU", memory_gb=12.1, agent_usage=USAGE),
+    Experiment("crash", 0.0, "double the model width (OOM)", memory_gb=0.0, agent_usage=USAGE),
 )
 
 
@@ -85,7 +99,8 @@ class ScriptedEngine:
     ``hold_in_training``: that experiment blocks mid-run until ``release`` is set
     (``holding`` is set meanwhile). ``hold_stop``: after a Stop, ``run()`` returns
     only once ``stop_release`` is set. ``end_when_done=False``: after the script,
-    wait for Stop. ``fail_with``: ``run()`` raises it after SessionStarted.
+    wait for Stop. ``fail_with``: ``run()`` raises it after SessionStarted. ``gate``:
+    the approval gate starts on (SetApprovalGate turns it on and off).
     """
 
     def __init__(
@@ -100,6 +115,7 @@ class ScriptedEngine:
         hold_stop: bool = False,
         messages: tuple[EngineMessage, ...] = (),
         fail_with: Optional[Exception] = None,
+        gate: bool = False,
     ) -> None:
         self._emit = emit
         self.script = script
@@ -116,6 +132,10 @@ class ScriptedEngine:
         self.holding = asyncio.Event()
         self.release = asyncio.Event()
         self.stop_release = asyncio.Event()
+        self.awaiting = asyncio.Event()
+        self.gate = gate
+        self._approved = asyncio.Event()
+        self._vetoed = asyncio.Event()
         self._pause_requested = False
         self._resume = asyncio.Event()
         self._stop = asyncio.Event()
@@ -132,6 +152,13 @@ class ScriptedEngine:
             self._resume.set()
         elif isinstance(command, Stop):
             self._stop.set()
+        elif isinstance(command, Approve):
+            self._approved.set()
+        elif isinstance(command, Veto):
+            self._vetoed.set()
+        elif isinstance(command, SetApprovalGate) and command.on != self.gate:
+            self.gate = command.on
+            self._applied("gate-on" if command.on else "gate-off", 0, "proposals wait" if command.on else "they train")
 
     async def run(self) -> None:
         try:
@@ -146,7 +173,7 @@ class ScriptedEngine:
         self._emit(event)
 
     async def _session(self) -> None:
-        self.emit(SessionStarted("mar21", "autoresearch/mar21", "cpu", self.budget_s, "/tmp/ws", "offline"))
+        self.emit(SessionStarted("mar21", "autoresearch/mar21", "cpu", self.budget_s, "/tmp/ws", "offline", self.gate))
         for message in self.messages:
             self.emit(message)
         if self.fail_with is not None:
@@ -172,10 +199,17 @@ class ScriptedEngine:
             self._pause_requested = False
         return self._stop.is_set()
 
+    def _applied(self, action: str, number: int, detail: str) -> None:
+        """An ActionApplied and its echo, as the engine says an action took effect."""
+        self.emit(ActionApplied(action, number, detail))
+        self.emit(EngineMessage(f"{action}: {detail}"))
+
     async def _experiment(self, number: int, experiment: Experiment) -> None:
         commit = f"{number:03d}abcd"
         if number > 0:  # the baseline runs train.py as it is: no proposal
             await self._propose(number, experiment)
+            if (experiment.needs_approval or self.gate) and not await self._approval(number, experiment):
+                return
         self.emit(PhaseChanged(number, "training"))
         self.emit(RunStarted(number, commit, experiment.description, self.budget_s, f"logs/exp-{number:04d}.log"))
         self.emit(LogLine(number, "compiling the model..."))
@@ -200,6 +234,22 @@ class ScriptedEngine:
         self.emit(ProposalReady(number, experiment.description, diff))
         self.emit(PhaseChanged(number, "committing"))
         await asyncio.sleep(0)
+
+    async def _approval(self, number: int, experiment: Experiment) -> bool:
+        """Wait in "awaiting-approval": True when approved, False when vetoed (no row) or stopped."""
+        self._approved.clear()
+        self._vetoed.clear()
+        self.emit(PhaseChanged(number, "awaiting-approval"))
+        self.awaiting.set()
+        await _first(self._approved, self._vetoed, self._stop)
+        self.awaiting.clear()
+        if self._stop.is_set():
+            return False
+        if self._vetoed.is_set():
+            self._applied("veto", number, f"#{number} ({experiment.description}) is dropped without training")
+            return False
+        self._applied("approve", number, f"#{number} ({experiment.description}) trains")
+        return True
 
     def _steps(self, number: int) -> None:
         """Emit all step events at once, with no await between them (a burst).
@@ -227,6 +277,6 @@ class ScriptedEngine:
         self.emit(
             RowLogged(
                 number, commit, experiment.val_bpb, experiment.memory_gb,
-                experiment.status, experiment.description, None,
+                experiment.status, experiment.description, None, experiment.agent_usage,
             )
         )

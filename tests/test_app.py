@@ -3,68 +3,19 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
 
 import pytest
 
-from cockpit.app import CockpitApp, EngineEvent, StepsLogged
+from app_harness import Harness, ended, until
+from cockpit.app import EngineEvent, StepsLogged
 from cockpit.app.messages import Relay
-from cockpit.app.widgets import AgentPane, DiffView, LiveCurves, ResultRow, ResultsTable, StatusBar, TrainLog
+from cockpit.app.widgets import DiffView, LiveCurves, ResultRow, ResultsTable, StatusBar
 from cockpit.app.widgets.live_curves import MAX_POINTS, thin
 from cockpit.app.widgets.staircase import StaircasePlot, staircase, step_line
-from cockpit.events import (EngineMessage, LogLine, Pause, ProposalReady, Resume, StepLogged, Stop)
-from scripted_engine import DEFAULT_SCRIPT, Experiment, ScriptedEngine
+from cockpit.events import EngineMessage, LogLine, Pause, Resume, StepLogged, Stop
+from scripted_engine import DEFAULT_SCRIPT, Experiment
 
 SIZES = [(80, 24), (160, 48)]
-
-
-class Harness:
-    """A CockpitApp wired to a ScriptedEngine built with ``engine_options``."""
-
-    def __init__(self, rows=(), **engine_options) -> None:
-        self.engine: ScriptedEngine | None = None
-        self.options = engine_options
-        self.app = CockpitApp(self._factory, title="cockpit", rows=rows)
-
-    def _factory(self, emit) -> ScriptedEngine:
-        self.engine = ScriptedEngine(emit, **self.options)
-        return self.engine
-
-    def status(self) -> str:
-        return self.app.query_one(StatusBar).render().plain
-
-    def log_lines(self) -> list[str]:
-        return [strip.text for strip in self.app.query_one(TrainLog).lines]
-
-    def statuses(self) -> list[str]:
-        table = self.app.query_one(ResultsTable)
-        return [table.get_row_at(index)[4].plain for index in range(table.row_count)]
-
-    def steps(self, experiment: int) -> list[StepLogged]:
-        return [e for e in self.engine.events if isinstance(e, StepLogged) and e.experiment == experiment]
-
-    def proposals(self) -> list[ProposalReady]:
-        return [e for e in self.engine.events if isinstance(e, ProposalReady)]
-
-    def shown(self) -> list[str]:
-        """Ids of the main area's widgets on screen."""
-        return [widget.id for widget in self.app.query("#panes > *") if widget.display]
-
-    def agent_lines(self) -> list[str]:
-        return [strip.text for strip in self.app.query_one(AgentPane).lines]
-
-
-async def until(pilot, condition: Callable[[], bool], timeout: float = 3.0) -> None:
-    """Let the app run until ``condition()`` holds (then one more settle)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await pilot.pause(0.01)
-    await pilot.pause()
-
-
-def ended(harness: Harness) -> Callable[[], bool]:
-    return lambda: harness.engine is not None and harness.engine.finished and harness.app._engine_done
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -80,7 +31,7 @@ async def test_session_renders_rows_log_and_status(size):
         assert any(line.startswith("step 00004 100.0% │ loss 3.000000") for line in harness.log_lines())
         status = harness.status()
         assert "best 0.993200 (Δ -0.004700)" in status
-        assert "session ended: max-experiments · 4 experiments" in status
+        assert "■ ended: max-experiments · 4 experiments · q to quit │ $0.0063" in status
 
 
 async def test_status_bar_shows_phase_and_time_left():
@@ -209,13 +160,17 @@ async def test_engine_crash_is_shown_and_q_exits():
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_snapshot_of_an_ended_session(snap_compare, size):
-    harness = Harness()
+def test_snapshot_of_an_ended_session(snap_compare, size, tmp_path):
+    program = tmp_path / "program.md"
+    program.write_text("# program\n")
+    harness = Harness(program_path=program)
 
     async def settle(pilot) -> None:
         await until(pilot, ended(harness))
         curves = harness.app.query_one(LiveCurves)
         await until(pilot, lambda: not (curves.dirty and curves.display))  # drawn where shown
+        harness.clock.now += 3600  # four rows in an hour
+        harness.app.query_one(StatusBar).refresh()
 
     assert snap_compare(harness.app, terminal_size=size, run_before=settle)
 

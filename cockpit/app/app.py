@@ -3,17 +3,22 @@
 The engine is built by ``engine_factory(emit)``; its ``run()`` goes in an async
 worker. ``emit`` (``messages.Relay``) posts one ``EngineEvent`` per event and
 batches steps into ``StepsLogged`` messages (a flood of steps is one message);
-the handlers below update the widgets. The app never calls git, torch or litellm.
+``handlers.py`` turns each event into widget changes, ``controls.py`` turns
+keys into commands. The app never calls git, torch or litellm.
 
-The main area holds five panes: results (table and log), curves, staircase,
-diff and agent. Below 160x48 one shows at a time (tabs; keys 1-5 or F1-F5);
-from 160x48 on all show side by side and the keys move the focus. The screen's
+The main area holds six panes: results (table and log), curves, staircase,
+diff, agent and, when the app is given the program's path, the program
+editor. Below 160x48 one shows at a time (tabs; keys 1-6 or F1-F5); from
+160x48 on the first five show side by side, the keys move the focus, and the
+program editor takes the staircase's place while it is picked. The screen's
 breakpoint classes (``-wide``, ``-tall``) pick the layout in ``app.tcss``.
 """
 
 from __future__ import annotations
 
+import time
 from functools import partial
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Protocol
 
 from textual import on
@@ -24,45 +29,31 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 from textual.worker import Worker, WorkerState
 
-from cockpit.events import (
-    Command,
-    Emit,
-    EngineMessage,
-    LogLine,
-    Pause,
-    PhaseChanged,
-    ProposalReady,
-    ProposalRejected,
-    Resume,
-    RowLogged,
-    RunFinished,
-    RunStarted,
-    SessionEnded,
-    SessionStarted,
-    Stop,
-)
+from cockpit.app.controls import CONTROLS, ControlActions, control_bindings
+from cockpit.app.handlers import EventHandlers
 from cockpit.app.messages import EngineEvent, Relay, StepsLogged
 from cockpit.app.widgets import (
     AgentPane,
     DiffView,
     LiveCurves,
     PaneTabs,
+    ProgramEditor,
     ResultRow,
     ResultsTable,
     StaircasePlot,
     StatusBar,
     TrainLog,
 )
+from cockpit.events import Command, Emit
 
-LEVEL_STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
-
-# (pane, label) in key order 1-5; the widget with the pane's id takes the focus when it is picked.
+# (pane, label) in key order 1-6; the widget with the pane's id takes the focus when it is picked.
 PANES = (
     ("results", "Results"),
     ("curves", "Curves"),
     ("staircase", "Staircase"),
     ("diff", "Diff"),
     ("agent", "Agent"),
+    ("program", "Program"),
 )
 
 
@@ -77,18 +68,26 @@ class Engine(Protocol):
 EngineFactory = Callable[[Emit], Engine]
 
 
-class CockpitApp(App[None]):
-    """Watch one research session: results, log, curves, staircase, diff, agent; pause and quit."""
+def pane_bindings() -> list[Binding]:
+    """1-6 (when no text widget has the focus) and F1-F5 (anywhere) pick a pane; the pane bar
+    names them, so the footer keeps its room for the controls."""
+    bindings = []
+    for key, (pane, label) in enumerate(PANES, start=1):
+        bindings.append(Binding(str(key), f"show_pane('{pane}')", label, show=False))
+        if key <= 5:  # F6 and up are controls
+            bindings.append(Binding(f"f{key}", f"show_pane('{pane}')", label, show=False, priority=True))
+    return bindings
+
+
+class CockpitApp(ControlActions, EventHandlers, App[None]):
+    """Watch and steer one research session: results, log, curves, staircase, diff, agent, program."""
 
     CSS_PATH = "app.tcss"
     BINDINGS = [
-        Binding("p", "toggle_pause", "Pause", priority=True),
-        Binding("q", "quit", "Quit", priority=True),
+        *control_bindings(),
+        Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "interrupt", "Quit", show=False, priority=True),
-        *(
-            Binding(f"{key},f{key}", f"show_pane('{pane}')", label, priority=True)
-            for key, (pane, label) in enumerate(PANES, start=1)
-        ),
+        *pane_bindings(),
     ]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (160, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (48, "-tall")]
@@ -100,41 +99,46 @@ class CockpitApp(App[None]):
         title: str = "cockpit",
         rows: Iterable[Mapping[str, Any]] = (),
         max_log_lines: int = 2000,
+        program_path: Optional[Path] = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``program_path``: the program file the engine reads (no editor pane when None);
+        ``clock``: seconds, monotonic (the experiments-per-hour figure)."""
         super().__init__()
         self.title = title
         self._engine_factory = engine_factory
         self._rows = [ResultRow.from_dict(row, index) for index, row in enumerate(rows)]
         self._max_log_lines = max_log_lines
+        self._program_path = program_path
+        self._clock = clock
+        self.panes = PANES if program_path is not None else PANES[:-1]
         self._relay = Relay(self.post_message)
         self._engine: Optional[Engine] = None
         self._engine_done = False
         self._stopping = False
         self._pause = "running"  # running | pausing | paused | resuming
-        self._handlers: dict[type, Callable[[Any], None]] = {
-            SessionStarted: self._show_session_started,
-            PhaseChanged: self._show_phase,
-            ProposalReady: self._show_proposal,
-            ProposalRejected: self._show_rejection,
-            RunStarted: self._show_run_started,
-            LogLine: self._show_log_line,
-            RunFinished: self._show_run_finished,
-            RowLogged: self._show_row,
-            EngineMessage: self._show_message,
-            SessionEnded: self._show_session_ended,
-        }
+        self._gate = False  # what this cockpit last set (the engine starts with it off)
+        self._echoes: set[str] = set()  # EngineMessage texts that echo an ActionApplied shown
+        self._handlers = self.handlers()
+
+    def get_key_display(self, binding: Binding) -> str:
+        """F-keys as F6, not f6."""
+        key = binding.key
+        return key.upper() if key[:1] == "f" and key[1:].isdigit() else super().get_key_display(binding)
 
     def compose(self) -> ComposeResult:
-        yield StatusBar(id="status")
-        yield PaneTabs(PANES, id="tabs")
+        yield StatusBar(clock=self._clock, id="status")
+        yield PaneTabs(self.panes, id="tabs")
         with Container(id="panes", classes="-show-results"):
             yield ResultsTable(self._rows, id="results")
             yield StaircasePlot(id="staircase")
+            if self._program_path is not None:
+                yield ProgramEditor(self._program_path, id="program")
             yield TrainLog(max_lines=self._max_log_lines, id="log")
             yield LiveCurves(id="curves")
             yield DiffView(id="diff")
             yield AgentPane(id="agent")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.status_bar.title = self.title
@@ -173,10 +177,17 @@ class CockpitApp(App[None]):
     def agent_pane(self) -> AgentPane:
         return self.query_one(AgentPane)
 
+    @property
+    def program_editor(self) -> Optional[ProgramEditor]:
+        editors = self.query(ProgramEditor)
+        return editors.first() if editors else None
+
     # --------------------------------------------------------------- panes --
 
     def action_show_pane(self, pane: str) -> None:
-        """Show ``pane`` (below 160x48) and focus it."""
+        """Show ``pane`` (below 160x48; the editor at any size) and focus it."""
+        if pane not in dict(self.panes):
+            return
         self.query_one("#panes").update_classes({f"-show-{name}": name == pane for name, _ in PANES})
         self.query_one(PaneTabs).active = pane
         self.query_one(f"#{pane}").focus()
@@ -194,44 +205,15 @@ class CockpitApp(App[None]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Pause / resume", "Pause after the running experiment, or resume", self.action_toggle_pause)
-        for key, (pane, label) in enumerate(PANES, start=1):
+        for control in CONTROLS:
+            yield SystemCommand(control.title, f"{control.help} ({control.fkey.upper()} or {control.letter})",
+                                getattr(self, f"action_{control.action}"))
+        for key, (pane, label) in enumerate(self.panes, start=1):
             yield SystemCommand(f"Show {label.lower()}", f"Switch to the {pane} pane (key {key})",
                                 partial(self.action_show_pane, pane))
-
-    # ------------------------------------------------------------ commands --
-
-    def action_toggle_pause(self) -> None:
-        if self._engine is None or self._engine_done or self._stopping:
-            self.notify("The session is not running.", severity="warning")
-            return
-        if self._pause == "running":
-            self._engine.send(Pause())
-            self._set_pause("pausing")
-        else:
-            self._engine.send(Resume())
-            self._set_pause("running" if self._pause == "pausing" else "resuming")
-
-    async def action_quit(self) -> None:
-        if self._engine is None or self._engine_done:
-            self.exit()
-        elif self._stopping:
-            self.notify("Still stopping: waiting for the run to end and its row to be written.")
-        else:
-            self._stopping = True
-            self.status_bar.stopping = True
-            self._engine.send(Stop())
-
-    async def action_interrupt(self) -> None:
-        """ctrl+c: quit cleanly; a second ctrl+c while stopping exits without waiting."""
-        if self._stopping:
-            self.exit()
-        else:
-            await self.action_quit()
-
-    def _set_pause(self, state: str) -> None:
-        self._pause = state
-        self.status_bar.pause = state
+        if self.program_editor is not None:
+            yield SystemCommand("Save program", "Write the program file (ctrl+o in the editor)",
+                                self.program_editor.action_save)
 
     @on(Worker.StateChanged)
     def _engine_state_changed(self, message: Worker.StateChanged) -> None:
@@ -253,41 +235,6 @@ class CockpitApp(App[None]):
         if handler is not None:
             handler(message.event)
 
-    def _show_session_started(self, event: SessionStarted) -> None:
-        self.curves.budget_s = event.budget_s
-        self.status_bar.tag = event.tag
-        self.status_bar.where = f"{event.branch} · {event.profile} · {event.agent}"
-        self.train_log.add_rule(
-            f"session {event.tag} · {event.branch} · {event.profile} · "
-            f"agent {event.agent} · budget {event.budget_s:.0f}s"
-        )
-
-    def _show_phase(self, event: PhaseChanged) -> None:
-        self.status_bar.experiment = event.experiment
-        self.status_bar.phase = event.phase
-        if event.phase == "paused":
-            self._set_pause("paused")
-        elif self._pause in ("paused", "resuming"):
-            self._set_pause("running")
-
-    def _show_proposal(self, event: ProposalReady) -> None:
-        self.train_log.add_line(f"exp {event.experiment} proposal: {event.description}", "cyan")
-        self.diff_view.add_proposal(event)
-        self.agent_pane.add_proposal(event)
-
-    def _show_rejection(self, event: ProposalRejected) -> None:
-        first_line = event.reason.strip().splitlines()[0] if event.reason.strip() else ""
-        self.train_log.add_line(
-            f"exp {event.experiment} proposal rejected (attempt {event.attempt}): {first_line}", "yellow"
-        )
-        self.agent_pane.add_rejection(event)
-
-    def _show_run_started(self, event: RunStarted) -> None:
-        self.status_bar.remaining_s = event.budget_s
-        self.train_log.border_title = f"log · exp {event.experiment} · {event.commit}"
-        self.train_log.add_rule(f"exp {event.experiment} · {event.commit} · {event.description}")
-        self.curves.start_run(event.experiment, event.description, event.budget_s)
-
     @on(StepsLogged)
     def _show_steps(self, message: StepsLogged) -> None:
         """A batch of steps: the curves take them all, the log and status bar the newest."""
@@ -295,47 +242,3 @@ class CockpitApp(App[None]):
         self.status_bar.remaining_s = steps[-1].remaining_s
         self.train_log.add_step(steps[-1])
         self.curves.add_steps(steps)
-
-    def _show_log_line(self, event: LogLine) -> None:
-        self.train_log.add_line(event.text)
-
-    def _show_run_finished(self, event: RunFinished) -> None:
-        self.status_bar.remaining_s = None
-        val_bpb = event.summary.get("val_bpb")
-        if event.returncode == 0 and val_bpb is not None:
-            text, style = f"val_bpb {float(val_bpb):.6f} in {event.wall_s:.0f}s", "bold"
-        else:
-            why = "timed out" if event.timed_out else f"exit status {event.returncode}"
-            text, style = f"crashed ({why}) after {event.wall_s:.0f}s", "bold red"
-        self.train_log.add_line(f"exp {event.experiment} finished: {text}", style)
-
-    def _show_row(self, event: RowLogged) -> None:
-        self.results_table.add_result(
-            ResultRow(
-                experiment=event.experiment,
-                commit=event.commit,
-                val_bpb=event.val_bpb,
-                memory_gb=event.memory_gb,
-                status=event.status,
-                description=event.description,
-            )
-        )
-        self.status_bar.record_row(event.status, event.val_bpb, event.best_val_bpb)
-        self.staircase.show_rows(self.results_table.results)
-        self.curves.row_logged(event.experiment, event.status)
-
-    def _show_message(self, event: EngineMessage) -> None:
-        self.agent_pane.add_message(event)
-        if event.level == "error":
-            self._show_error(event.text)
-        else:
-            self.train_log.add_line(event.text, LEVEL_STYLES.get(event.level, ""))
-
-    def _show_session_ended(self, event: SessionEnded) -> None:
-        self.status_bar.phase = "ended"
-        self.status_bar.ended = f"{event.reason} · {event.experiments} experiments · q to quit"
-        self.train_log.add_rule(f"session ended: {event.reason}")
-
-    def _show_error(self, text: str) -> None:
-        self.train_log.add_line(f"error: {text}", LEVEL_STYLES["error"])
-        self.notify(text, title="error", severity="error", timeout=15)

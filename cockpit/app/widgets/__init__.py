@@ -4,6 +4,7 @@ from cockpit.app.widgets.agent_pane import AgentPane
 from cockpit.app.widgets.diff_view import DiffView
 from cockpit.app.widgets.live_curves import LiveCurves
 from cockpit.app.widgets.pane_tabs import PaneTabs
+from cockpit.app.widgets.program_editor import ProgramEditor
 from cockpit.app.widgets.results_table import ResultRow, ResultsTable
 from cockpit.app.widgets.staircase import StaircasePlot
 from cockpit.app.widgets.status_bar import StatusBar
@@ -14,6 +15,7 @@ __all__ = [
     "DiffView",
     "LiveCurves",
     "PaneTabs",
+    "ProgramEditor",
     "ResultRow",
     "ResultsTable",
     "StaircasePlot",

@@ -1,8 +1,9 @@
-"""The agent's side of the session: proposals, rejected replies, engine notes.
+"""The agent's side of the session: proposals, rejected replies, notes, actions.
 
 A bounded RichLog, newest at the bottom: each ProposalReady's description,
 each ProposalRejected's reason (the message that went back to the agent for a
-re-ask) and every EngineMessage (warnings and errors stand out).
+re-ask), every EngineMessage (warnings and errors stand out), each steering
+note the human sent and each control the engine says it applied.
 """
 
 from __future__ import annotations
@@ -44,3 +45,11 @@ class AgentPane(RichLog):
     def add_message(self, event: EngineMessage) -> None:
         label = "" if event.level == "info" else f"{event.level}: "
         self.write(Text(label + event.text, style=MESSAGE_STYLES.get(event.level, "")))
+
+    def add_steer(self, text: str) -> None:
+        """A steering note the human sent to the agent."""
+        self.write(Text.assemble(("note to the agent: ", "bold magenta"), text))
+
+    def add_action(self, text: str) -> None:
+        """A control the engine applied (veto, force-keep, approve, gate, revert)."""
+        self.write(Text.assemble(("applied: ", "bold magenta"), text))

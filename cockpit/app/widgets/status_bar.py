@@ -2,12 +2,17 @@
 
 Line 1: title, tag, experiment, phase, budget left; best val_bpb and its delta
 from the baseline (the first kept row). Line 2: the session's state (running,
-pausing, paused, stopping, ended) and where it runs (branch, profile, agent).
+pausing, paused, awaiting approval with the keys to press, stopping, ended),
+the approval gate, experiments per hour (this session's rows over the time
+since it started), the agent's cost so far, the last run's peak memory; and
+where it runs (branch, profile, agent).
 """
 
 from __future__ import annotations
 
-from typing import Optional
+import time
+from collections.abc import Mapping
+from typing import Any, Callable, Optional
 
 from rich.text import Text
 from textual.reactive import reactive
@@ -20,6 +25,18 @@ PAUSE_LABELS = {
     "paused": ("⏸ paused · p to resume", "bold black on yellow"),
     "resuming": ("▶ resuming…", "bold yellow"),
 }
+AWAITING = ("◆ awaiting approval · F8/a approve · F6/v veto", "bold black on cyan")
+
+
+def cost_of(usage: Any) -> Optional[float]:
+    """``cost_usd`` of an agent usage (a dict, an object or None); None when unknown."""
+    cost = usage.get("cost_usd") if isinstance(usage, Mapping) else getattr(usage, "cost_usd", None)
+    return None if cost is None else float(cost)
+
+
+def per_hour(count: int, seconds: float) -> Optional[float]:
+    """``count`` events in ``seconds`` as a rate per hour (None before the first or within a second)."""
+    return count * 3600.0 / seconds if count and seconds >= 1.0 else None
 
 
 def format_left(seconds: float) -> str:
@@ -42,6 +59,31 @@ class StatusBar(Widget):
     pause: reactive[str] = reactive("running")
     stopping: reactive[bool] = reactive(False)
     ended: reactive[str] = reactive("")
+    gate: reactive[bool] = reactive(False)
+    session_rows: reactive[int] = reactive(0)
+    cost_usd: reactive[Optional[float]] = reactive(None)
+    memory_gb: reactive[Optional[float]] = reactive(None)
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.clock = clock
+        self.started_at: Optional[float] = None
+
+    def on_mount(self) -> None:
+        self.set_interval(10.0, self.refresh)  # the rate per hour moves with time alone
+
+    def session_started(self) -> None:
+        self.started_at = self.clock()
+
+    def count_row(self, memory_gb: float, usage: Any) -> None:
+        """A row of this session: the rate, the cost and the last run's peak memory."""
+        self.session_rows += 1
+        self.memory_gb = memory_gb if memory_gb > 0 else None
+        self.add_cost(cost_of(usage))
+
+    def add_cost(self, cost: Optional[float]) -> None:
+        if cost is not None:
+            self.cost_usd = (self.cost_usd or 0.0) + cost
 
     def record_row(self, status: str, val_bpb: float, best_val_bpb: Optional[float] = None) -> None:
         """Take a results row into account: the first keep is the baseline."""
@@ -55,7 +97,7 @@ class StatusBar(Widget):
     def render(self) -> Text:
         width = self.content_size.width
         top = self._line(self._progress(), self._score(), width)
-        bottom = self._line(self._state(), Text(self.where, style="dim"), width)
+        bottom = self._line(Text.assemble(self._state(), self._stats()), Text(self.where, style="dim"), width)
         return Text("\n").join([top, bottom])
 
     @staticmethod
@@ -93,6 +135,23 @@ class StatusBar(Widget):
         if self.stopping:
             return Text("■ stopping… killing the run, writing its row", style="bold red")
         if self.ended:
-            return Text(f"■ session ended: {self.ended}", style="bold")
+            return Text(f"■ ended: {self.ended}", style="bold")
+        if self.phase == "awaiting-approval":
+            return Text(*AWAITING)
         label, style = PAUSE_LABELS.get(self.pause, (self.pause, ""))
         return Text(label, style=style)
+
+    def _stats(self) -> Text:
+        """The gate (while the session runs), experiments per hour, cost, the last run's peak memory."""
+        text = Text()
+        if not (self.ended or self.stopping):
+            text = Text(" │ gate ").append("on", "bold cyan") if self.gate else Text(" │ gate off", style="dim")
+        elapsed = None if self.started_at is None else self.clock() - self.started_at
+        rate = None if elapsed is None else per_hour(self.session_rows, elapsed)
+        if rate is not None:
+            text.append(f" │ {rate:.1f} exp/h")
+        if self.cost_usd is not None:
+            text.append(f" │ ${self.cost_usd:.4f}")
+        if self.memory_gb is not None:
+            text.append(f" │ peak {self.memory_gb:.1f} GB")
+        return text

@@ -1,0 +1,166 @@
+"""The human controls: their keys, their palette entries and the commands they send.
+
+Every control has an F-key and a letter. The F-keys are priority bindings:
+they work wherever the focus is, in the program editor and the steer input
+too. The letters are ordinary bindings and work only when no text widget has
+the focus: Textual drops an ancestor's binding for a key the focused widget
+would consume (TextArea and Input take every printable key), so a letter typed
+into the editor is text, never an action. While a dialog is open only its own
+keys work: ordinary app bindings do not reach through a modal screen, and
+``check_action`` turns the F-keys off there.
+
+Each control sends its command with ``engine.send`` and says so in a
+notification; what the engine made of it comes back as events. Force-keep
+and revert move the branch, so they ask first (y/n).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from textual.binding import Binding
+from textual.screen import ModalScreen
+
+from cockpit.app.dialogs import ConfirmScreen, SteerScreen
+from cockpit.events import (
+    Approve,
+    Command,
+    ForceKeep,
+    Pause,
+    Resume,
+    RevertLastKeep,
+    SetApprovalGate,
+    Steer,
+    Stop,
+    Veto,
+)
+
+
+@dataclass(frozen=True)
+class Control:
+    """One control: ``action`` (``action_<action>``), its keys, its footer label and palette entry."""
+
+    action: str
+    fkey: str
+    letter: str
+    label: str
+    title: str
+    help: str
+
+
+# In footer order: the ones needed most first.
+CONTROLS = (
+    Control("toggle_pause", "f12", "p", "Pause", "Pause / resume", "Pause after the running experiment, or resume"),
+    Control("veto", "f6", "v", "Veto", "Veto", "Reject the pending proposal, or end the running experiment as a discard"),
+    Control("approve", "f8", "a", "Approve", "Approve", "Let the proposal the approval gate holds train"),
+    Control("toggle_gate", "f9", "g", "Gate", "Approval gate on / off", "Hold every proposal until it is approved or vetoed"),
+    Control("steer", "f10", "s", "Steer", "Steer the agent", "Send a note the agent sees with every following proposal"),
+    Control("force_keep", "f7", "k", "Keep", "Force-keep", "Keep the running or just-finished experiment although it did not improve"),
+    Control("revert", "f11", "r", "Revert", "Revert last keep", "Un-keep the last kept commit: the branch goes back to the keep before it"),
+)
+CONTROL_ACTIONS = frozenset(control.action for control in CONTROLS) | {"show_pane", "quit"}
+
+
+def control_bindings() -> list[Binding]:
+    """For each control its letter (shown in the footer when it works) and its F-key (priority)."""
+    bindings = []
+    for control in CONTROLS:
+        bindings.append(Binding(control.letter, control.action, control.label))
+        bindings.append(Binding(control.fkey, control.action, control.label, priority=True))
+    return bindings
+
+
+class ControlActions:
+    """The app's control actions (a mixin of ``CockpitApp``)."""
+
+    _engine: Any
+    _engine_done: bool
+    _stopping: bool
+    _pause: str
+    _gate: bool
+    panes: tuple[tuple[str, str], ...]
+    status_bar: Any
+    agent_pane: Any
+    notify: Callable[..., None]
+    push_screen: Callable[..., Any]
+    exit: Callable[..., None]
+    screen: Any
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> Optional[bool]:
+        """Controls, pane keys and q are off while a dialog (or the command palette) is open;
+        the program pane's key is off when there is no program pane."""
+        if action in CONTROL_ACTIONS and isinstance(self.screen, ModalScreen):
+            return False
+        return not (action == "show_pane" and parameters and parameters[0] not in dict(self.panes))
+
+    def _send(self, command: Command, note: str) -> bool:
+        """Send ``command`` if the session runs, and say so; False when it does not run."""
+        if self._engine is None or self._engine_done or self._stopping:
+            self.notify("The session is not running.", severity="warning")
+            return False
+        self._engine.send(command)
+        self.notify(note)
+        return True
+
+    def action_toggle_pause(self) -> None:
+        if self._pause == "running":
+            if self._send(Pause(), "Pausing after the running experiment."):
+                self._set_pause("pausing")
+        elif self._send(Resume(), "Resuming."):
+            self._set_pause("running" if self._pause == "pausing" else "resuming")
+
+    def _set_pause(self, state: str) -> None:
+        self._pause = state
+        self.status_bar.pause = state
+
+    def action_veto(self) -> None:
+        self._send(Veto(), "Veto sent: the pending proposal or the running experiment ends as a discard.")
+
+    def action_approve(self) -> None:
+        self._send(Approve(), "Approval sent: the held proposal trains.")
+
+    def action_toggle_gate(self) -> None:
+        gate = not self._gate
+        if self._send(SetApprovalGate(gate), f"Approval gate {'on: proposals wait for F8/a' if gate else 'off'}."):
+            self._gate = self.status_bar.gate = gate
+
+    def action_steer(self) -> None:
+        self.push_screen(SteerScreen(), self._steer)
+
+    def _steer(self, text: Optional[str]) -> None:
+        if text and self._send(Steer(text), "Note sent to the agent."):
+            self.agent_pane.add_steer(text)
+
+    def action_force_keep(self) -> None:
+        question = "Force-keep the running or just-finished experiment?"
+        detail = "It becomes the ratchet's reference although it did not improve (marked forced)."
+        self.push_screen(ConfirmScreen(question, detail), self._confirmed(ForceKeep(), "Force-keep sent."))
+
+    def action_revert(self) -> None:
+        question = "Revert the last keep?"
+        detail = "The branch and the best val_bpb go back to the keep before it."
+        self.push_screen(ConfirmScreen(question, detail), self._confirmed(RevertLastKeep(), "Revert sent."))
+
+    def _confirmed(self, command: Command, note: str) -> Callable[[Optional[bool]], None]:
+        def answer(yes: Optional[bool]) -> None:
+            if yes:
+                self._send(command, note)
+        return answer
+
+    async def action_quit(self) -> None:
+        if self._engine is None or self._engine_done:
+            self.exit()
+        elif self._stopping:
+            self.notify("Still stopping: waiting for the run to end and its row to be written.")
+        else:
+            self._stopping = True
+            self.status_bar.stopping = True
+            self._engine.send(Stop())
+
+    async def action_interrupt(self) -> None:
+        """ctrl+c: quit cleanly; a second ctrl+c while stopping exits without waiting."""
+        if self._stopping:
+            self.exit()
+        else:
+            await self.action_quit()

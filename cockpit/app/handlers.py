@@ -1,0 +1,171 @@
+"""How each engine event changes the widgets (a mixin of ``CockpitApp``).
+
+``EventHandlers.handlers()`` maps each event type to its handler; the app's
+one ``EngineEvent`` handler looks the event up there. ``ActionApplied`` (the
+engine's account of a control it applied) is handled when ``cockpit.events``
+defines it, so the app runs with an engine that has it and one that does not.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from cockpit import events
+from cockpit.app.widgets import ResultRow
+from cockpit.app.widgets.status_bar import cost_of
+from cockpit.events import (
+    EngineMessage,
+    LogLine,
+    PhaseChanged,
+    ProposalReady,
+    ProposalRejected,
+    RowLogged,
+    RunFinished,
+    RunStarted,
+    SessionEnded,
+    SessionStarted,
+)
+
+LEVEL_STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
+ActionApplied = getattr(events, "ActionApplied", None)
+
+
+# Actions the agent pane shows from ActionApplied; pause, resume, stop and steer
+# show through the engine's own message, the status bar and the note as sent.
+SHOWN_ACTIONS = ("veto", "force-keep", "approve", "gate-on", "gate-off", "revert")
+
+
+def describe_action(event: Any) -> str:
+    """``action: detail`` of an ActionApplied: the text of the EngineMessage that echoes it."""
+    return f"{getattr(event, 'action', 'action')}: {getattr(event, 'detail', '')}"
+
+
+class EventHandlers:
+    """Engine events to widget changes. Attributes are ``CockpitApp``'s."""
+
+    status_bar: Any
+    results_table: Any
+    train_log: Any
+    curves: Any
+    staircase: Any
+    diff_view: Any
+    agent_pane: Any
+    notify: Callable[..., None]
+    _pause: str
+    _gate: bool
+    _echoes: set[str]
+    _set_pause: Callable[[str], None]
+
+    def handlers(self) -> dict[type, Callable[[Any], None]]:
+        table: dict[type, Callable[[Any], None]] = {
+            SessionStarted: self._show_session_started,
+            PhaseChanged: self._show_phase,
+            ProposalReady: self._show_proposal,
+            ProposalRejected: self._show_rejection,
+            RunStarted: self._show_run_started,
+            LogLine: self._show_log_line,
+            RunFinished: self._show_run_finished,
+            RowLogged: self._show_row,
+            EngineMessage: self._show_message,
+            SessionEnded: self._show_session_ended,
+        }
+        if ActionApplied is not None:
+            table[ActionApplied] = self._show_action
+        return table
+
+    def _show_session_started(self, event: SessionStarted) -> None:
+        self.curves.budget_s = event.budget_s
+        self.status_bar.tag = event.tag
+        self.status_bar.where = f"{event.branch} · {event.profile} · {event.agent}"
+        self.status_bar.session_started()
+        gate = getattr(event, "approval_gate", None)
+        if gate is not None:
+            self._gate = self.status_bar.gate = bool(gate)
+        self.train_log.add_rule(
+            f"session {event.tag} · {event.branch} · {event.profile} · "
+            f"agent {event.agent} · budget {event.budget_s:.0f}s"
+        )
+
+    def _show_phase(self, event: PhaseChanged) -> None:
+        self.status_bar.experiment = event.experiment
+        self.status_bar.phase = event.phase
+        if event.phase == "awaiting-approval":
+            self._gate = self.status_bar.gate = True
+            self.notify(f"exp {event.experiment} awaits approval: F8/a approve · F6/v veto", timeout=8)
+        elif event.phase == "paused":
+            self._set_pause("paused")
+        elif self._pause in ("paused", "resuming"):
+            self._set_pause("running")
+
+    def _show_proposal(self, event: ProposalReady) -> None:
+        self.train_log.add_line(f"exp {event.experiment} proposal: {event.description}", "cyan")
+        self.diff_view.add_proposal(event)
+        self.agent_pane.add_proposal(event)
+
+    def _show_rejection(self, event: ProposalRejected) -> None:
+        first_line = event.reason.strip().splitlines()[0] if event.reason.strip() else ""
+        self.train_log.add_line(
+            f"exp {event.experiment} proposal rejected (attempt {event.attempt}): {first_line}", "yellow"
+        )
+        self.agent_pane.add_rejection(event)
+
+    def _show_run_started(self, event: RunStarted) -> None:
+        self.status_bar.remaining_s = event.budget_s
+        self.train_log.border_title = f"log · exp {event.experiment} · {event.commit}"
+        self.train_log.add_rule(f"exp {event.experiment} · {event.commit} · {event.description}")
+        self.curves.start_run(event.experiment, event.description, event.budget_s)
+
+    def _show_log_line(self, event: LogLine) -> None:
+        self.train_log.add_line(event.text)
+
+    def _show_run_finished(self, event: RunFinished) -> None:
+        self.status_bar.remaining_s = None
+        val_bpb = event.summary.get("val_bpb")
+        if event.returncode == 0 and val_bpb is not None:
+            text, style = f"val_bpb {float(val_bpb):.6f} in {event.wall_s:.0f}s", "bold"
+        else:
+            why = "timed out" if event.timed_out else f"exit status {event.returncode}"
+            text, style = f"crashed ({why}) after {event.wall_s:.0f}s", "bold red"
+        self.train_log.add_line(f"exp {event.experiment} finished: {text}", style)
+
+    def _show_row(self, event: RowLogged) -> None:
+        self.results_table.add_result(ResultRow(
+            experiment=event.experiment, commit=event.commit, val_bpb=event.val_bpb,
+            memory_gb=event.memory_gb, status=event.status, description=event.description,
+        ))
+        self.status_bar.record_row(event.status, event.val_bpb, event.best_val_bpb)
+        self.status_bar.count_row(event.memory_gb, getattr(event, "agent_usage", None))
+        self.staircase.show_rows(self.results_table.results)
+        self.curves.row_logged(event.experiment, event.status)
+
+    def _show_message(self, event: EngineMessage) -> None:
+        if event.text in self._echoes:  # the agent pane has it as an action already
+            self._echoes.discard(event.text)
+        else:
+            self.agent_pane.add_message(event)
+        if event.level == "error":
+            self._show_error(event.text)
+        else:
+            self.train_log.add_line(event.text, LEVEL_STYLES.get(event.level, ""))
+
+    def _show_action(self, event: Any) -> None:
+        """An ActionApplied: in the agent pane (the echoing EngineMessage is not); the gate's state."""
+        action = getattr(event, "action", "")
+        if action in ("gate-on", "gate-off"):
+            self._gate = self.status_bar.gate = action == "gate-on"
+        if action in SHOWN_ACTIONS:
+            text = describe_action(event)
+            self._echoes.add(text)
+            self.agent_pane.add_action(text)
+
+    def _show_session_ended(self, event: SessionEnded) -> None:
+        self.status_bar.phase = "ended"
+        self.status_bar.ended = f"{event.reason} · {event.experiments} experiments · q to quit"
+        total = cost_of(getattr(event, "agent_usage", None))
+        if total is not None:
+            self.status_bar.cost_usd = total  # the engine's sum is the authority
+        self.train_log.add_rule(f"session ended: {event.reason}")
+
+    def _show_error(self, text: str) -> None:
+        self.train_log.add_line(f"error: {text}", LEVEL_STYLES["error"])
+        self.notify(text, title="error", severity="error", timeout=15)
