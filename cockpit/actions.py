@@ -233,9 +233,9 @@ class HumanActions:
         EngineMessage. ``commit`` defaults to the one in flight, else the last keep."""
         commit = short(commit or (self.trial.commit if self.trial else self.book.state.last_kept))
         n = self.book.state.rows
-        append_record(self.book.ws.records_jsonl, {
-            "kind": "action", "action": action, "experiment": n, "commit": commit, "time": now(),
-            "detail": detail, "tag": self.book.config.tag})
+        record = {"kind": "action", "action": action, "experiment": n, "commit": commit, "time": now(),
+                  "detail": detail, "tag": self.book.config.tag}
+        self.book.store("records.jsonl", lambda: append_record(self.book.ws.records_jsonl, record))
         self.emit(ActionApplied(action, n, detail, commit))
         if echo:
             self.emit(EngineMessage(f"{action}: {detail}"))

@@ -7,16 +7,26 @@ usage); the engine (cockpit.ratchet) asks and trains, then hands each committed
 ``Trial`` here. The human's verdicts (veto, force-keep) enter ``conclude``; rows
 that did not train (a forced keep of a finished run, a revert) go through
 ``relog``; proposals vetoed or withdrawn before training through ``unrun``.
+
+It also keeps the journal (cockpit.journal): ``opened`` after each commit,
+``running`` when the run starts, a ``row`` entry after each row and record, a
+``close`` when the experiment is done. Every append goes through ``store``: one
+that fails (disk full, read-only) is queued, in order, with an error message,
+and the engine pauses until ``flush`` writes the queue (on resume): nothing is
+lost and nothing is written out of order. A reset happens only on the run
+branch (never on a branch the human checked out meanwhile).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Optional
+from typing import Callable, Optional
 
 from cockpit.control import Stopped
 from cockpit.events import EngineMessage, Emit, PhaseChanged, RowLogged
+from cockpit.faults import fault_point
+from cockpit.journal import Journal, entry_id
 from cockpit.ledger import ExperimentRecord, Row, append_record, append_row
 from cockpit.programs import Program, ProgramSource
 from cockpit.proposing import Outcome
@@ -27,7 +37,10 @@ from cockpit.summary import summary_memory_gb, summary_val_bpb
 from cockpit.usage import add_usage
 from cockpit.workspace import Workspace, sha256_file
 
-PRESERVED = ("program.md",)  # the human may edit these while a session runs
+# Working-tree edits that survive a reset: the human may edit program.md while a
+# session runs; a hand edit of prepare.py is kept so the harness check sees it
+# (and refuses the next run) instead of a reset wiping it silently.
+PRESERVED = ("program.md", "prepare.py")
 
 
 def now() -> str:
@@ -70,11 +83,73 @@ class Bookkeeper:
         self.ws, self.config, self.agent_name, self.repo, self.emit = ws, config, agent_name, repo, emit
         self.state = SessionState()
         self.budget_s = 0.0
+        self.harness_sha = ""
         self.program = ProgramSource(path=ws.program_md)
+        self.journal = Journal(ws.path)
+        self.pending: list[tuple[str, Callable[[], None]]] = []
+
+    # -------------------------------------------------------------- storage --
+
+    def store(self, what: str, write: Callable[[], None]) -> None:
+        """Run ``write`` (an append to ``what``) now, or queue it behind earlier
+        failed ones; an OSError queues it and says so (the engine then pauses)."""
+        if not self.pending:
+            try:
+                write()
+                return
+            except OSError as exc:
+                self._failed(what, exc)
+        self.pending.append((what, write))
+
+    def flush(self) -> bool:
+        """Write the queued appends in order; False (and a message) when one fails again."""
+        while self.pending:
+            what, write = self.pending[0]
+            try:
+                write()
+            except OSError as exc:
+                self._failed(what, exc)
+                return False
+            self.pending.pop(0)
+        return True
+
+    def _failed(self, what: str, exc: OSError) -> None:
+        self.emit(EngineMessage(f"cannot write {what}: {exc.strerror or exc}; nothing is lost: it is written "
+                                "when you resume", "error"))
+
+    # -------------------------------------------------------------- journal --
+
+    def opened(self, trial: Trial) -> None:
+        """Journal: ``trial`` is committed and about to run (written before the run)."""
+        size = self.ws.results_tsv.stat().st_size if self.ws.results_tsv.exists() else 0
+        fields = dict(id=entry_id(self.config.tag, trial.n, trial.commit), tag=self.config.tag,
+                      experiment=trial.n, commit=trial.commit, parent=self.state.last_kept if trial.n else "",
+                      description=trial.description, started=trial.started, results_offset=size,
+                      log_path=self.log_name(trial.n, trial.commit), harness_sha256=self.harness_sha)
+        self.store("the journal", lambda: self.journal.append("open", **fields))
+        fault_point("after-commit", trial.n)
+
+    def running(self, trial: Trial, pid: int) -> None:
+        """Journal: ``trial``'s run started as process group ``pid``."""
+        self.store("the journal", lambda: self.journal.append(
+            "train", id=entry_id(self.config.tag, trial.n, trial.commit), pid=pid))
+
+    def _close(self, trial: Trial) -> None:
+        self.store("the journal", lambda: self.journal.append(
+            "close", id=entry_id(self.config.tag, trial.n, trial.commit)))
+
+    # ---------------------------------------------------------------- branch --
+
+    def _on_branch(self) -> bool:
+        """True when the run branch is checked out (a reset would move it, not another)."""
+        if self.repo.current_branch() == self.config.branch:
+            return True
+        self.emit(EngineMessage(f"not resetting: {self.config.branch} is not checked out", "warning"))
+        return False
 
     def reset_to_kept(self) -> None:
         """``git reset --hard`` to the last kept commit unless HEAD is there."""
-        if self.repo.head_commit() != self.state.last_kept:
+        if self.repo.head_commit() != self.state.last_kept and self._on_branch():
             self.repo.reset_hard(self.state.last_kept, preserve=PRESERVED)
 
     def log_name(self, n: int, commit: str) -> str:
@@ -86,8 +161,9 @@ class Bookkeeper:
         return name
 
     def move_to(self, commit: str) -> None:
-        """``git reset --hard commit`` (a forced keep, a revert); program.md survives."""
-        self.repo.reset_hard(commit, preserve=PRESERVED)
+        """``git reset --hard commit`` (a forced keep, a revert); PRESERVED files survive."""
+        if self._on_branch():
+            self.repo.reset_hard(commit, preserve=PRESERVED)
 
     def conclude(self, trial: Trial, result: RunResult, summary: dict, hold: bool = False,
                  verdict: str = "") -> str:
@@ -101,19 +177,21 @@ class Bookkeeper:
         mem = summary_memory_gb(summary) if status != "crash" else 0.0
         description = trial.description + mark
         parent = state.last_kept
-        if status != "keep" and n > 0 and not (hold and status == "crash" and fixable(result)):
+        if status != "keep" and n > 0 and not (hold and status == "crash" and fixable(result)) and self._on_branch():
             self.repo.reset_hard(state.last_kept, preserve=PRESERVED)
         usage = trial.asked.outcome.usage if trial.asked else None
-        self._log_row(Logged(n, trial.commit, status, val, mem, description), usage)
         propose_s = trial.asked.outcome.propose_s if trial.asked else 0.0
-        append_record(self.ws.records_jsonl, self._record(
+        record = self._record(
             "experiment", n, status, description, trial.started, trial.asked, commit=short(trial.commit),
             parent=short(parent) if n else "", val_bpb=val, memory_gb=mem, diff=trial.diff, summary=summary,
             timings={"propose_s": propose_s, **result.timings()}, returncode=result.returncode,
             timed_out=result.timed_out, stopped=result.stopped and verdict != "veto",
             log_path=state.log_names.get(n, ""), fix_attempt=trial.fix_attempt, fix_of=trial.fix_of,
             errors=list(trial.asked.outcome.errors) if trial.asked else [],
-            replies=[r[:20_000] for r in trial.asked.outcome.replies] if trial.asked else []))
+            replies=[r[:20_000] for r in trial.asked.outcome.replies] if trial.asked else [])
+        self._log_row(Logged(n, trial.commit, status, val, mem, description), usage, record, trial)
+        fault_point("after-row", n)
+        self._close(trial)
         if result.stopped and verdict != "veto":
             raise Stopped
         return status
@@ -131,11 +209,19 @@ class Bookkeeper:
             self.emit(EngineMessage("force-keep: the run crashed (no val_bpb), so it cannot be kept", "warning"))
         return status, (" [stopped]" if result.stopped else " [timed out]" if result.timed_out else "")
 
-    def _log_row(self, row: Logged, usage: Optional[dict] = None) -> None:
-        """Append ``row`` to results.tsv, update the state (SessionState.log), emit RowLogged."""
+    def _log_row(self, row: Logged, usage: Optional[dict] = None, record: Optional[ExperimentRecord] = None,
+                 trial: Optional[Trial] = None) -> None:
+        """Append ``row`` to results.tsv and its ``record`` (if any) to records.jsonl,
+        update the state (SessionState.log), journal the row (with the last keep
+        after it), emit RowLogged."""
         line = Row(short(row.commit), row.val_bpb or 0.0, row.memory_gb, row.status, row.description)
-        append_row(self.ws.results_tsv, line)
+        self.store("results.tsv", lambda: append_row(self.ws.results_tsv, line))
+        if record is not None:
+            self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
         self.state.log(row)
+        fields = dict(id=entry_id(self.config.tag, trial.n, trial.commit) if trial else None, tag=self.config.tag,
+                      experiment=row.experiment, commit=row.commit, status=row.status, kept=self.state.last_kept)
+        self.store("the journal", lambda: self.journal.append("row", **fields))
         self.state.usage = add_usage(self.state.usage, usage)
         self.emit(RowLogged(row.experiment, line.commit, line.val_bpb, row.memory_gb, row.status,
                             row.description, self.state.best, usage))
@@ -156,10 +242,12 @@ class Bookkeeper:
         self.reset_to_kept()
         asked = trial.asked
         self.state.usage = add_usage(self.state.usage, asked.outcome.usage if asked else None)
-        append_record(self.ws.records_jsonl, self._record(
+        record = self._record(
             kind, trial.n, kind, trial.description, trial.started, asked, commit=short(trial.commit),
             parent=short(parent), diff=trial.diff, reason=reason, fix_attempt=trial.fix_attempt,
-            fix_of=trial.fix_of, timings={"propose_s": asked.outcome.propose_s if asked else 0.0}))
+            fix_of=trial.fix_of, timings={"propose_s": asked.outcome.propose_s if asked else 0.0})
+        self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
+        self._close(trial)
 
     def drop(self, n: int, asked: Asked, fix_attempt: int = 0) -> None:
         """Record a proposal dropped after its re-asks (no row, train.py untouched).
@@ -168,10 +256,11 @@ class Bookkeeper:
         state.drops += 1
         state.usage = add_usage(state.usage, outcome.usage)
         self.emit(EngineMessage(f"proposal dropped after {len(outcome.replies)} invalid replies", "warning"))
-        append_record(self.ws.records_jsonl, self._record(
+        record = self._record(
             "dropped", n, "dropped", "(dropped proposal)", asked.started, asked,
             parent=short(state.last_kept), timings={"propose_s": outcome.propose_s}, fix_attempt=fix_attempt,
-            errors=list(outcome.errors), replies=[r[:20_000] for r in outcome.replies]))
+            errors=list(outcome.errors), replies=[r[:20_000] for r in outcome.replies])
+        self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
         if state.drops >= self.config.max_consecutive_drops:
             raise SessionError(f"the agent produced no valid edit in {state.drops} proposals in a row")
 
@@ -182,6 +271,6 @@ class Bookkeeper:
             kind=kind, experiment=n, tag=self.config.tag, status=status, description=description,
             agent=self.agent_name, profile=self.ws.profile, budget_s=self.budget_s,
             program_sha256=program.sha256 if program else self.program.sha256(),
-            program=self.program.label, harness_sha256=sha256_file(self.ws.prepare_py),
+            program=self.program.label, harness_sha256=self.harness_sha or sha256_file(self.ws.prepare_py),
             agent_usage=asked.outcome.usage if asked else None, steering=list(asked.steering) if asked else [],
             started=started, ended=now(), **fields)

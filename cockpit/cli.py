@@ -4,12 +4,17 @@
     cockpit [--workspace DIR] [--headless] [--max-experiments N] [--budget SECONDS]
             [--tag TAG] [--agent offline|litellm] [--model MODEL] [--api-base URL]
             [--program NAME|PATH] [--run-command CMD] [--approve]
+    cockpit serve --workspace DIR [session flags]     (hidden: started by ``cockpit``)
 
 These flag names are a contract that other tools script against. A flag
-overrides cockpit.toml only when it is typed. ``--approve`` (the approval gate)
+overrides cockpit.toml only when it is typed. Without ``--headless`` the engine
+runs in a daemon (``cockpit serve``, cockpit.daemon) that outlives the UI:
+``cockpit`` attaches to the one running on the workspace (typed session flags
+are then ignored, with a note) or starts one (cockpit.attach). ``--headless``
+runs the engine in this process. ``--approve`` (the approval gate)
 needs the UI: with ``--headless`` it is refused, and cockpit.toml's
 ``approval_gate = true`` is ignored there with a note (nothing could approve). Exit status 0 on a normal end
-(max experiments reached, stopped, agent exhausted), 1 with one line on stderr
+(max experiments reached, stopped, agent exhausted) and on a detach, 1 with one line on stderr
 for an error. The Textual UI is imported only when it is opened.
 """
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import shlex
 import signal
@@ -26,11 +32,13 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from cockpit.agents import make_agent
+from cockpit.attach import AttachedEngine, DaemonError, attach_or_start, start_daemon
 from cockpit.context import session_program
-from cockpit.events import Resume, SessionEnded, Stop
+from cockpit.events import Resume, Stop
 from cockpit.headless import HeadlessPrinter
-from cockpit.programs import is_name
+from cockpit.programs import ProgramError, is_name
 from cockpit.ratchet import Engine, SessionConfig
+from cockpit.rundir import RunDir, RunDirError, now_iso
 from cockpit.settings import AgentSettings
 from cockpit.upstream import DEFAULT_RUN_COMMAND
 from cockpit.workspace import (PROFILES, Workspace, WorkspaceError, init_workspace, load_workspace,
@@ -38,6 +46,10 @@ from cockpit.workspace import (PROFILES, Workspace, WorkspaceError, init_workspa
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# (attribute, flag) of the session flags: passed on to `cockpit serve`, ignored when attaching.
+SESSION_FLAGS = (("max_experiments", "--max-experiments"), ("budget", "--budget"), ("tag", "--tag"),
+                 ("agent", "--agent"), ("model", "--model"), ("api_base", "--api-base"),
+                 ("program", "--program"), ("run_command", "--run-command"), ("approve", "--approve"))
 APPROVE_HEADLESS = ("--approve needs the cockpit UI to approve or veto proposals; in headless mode nothing "
                     "could, and the session would wait forever (drop --approve or --headless)")
 
@@ -66,16 +78,32 @@ def _tag(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (``init`` sub-command plus the session flags)."""
+    """The argument parser (``init`` sub-command, the hidden ``serve``, the session flags)."""
     parser = argparse.ArgumentParser(
         prog="cockpit",
         usage=("cockpit [--workspace DIR] [--headless] [--max-experiments N] [--budget SECONDS] "
                "[--tag TAG]\n               [--agent offline|litellm] [--model MODEL] [--api-base URL] "
                "[--program NAME|PATH] [--run-command CMD] [--approve]"
                "\n       cockpit init DIR [--profile {cpu,h100,tiny}] [--no-prepare]"),
-        description="Run the autoresearch ratchet on a workspace, in a terminal UI or headless.")
+        description="Run the autoresearch ratchet on a workspace, in a terminal UI or headless. "
+                    "The UI's engine runs in the background: q detaches, `cockpit` again attaches.")
     parser.add_argument("--workspace", metavar="DIR", default=".", help="workspace directory (default: .)")
-    parser.add_argument("--headless", action="store_true", help="print events as lines instead of the UI")
+    parser.add_argument("--headless", action="store_true",
+                        help="run the engine in this process and print events as lines instead of the UI")
+    _session_flags(parser)
+    commands = parser.add_subparsers(dest="command", metavar="{init}")
+    init = commands.add_parser("init", help="create a workspace: cockpit init DIR [--profile P] [--no-prepare]")
+    init.add_argument("dir", metavar="DIR", help="new or empty directory")
+    init.add_argument("--profile", choices=PROFILES, default="cpu", help="harness profile (default: cpu)")
+    init.add_argument("--no-prepare", action="store_true", help="do not prepare data and tokenizer now")
+    serve = commands.add_parser("serve", description="the engine daemon `cockpit` starts (not for direct use)")
+    serve.add_argument("--workspace", metavar="DIR", default=".", help="workspace directory (default: .)")
+    _session_flags(serve)
+    serve.set_defaults(headless=False)
+    return parser
+
+
+def _session_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-experiments", metavar="N", type=_positive(int),
                         help="stop after N results rows, baseline included (default: forever)")
     parser.add_argument("--budget", metavar="SECONDS", type=_positive(float),
@@ -93,12 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--approve", action="store_true",
                         help="approval gate: every proposal waits for approve or veto in the cockpit "
                              "(default: approval_gate in cockpit.toml; not with --headless)")
-    commands = parser.add_subparsers(dest="command", metavar="{init}")
-    init = commands.add_parser("init", help="create a workspace: cockpit init DIR [--profile P] [--no-prepare]")
-    init.add_argument("dir", metavar="DIR", help="new or empty directory")
-    init.add_argument("--profile", choices=PROFILES, default="cpu", help="harness profile (default: cpu)")
-    init.add_argument("--no-prepare", action="store_true", help="do not prepare data and tokenizer now")
-    return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -107,8 +129,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.command == "init":
             return _init(args)
+        if args.command == "serve":
+            return _serve(args)
         return _session(args)
-    except (WorkspaceError, ValueError) as exc:
+    except (WorkspaceError, ValueError, ProgramError, RunDirError, DaemonError) as exc:
         print(f"cockpit: {exc}", file=sys.stderr)
         return 1
 
@@ -167,27 +191,52 @@ def approval_gate(typed: bool, workspace: Workspace, headless: bool) -> bool:
     return typed or workspace.approval_gate
 
 
-def _session(args: argparse.Namespace) -> int:
-    if args.headless and args.approve:  # refused before the workspace is even read
-        raise ValueError(APPROVE_HEADLESS)
-    workspace = load_workspace(args.workspace)
-    gate = approval_gate(args.approve, workspace, args.headless)
+def session_setup(args: argparse.Namespace, workspace: Workspace, headless: bool):
+    """(SessionConfig, agent) of the typed flags on ``workspace``. Raises ValueError,
+    SettingsError (a WorkspaceError) or ProgramError with one line."""
+    gate = approval_gate(args.approve, workspace, headless)
     agent = build_agent(workspace.agent.with_flags(args.agent, args.model, args.api_base), workspace.seed)
     config = SessionConfig(tag=args.tag or default_tag(), max_experiments=args.max_experiments,
                            budget_s=args.budget, run_command=run_command(args.run_command, workspace),
                            fix_attempts=workspace.fix_attempts, program=program_flag(args.program),
                            approval_gate=gate)
+    return config, agent
 
-    def engine_factory(emit) -> Engine:
-        return Engine(workspace, config, agent, emit)
 
+def typed_session_flags(args: argparse.Namespace) -> list[str]:
+    """The session flags typed on the command line (e.g. ``["--tag", "--budget"]``)."""
+    return [flag for name, flag in SESSION_FLAGS if getattr(args, name) not in (None, False)]
+
+
+def serve_argv(args: argparse.Namespace, workspace: Workspace, tag: str) -> list[str]:
+    """The ``cockpit serve`` command for the typed flags: the workspace and ``--program``
+    PATH absolute, the tag chosen here (so the daemon's session is the one announced)."""
+    argv = [sys.executable, "-m", "cockpit.cli", "serve", "--workspace", str(workspace.path), "--tag", tag]
+    for name, flag in SESSION_FLAGS:
+        value = getattr(args, name)
+        if name == "tag" or value in (None, False):
+            continue
+        argv += [flag] if value is True else [flag, program_flag(value) if name == "program" else str(value)]
+    return argv
+
+
+def _session(args: argparse.Namespace) -> int:
+    if args.headless and args.approve:  # refused before the workspace is even read
+        raise ValueError(APPROVE_HEADLESS)
+    workspace = load_workspace(args.workspace)
     if args.headless:
-        return _headless(engine_factory)
-    source = session_program(config.program, workspace)
-    return _tui(engine_factory, title=f"cockpit · {workspace.path.name}", program_path=source.path)
+        config, agent = session_setup(args, workspace, headless=True)
+        return _headless(workspace, lambda emit: Engine(workspace, config, agent, emit), config.tag)
+    return _cockpit(args, workspace)
 
 
-def _headless(engine_factory) -> int:
+def _headless(workspace: Workspace, engine_factory, tag: str) -> int:
+    """Run the engine in this process, holding the workspace's engine lock (an engine
+    daemon and a headless session never run on the same workspace)."""
+    rundir = RunDir(workspace.path)
+    lock = rundir.lock_engine()
+    state = {"pid": os.getpid(), "mode": "headless", "tag": tag, "started": now_iso(), "status": "running"}
+    rundir.write_state(state)
     printer = HeadlessPrinter()
     engine = engine_factory(printer)
 
@@ -202,34 +251,76 @@ def _headless(engine_factory) -> int:
             for sig in (*_STOP_SIGNALS, signal.SIGUSR1):
                 loop.remove_signal_handler(sig)
 
-    reason = asyncio.run(drive())
+    reason = "error: interrupted"
+    try:
+        reason = asyncio.run(drive())
+    finally:
+        rundir.mark_ended(state, reason)
+        lock.release()
+    return _exit_status(reason)
+
+
+def _exit_status(reason: str) -> int:
+    """0, or 1 with the error on stderr, for a session's end ``reason``."""
     if reason.startswith("error"):
         print(f"cockpit: {reason.removeprefix('error: ')}", file=sys.stderr)
         return 1
     return 0
 
 
-def _tui(engine_factory, title: str, program_path: Optional[Path]) -> int:
-    """Run the Textual app; ``program_path`` is the program file the editor pane
-    edits (None for a shipped program, which is not edited in place)."""
+def _serve(args: argparse.Namespace) -> int:
+    """``cockpit serve``: the engine daemon (cockpit.daemon); its stdout is logs/engine.log."""
+    from cockpit.daemon import serve
+
+    workspace = load_workspace(args.workspace)
+    config, agent = session_setup(args, workspace, headless=False)
+    try:
+        program = session_program(config.program, workspace).path
+    except ProgramError:
+        program = None  # the engine says why when the session starts
+    return _exit_status(asyncio.run(serve(workspace, config, agent, program)))
+
+
+def _cockpit(args: argparse.Namespace, workspace: Workspace) -> int:
+    """Attach the UI to the workspace's engine daemon, starting one if none runs."""
+    rundir = RunDir(workspace.path)
+
+    def start():
+        config, _ = session_setup(args, workspace, headless=False)  # a bad flag: one line, no daemon
+        session_program(config.program, workspace)
+        return start_daemon(rundir, serve_argv(args, workspace, config.tag))
+
+    attachment = attach_or_start(rundir, start, typed_session_flags(args))
+    for note in attachment.notes:
+        print(f"cockpit: {note}", file=sys.stderr)
+    program = attachment.state.get("program")
+    return _tui(attachment.state, title=f"cockpit · {workspace.path.name}",
+                program_path=Path(program) if program else None)
+
+
+def _tui(state: dict, title: str, program_path: Optional[Path]) -> int:
+    """Run the Textual app attached to the engine daemon of ``state``; ``program_path`` is
+    the program file the editor pane edits (None for a shipped program, not edited in place)."""
     from cockpit.app.app import CockpitApp  # Textual is imported only when the UI opens
 
-    ended: list[SessionEnded] = []
+    engines: list[AttachedEngine] = []
 
-    def factory(emit):
-        def tee(event):
-            if isinstance(event, SessionEnded):
-                ended.append(event)
-            emit(event)
-        return engine_factory(tee)
+    def factory(emit) -> AttachedEngine:
+        engines.append(AttachedEngine(state, emit))
+        return engines[-1]
 
     app = CockpitApp(factory, title=title, program_path=program_path)
     app.run()
-    reason = ended[-1].reason if ended else ""
-    if reason.startswith("error"):
-        print(f"cockpit: {reason.removeprefix('error: ')}", file=sys.stderr)
+    engine = engines[-1] if engines else None
+    if engine is not None and engine.gone:
+        print(f"cockpit: the engine (pid {state.get('pid')}) is gone without ending its session; "
+              f"see {state.get('log')}", file=sys.stderr)
         return 1
-    return app.return_code or 0
+    if engine is None or engine.ended is None:
+        print(f"cockpit: detached; session {state.get('tag')} goes on in the engine (pid {state.get('pid')}). "
+              "Run cockpit on the workspace again to attach.")
+        return app.return_code or 0
+    return _exit_status(engine.ended.reason) or (app.return_code or 0)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,10 @@ class SessionStarted:
     profile's TIME_BUDGET, or the ``--budget`` override); ``profile`` is the
     harness profile name ("cpu" or "h100"); ``approval_gate`` whether proposals
     start out waiting for Approve (SetApprovalGate changes it; see ActionApplied).
+    ``started_at`` is the wall-clock start in Unix seconds when known (the engine
+    daemon stamps it, so a cockpit attached later counts experiments per hour from
+    the session's real start); None from an in-process engine. ``harness_sha256``
+    is prepare.py's sha256 at the start: every run is checked against it.
     """
 
     tag: str
@@ -44,6 +48,8 @@ class SessionStarted:
     workspace: str
     agent: str
     approval_gate: bool = False
+    started_at: Optional[float] = None
+    harness_sha256: str = ""
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ experiment); each results row prints as a table line (with the agent's tokens
 and cost when it reports them); SessionEnded prints a summary of the session
 (rows by status, baseline and best val_bpb, agent tokens and cost). A pause
 line says how to resume without a UI: SIGUSR1 resumes, SIGINT/SIGTERM stop.
+Every line is redacted (cockpit.redact): no API key reaches the output.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Optional, TextIO
 from cockpit.events import (EngineMessage, Event, LogLine, PhaseChanged, ProposalReady,
                             ProposalRejected, RowLogged, RunFinished, RunStarted, SessionEnded,
                             SessionStarted, StepLogged)
+from cockpit.redact import redact
 from cockpit.usage import format_usage
 
 _PRINTED_PHASES = ("preparing", "proposing", "paused", "stopped")
@@ -37,8 +39,8 @@ class HeadlessPrinter:
 
     def __call__(self, event: Event) -> None:
         line = self.format(event)
-        if line is not None:
-            print(line, file=self.stream, flush=True)
+        if line is not None:  # redacted: headless output is often redirected to a file
+            print(redact(line), file=self.stream, flush=True)
 
     def format(self, event: Event) -> Optional[str]:
         """The line printed for ``event``, or None when it is skipped (throttled)."""

@@ -10,7 +10,10 @@
 withdrawn proposal and per human action: everything the five columns cannot
 (diff, summary, timings, log path, ...).
 Both are appended with flush + fsync and never rewritten; a corrupt line is
-reported with its line number, never repaired.
+reported with its line number, never repaired (a last line cut off mid-write
+too: see ``torn_tail``; cockpit.reconcile completes the one case it can prove).
+An append that fails (disk full) is cut back to the old size: no half line
+stays. Every string written passes through cockpit.redact (no API keys).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import os
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Optional, Union
+
+from cockpit.redact import redact, redact_data
 
 HEADER = ("commit", "val_bpb", "memory_gb", "status", "description")
 STATUSES = ("keep", "discard", "crash")
@@ -64,6 +69,8 @@ class ExperimentRecord:
     ``agent_usage`` the proposal's tokens and cost (cockpit.usage; None for the
     baseline and the offline agent); ``fix_attempt`` (1..N) and ``fix_of`` (the
     crashed commit it fixes) mark a fix attempt; ``steering`` the notes in force.
+    ``interrupted`` marks a row written at start-up for an experiment whose engine
+    died (cockpit.reconcile; ``reason`` says what was found).
     """
 
     kind: str
@@ -97,6 +104,7 @@ class ExperimentRecord:
     fix_of: str = ""
     steering: list = field(default_factory=list)
     reason: str = ""
+    interrupted: bool = False
 
 
 def clean_description(text: str) -> str:
@@ -120,17 +128,32 @@ def format_row(row: Row) -> str:
     return "\t".join(fields) + "\n"
 
 
-def _append_durably(path: Path, text: str) -> None:
-    """Append ``text`` to ``path`` on a fresh line, then flush and fsync."""
+def append_durably(path: Path, text: str) -> None:
+    """Append ``text`` to ``path`` on a fresh line, then flush and fsync. When the
+    write fails (OSError: disk full, ...), the file is cut back to its old size
+    (best effort) and the error raised: no partial line is left behind."""
     with open(path, "a+b") as handle:
         handle.seek(0, os.SEEK_END)
-        if handle.tell() > 0:
+        size = handle.tell()
+        if size > 0:
             handle.seek(-1, os.SEEK_END)
             if handle.read(1) != b"\n":
                 text = "\n" + text
-        handle.write(text.encode("utf-8"))
-        handle.flush()
-        os.fsync(handle.fileno())
+        try:
+            handle.write(text.encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        except OSError:
+            _cut_back(handle, size)
+            raise
+
+
+def _cut_back(handle, size: int) -> None:
+    """Truncate ``handle``'s file to ``size`` bytes, ignoring a second failure."""
+    try:
+        os.ftruncate(handle.fileno(), size)
+    except OSError:
+        pass
 
 
 def append_row(path: str | os.PathLike, row: Row) -> str:
@@ -138,12 +161,12 @@ def append_row(path: str | os.PathLike, row: Row) -> str:
     empty), flushed and fsynced. Returns the line written. Raises LedgerError when an
     existing file has another header."""
     path = Path(path)
-    text = format_row(row)
+    text = format_row(Row(row.commit, row.val_bpb, row.memory_gb, row.status, redact(row.description)))
     if not path.exists() or path.stat().st_size == 0:
         text = "\t".join(HEADER) + "\n" + text
     else:
         _check_header(path)
-    _append_durably(path, text)
+    append_durably(path, text)
     return text
 
 
@@ -173,7 +196,8 @@ def _parse_row(path: Path, number: int, line: str) -> Row:
 def read_rows(path: str | os.PathLike) -> list[Row]:
     """All rows of results.tsv (``[]`` when the file does not exist or is empty).
 
-    Raises LedgerError naming ``path:line`` for a wrong header or a corrupt row.
+    Raises LedgerError naming ``path:line`` for a wrong header, a corrupt row or
+    a last line without its newline (``torn_tail``).
     """
     path = Path(path)
     if not path.exists():
@@ -182,6 +206,9 @@ def read_rows(path: str | os.PathLike) -> list[Row]:
         lines = handle.read().split("\n")
     if lines and lines[-1] == "":
         lines.pop()
+    elif lines:
+        raise LedgerError(f"{path}:{len(lines)}: the last line is incomplete (no newline at its end: a write "
+                          f"was cut off): {lines[-1]!r}; complete or delete that line, then start again")
     if not lines:
         return []
     if tuple(lines[0].rstrip("\r").split("\t")) != HEADER:
@@ -189,15 +216,28 @@ def read_rows(path: str | os.PathLike) -> list[Row]:
     return [_parse_row(path, i, line.rstrip("\r")) for i, line in enumerate(lines[1:], start=2)]
 
 
+def torn_tail(path: str | os.PathLike) -> Optional[tuple[int, int, str]]:
+    """(line number, byte offset where it starts, text) of the last line of
+    ``path`` when it has no newline at its end (a write cut off), else None."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return None
+    start = data.rfind(b"\n") + 1
+    return data.count(b"\n") + 1, start, data[start:].decode("utf-8", errors="replace")
+
+
 def append_record(path: str | os.PathLike, record: Union[ExperimentRecord, dict]) -> None:
     """Append ``record`` as one JSON line to records.jsonl, flushed and fsynced.
 
-    Non-finite floats are written as null (strict JSON). Raises TypeError for
-    values JSON cannot hold.
+    Non-finite floats are written as null (strict JSON); secrets are redacted.
+    Raises TypeError for values JSON cannot hold.
     """
     data = asdict(record) if is_dataclass(record) else record
-    line = json.dumps(_finite(data), ensure_ascii=False, allow_nan=False)
-    _append_durably(Path(path), line + "\n")
+    line = json.dumps(redact_data(_finite(data)), ensure_ascii=False, allow_nan=False)
+    append_durably(Path(path), line + "\n")
 
 
 def _finite(value):

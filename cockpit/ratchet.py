@@ -8,8 +8,9 @@ force-keep, revert).
 Keep rule: a run is kept iff it exits 0, was not killed, prints a finite val_bpb
 and that val_bpb is strictly lower than the best kept one (the baseline is kept
 unless it crashes). Anything else is reset to the last kept commit
-(``git reset --hard``; program.md edits survive). Every experiment appends one
-results.tsv row and one records.jsonl object; a dropped proposal only a record.
+(``git reset --hard``; edits of program.md and prepare.py survive). Every
+experiment appends one results.tsv row and one records.jsonl object; a dropped
+proposal only a record.
 
 A crash (not a stop, not a time-out; see ``session.fixable``) is logged as its
 row, then, before the reset, the agent gets ``fix_attempts`` tries on top of the
@@ -18,6 +19,11 @@ crashed train.py with the run's log tail; each fix is its own experiment (row
 (``NoFix``) or dropped fix, or the last crash, ends the attempts with a reset.
 When the program cannot be read or the agent raises ``AgentFatal``, the engine
 says why and pauses until Resume, then asks again; Stop while paused ends it.
+Start-up and the checks before every experiment and run (journal lock,
+reconciliation of a dead engine's work, writable workspace, disk, run branch,
+unchanged harness, writes a full disk held back) are cockpit.startup's; the
+journal (cockpit.journal) opens each experiment right after its commit and
+closes it after its row.
 A proposal vetoed at the approval gate, or overtaken by a forced keep or a
 revert, ends the experiment without training (``Restart``); the loop asks anew.
 """
@@ -30,28 +36,29 @@ from typing import Optional
 from cockpit.actions import HumanActions
 from cockpit.agents.base import Agent, AgentExhausted, AgentFatal, NoFix
 from cockpit.bookkeeping import Asked, Bookkeeper, Trial, now
-from cockpit.context import build_context, kept_diffs, log_tail, session_program, vetoed_proposals
+from cockpit.context import build_context, kept_diffs, log_tail, vetoed_proposals
 from cockpit.control import Restart, SessionControl, Stopped
 from cockpit.edits import unified_diff
-from cockpit.events import (Command, EngineMessage, Emit, Event, PhaseChanged, ProposalReady, ProposalRejected,
-                            RunFinished, RunStarted, SessionEnded, SessionStarted)
-from cockpit.ledger import LedgerError, read_rows
+from cockpit.events import (Command, EngineMessage, Emit, Event, LogLine, PhaseChanged, ProposalReady,
+                            ProposalRejected, RunFinished, RunStarted, SessionEnded, StepLogged)
+from cockpit.faults import fault_point
+from cockpit.ledger import LedgerError
 from cockpit.programs import Program, ProgramError
 from cockpit.proposing import obtain_proposal
+from cockpit.redact import redact, redact_event
 from cockpit.repo import GitRepo, RepoError, short
 from cockpit.runner import Run, RunnerError, RunResult
 from cockpit.session import SessionConfig, SessionError, decide, fixable
+from cockpit.startup import SessionStart
 from cockpit.summary import parse_summary
-from cockpit.upstream import PREPARE_HINT
-from cockpit.workspace import Workspace, WorkspaceError, harness_budget
+from cockpit.workspace import Workspace, WorkspaceError
 
-UNTRACKED = ("results.tsv", "records.jsonl", "logs/")  # kept out of git (info/exclude if needed)
 EXPECTED_ERRORS = (SessionError, RepoError, WorkspaceError, LedgerError, RunnerError, ProgramError)
 
 __all__ = ["Engine", "SessionConfig", "SessionError", "decide", "EXPECTED_ERRORS"]
 
 
-class Engine:
+class Engine(SessionStart):
     """One ratchet session (see module docstring). ``run()`` once; ``send()`` any time
     from the same event loop."""
 
@@ -64,13 +71,18 @@ class Engine:
         self.actions = HumanActions(self.book, self.control, self.emit, config.approval_gate)
         self._state = self.book.state
         self._program_sha = ""
+        self._base = ""  # the commit the branch started at (set by _start)
+        self.lock = None
 
     def send(self, command: Command) -> None:
         """Queue a command (cockpit.events); cockpit.actions says what each does when."""
         self._commands.put_nowait(command)
 
     def emit(self, event: Event) -> None:
-        """Report ``event``; the human controls follow the phase through it."""
+        """Report ``event`` (redacted: no API key leaves the engine); the human
+        controls follow the phase through it."""
+        if not isinstance(event, (StepLogged, LogLine)):  # the runner redacted those already
+            event = redact_event(event)
         self.actions.observe(event)
         self._emit(event)
 
@@ -78,6 +90,7 @@ class Engine:
         """Run the session to its end; returns the SessionEnded reason
         ("max-experiments", "stopped", "agent-exhausted" or "error: ...")."""
         listener = asyncio.ensure_future(self._listen())
+        reason = "error: unexpected"
         try:
             reason = await self._session()
         except Stopped:
@@ -88,6 +101,7 @@ class Engine:
         finally:
             listener.cancel()
             self.control.kill_current()
+            self._finish(reason)
         if reason == "stopped":
             self.emit(PhaseChanged(self._state.rows, "stopped"))
         self.emit(SessionEnded(reason, self._state.rows, self._state.usage))
@@ -105,6 +119,7 @@ class Engine:
         await self._baseline()
         while not self._full():
             await self.control.wait_if_paused(self._state.rows)
+            await self._preflight(self._state.rows)
             self.control.fresh()
             if self._full():  # rows of forced keeps or reverts made while paused
                 break
@@ -121,66 +136,18 @@ class Engine:
         limit = self.config.max_experiments
         return limit is not None and self._state.rows >= limit
 
-    async def _start(self) -> None:
-        """Check the ledger, tree and program, resolve the budget, create the branch, announce."""
-        read_rows(self.ws.results_tsv)
-        if self.repo.is_dirty(["train.py", "prepare.py"]):
-            raise SessionError("train.py or prepare.py has uncommitted changes; commit or discard them first")
-        self.repo.refuse_existing_branch(self.config.branch)
-        self.book.program = session_program(self.config.program, self.ws)
-        self.book.budget_s = await self._resolve_budget()
-        self.repo.exclude(UNTRACKED)
-        self._state.last_kept = self.repo.create_branch(self.config.branch)
-        self.emit(SessionStarted(self.config.tag, self.config.branch, self.ws.profile, self.book.budget_s,
-                                 str(self.ws.path), self.agent.name, self.actions.gate))
-        self.emit(EngineMessage(f"program: {self.book.program.label} (read again before every proposal)"))
-
-    def _budget_override(self) -> Optional[float]:
-        return self.config.budget_s if self.config.budget_s is not None else self.ws.budget_s
-
-    async def _resolve_budget(self) -> float:
-        override = self._budget_override()
-        if override is not None:
-            return override
-        if self.ws.layout != "upstream":
-            self.emit(EngineMessage("reading TIME_BUDGET from prepare.py"))
-        budget, note = await asyncio.to_thread(harness_budget, self.ws)
-        if self.ws.layout == "upstream":
-            self.emit(EngineMessage(note))
-        return budget
-
-    def _env(self) -> dict:
-        override = self._budget_override()
-        env = {"PYTHONUNBUFFERED": "1"}  # progress lines arrive live through `uv run` too
-        return env if override is None else {**env, "COCKPIT_TIME_BUDGET": repr(float(override))}
-
-    async def _prepare(self) -> None:
-        if self.ws.layout == "upstream":
-            self.emit(EngineMessage(PREPARE_HINT, "warning"))
-            if self.config.budget_s is not None:
-                self.emit(EngineMessage("--budget sets only the hard limit here: upstream's train.py "
-                                        "reads TIME_BUDGET from its prepare.py", "warning"))
-            return
-        self.emit(PhaseChanged(0, "preparing"))
-        run = Run(self.config.prepare_command, self.ws.path, self.ws.logs / "prepare.log",
-                  env=self._env(), kill_grace_s=self.config.kill_grace_s, experiment=0, emit=self.emit)
-        result = await self.control.guarded(run)
-        if result.stopped:
-            raise Stopped
-        if result.returncode != 0:
-            raise SessionError(f"prepare.py failed (exit {result.returncode}): "
-                               f"{result.last_line()}; see logs/prepare.log")
-
     # --------------------------------------------------------- experiments --
 
     async def _baseline(self) -> None:
         trial = Trial(0, self._state.last_kept, "baseline", "", now())
+        self.book.opened(trial)
         result, summary, _ = await self._train(trial)
         status = self.book.conclude(trial, result, summary)
         if status == "crash" and not result.stopped:
+            hint = "; is the data prepared (`uv run prepare.py`)?" if self.ws.layout == "upstream" else ""
             raise SessionError(f"the baseline run crashed (exit {result.returncode}"
                                f"{', timed out' if result.timed_out else ''}): {result.last_line()}; "
-                               f"see {self._state.log_names.get(0, 'logs/')}")
+                               f"see {self._state.log_names.get(0, 'logs/')}{hint}")
 
     async def _experiment(self, n: int) -> None:
         """One proposal -> commit -> train -> decide; a fixable crash gets fix attempts."""
@@ -207,6 +174,7 @@ class Engine:
                     return
                 n = self._state.rows
                 await self.control.wait_if_paused(n)
+                await self._preflight(n)
                 self.control.check_restart()
                 source = self.ws.train_py.read_text(encoding="utf-8")
                 try:
@@ -268,18 +236,21 @@ class Engine:
         """Commit the proposal on HEAD, hold it at the approval gate (Restart when it
         is vetoed there), train it, conclude; returns (status, result, trial)."""
         self._state.drops = 0
+        description = redact(description)  # it becomes a commit message, a row, a record
         self.emit(ProposalReady(n, description, unified_diff(source, asked.outcome.new_source)))
         self.emit(PhaseChanged(n, "committing"))
         self.ws.train_py.write_text(asked.outcome.new_source, encoding="utf-8")
         commit = self.repo.commit_file("train.py", description)
         trial = Trial(n, commit, description, self.repo.diff(self._state.last_kept, commit), asked.started,
                       asked, *fix)
+        self.book.opened(trial)
         await self.actions.hold_for_approval(trial)
         result, summary, verdict = await self._train(trial)
         return self.book.conclude(trial, result, summary, hold, verdict), result, trial
 
     async def _train(self, trial: Trial) -> tuple[RunResult, dict, str]:
         """Run ``trial``; returns its result, parsed summary and the human's verdict."""
+        await self._ready_to_run(trial)
         n, commit, log_name = trial.n, trial.commit, self.book.log_name(trial.n, trial.commit)
         self.actions.begin(trial)
         self.emit(PhaseChanged(n, "training"))
@@ -287,10 +258,29 @@ class Engine:
         self.emit(RunStarted(n, short(commit), trial.description, budget, str(self.ws.path / log_name)))
         limit = budget * self.config.hard_limit_factor + self.config.hard_limit_grace_s
         run = Run(self.config.run_command, self.ws.path, self.ws.path / log_name, env=self._env(),
-                  hard_limit_s=limit, kill_grace_s=self.config.kill_grace_s, experiment=n, emit=self.emit)
+                  hard_limit_s=limit, kill_grace_s=self.config.kill_grace_s, experiment=n, emit=self.emit,
+                  on_start=lambda pid: self.book.running(trial, pid))
         result = await self.control.guarded(run)
         summary = parse_summary(result.text)
+        if result.log_error:
+            self.emit(EngineMessage(f"{result.log_error}; the run's output is kept in memory only", "error"))
         self.emit(RunFinished(n, short(commit), result.returncode, result.timed_out, summary,
                               result.timings()["wall_s"]))
         self._state.log_names[n] = log_name
+        fault_point("after-run", n)
         return result, summary, self.actions.finish_run()
+
+    async def _ready_to_run(self, trial: Trial) -> None:
+        """The checks before a run (cockpit.startup ``_preflight``: harness, branch,
+        disk, ...); a Stop or a branch moved by the human while they hold the run
+        withdraws ``trial`` (recorded, journal closed; Stopped or Restart)."""
+        parent = self._state.last_kept
+        try:
+            await self._preflight(trial.n)
+            self.control.check_restart()
+        except Stopped:
+            self.book.unrun("withdrawn", trial, parent, "the session stopped before it ran")
+            raise
+        except Restart:
+            self.book.unrun("withdrawn", trial, parent, "the branch moved before it ran")
+            raise

@@ -164,6 +164,27 @@ class GitRepo:
                 path.write_text(old + sep + "".join(f"{n}\n" for n in added), encoding="utf-8")
         return added
 
+    def branch_head(self, name: str) -> str:
+        """Full hash of the commit branch ``name`` points at."""
+        with self._open() as repo:
+            return repo.heads[name].commit.hexsha
+
+    def cockpit_made(self, old: str, new: str) -> bool:
+        """True when ``old`` is an ancestor of ``new`` and every commit after it up to
+        ``new`` was made by cockpit (its author, ``COCKPIT_ACTOR``)."""
+        with self._open() as repo:
+            if not repo.is_ancestor(old, new):
+                return False
+            return all(c.author.email == COCKPIT_ACTOR.email for c in repo.iter_commits(f"{old}..{new}"))
+
+    def move_branch(self, name: str, commit: str) -> None:
+        """Point branch ``name`` (not checked out) at ``commit`` (``git branch -f``)."""
+        with self._open() as repo:
+            try:
+                repo.git.branch("-f", name, commit)
+            except GitCommandError as exc:
+                raise RepoError(f"git branch -f {name} {short(commit)} failed: {exc.stderr.strip()}") from None
+
     def log(self, ref: str = "HEAD") -> list[tuple[str, str]]:
         """(full hash, first message line) of the commits reachable from ``ref``, newest first."""
         with self._open() as repo:

@@ -7,6 +7,11 @@ end in ``\\r``), every byte goes to the log file, and each line is reported as a
 ``StepLogged`` (progress line) or ``LogLine`` event. At the hard limit the group
 gets SIGTERM, then SIGKILL after ``kill_grace_s``; ``kill()`` does the same for
 Stop. After the child exits, anything left in its group is killed too.
+
+Secrets never reach the log, the events or the result: the text is redacted
+(cockpit.redact) a whole line at a time before it is written or reported. A
+log that cannot be written (disk full) does not stop the run: the output is
+still read and kept in memory, and ``RunResult.log_error`` says why.
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from cockpit.events import Emit, LogLine, StepLogged
+from cockpit.redact import redact, secret_values
 from cockpit.summary import flush_tail, parse_step_line, split_lines
 
 CHUNK_BYTES = 65536
+MAX_HELD = 1 << 20  # characters of an unfinished line held back for redaction before it is written anyway
 DRAIN_S = 2.0  # seconds to finish reading the pipe after the child exited
 POLL_S = 0.05  # seconds between checks of the child's exit status
 
@@ -46,6 +53,7 @@ class RunResult:
     ended: float
     first_step: Optional[float]
     last_step: Optional[float]
+    log_error: str = ""
 
     def last_line(self) -> str:
         """The last non-empty line of the output (usually the error), or "no output"."""
@@ -72,6 +80,7 @@ class Run:
     ``command`` is the argv list, run in ``cwd`` with ``os.environ`` plus ``env``;
     output goes to ``log_path`` (created with its folder). ``hard_limit_s`` None
     means no limit. Events carry ``experiment``; ``emit`` None reports nothing.
+    ``on_start(pid)`` is called once the process (and its process group) exists.
     """
 
     def __init__(
@@ -85,6 +94,7 @@ class Run:
         kill_grace_s: float = 5.0,
         experiment: int = 0,
         emit: Optional[Emit] = None,
+        on_start: Optional[Callable[[int], None]] = None,
     ) -> None:
         self.command = list(command)
         self.cwd = Path(cwd)
@@ -94,6 +104,9 @@ class Run:
         self.kill_grace_s = kill_grace_s
         self.experiment = experiment
         self.emit = emit
+        self.on_start = on_start
+        self._secrets = secret_values(self.env)
+        self._log_error = ""
         self._proc: Optional[asyncio.subprocess.Process] = None
         self._stopped = False
         self._killer: Optional[asyncio.Task] = None
@@ -124,10 +137,12 @@ class Run:
             )
         except OSError as exc:
             raise RunnerError(f"cannot start {' '.join(self.command)} in {self.cwd}: {exc}") from None
+        if self.on_start is not None:
+            self.on_start(self._proc.pid)
         if self._stopped:
             self.kill()
         timed_out = False
-        with open(self.log_path, "wb") as log:
+        with open(self.log_path, "wb", buffering=0) as log:  # unbuffered: a failed write leaves nothing to flush
             pump = asyncio.ensure_future(self._pump(log))
             exited = asyncio.ensure_future(self._wait_exit())
             done, _ = await asyncio.wait({exited}, timeout=self.hard_limit_s)
@@ -141,7 +156,7 @@ class Run:
         if self._killer is not None:
             await self._killer
         return RunResult(returncode, timed_out, self._stopped, "".join(self._pieces),
-                         started, ended, self._first_step, self._last_step)
+                         started, ended, self._first_step, self._last_step, self._log_error)
 
     async def _wait_exit(self) -> int:
         """The child's exit status, as soon as it exits. (asyncio's ``Process.wait()``
@@ -152,23 +167,38 @@ class Run:
         return self._proc.returncode
 
     async def _pump(self, log) -> None:
-        """Read the merged output to EOF: log bytes, split lines, report them."""
+        """Read the merged output to EOF; each complete piece (up to the last line
+        separator) is redacted, logged, kept and reported."""
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        tail = ""
+        held, tail = "", ""
         assert self._proc is not None and self._proc.stdout is not None
         while chunk := await self._proc.stdout.read(CHUNK_BYTES):
-            log.write(chunk)
-            log.flush()
-            text = decoder.decode(chunk)
-            self._pieces.append(text)
-            lines, tail = split_lines(tail, text)
-            for line in lines:
-                self._report(line)
-        rest = decoder.decode(b"", final=True)
-        self._pieces.append(rest)
-        lines, tail = split_lines(tail, rest)
-        for line in lines + flush_tail(tail):
+            text = held + decoder.decode(chunk)
+            cut = max(text.rfind("\n"), text.rfind("\r")) + 1
+            if cut == 0 and len(text) > MAX_HELD:
+                cut = len(text)
+            held = text[cut:]
+            tail = self._take(log, text[:cut], tail)
+        tail = self._take(log, held + decoder.decode(b"", final=True), tail)
+        for line in flush_tail(tail):
             self._report(line)
+
+    def _take(self, log, text: str, tail: str) -> str:
+        """Redact ``text``, write it to the log, keep it, report its complete lines;
+        returns the new unfinished-line tail."""
+        if not text:
+            return tail
+        text = redact(text, self._secrets)
+        if not self._log_error:
+            try:
+                log.write(text.encode("utf-8"))
+            except OSError as exc:
+                self._log_error = f"cannot write {self.log_path.name}: {exc.strerror or exc}"
+        self._pieces.append(text)
+        lines, tail = split_lines(tail, text)
+        for line in lines:
+            self._report(line)
+        return tail
 
     async def _finish_pump(self, pump: asyncio.Future) -> None:
         """Let the reader drain; if a leftover grandchild holds the pipe, kill the group."""

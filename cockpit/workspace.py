@@ -26,7 +26,7 @@ from cockpit.upstream import is_upstream_layout, read_time_budget
 
 PROFILES = ("cpu", "h100", "tiny")
 CONFIG_FILE = "cockpit.toml"
-GITIGNORE = "results.tsv\nrecords.jsonl\nlogs/\n__pycache__/\n"
+GITIGNORE = "results.tsv\nrecords.jsonl\nlogs/\n__pycache__/\n.cockpit/\n"
 TRACKED = ("prepare.py", "train.py", "program.md", CONFIG_FILE, ".gitignore")
 
 

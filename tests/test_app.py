@@ -7,6 +7,7 @@ import time
 import pytest
 
 from app_harness import Harness, ended, until
+from cockpit.app.dialogs import ConfirmScreen
 from cockpit.app import EngineEvent, StepsLogged
 from cockpit.app.messages import Relay
 from cockpit.app.widgets import DiffView, LiveCurves, ResultRow, ResultsTable, StatusBar
@@ -63,31 +64,44 @@ async def test_pause_then_resume():
         assert len(harness.statuses()) == 4
 
 
-@pytest.mark.parametrize("key", ["q", "ctrl+c"])
-async def test_quit_stops_the_engine_and_waits_for_it(key):
-    harness = Harness(hold_in_training=1, hold_stop=True)
+@pytest.mark.parametrize("key", ["q", "ctrl+c", "ctrl+q"])
+async def test_q_detaches_and_leaves_the_engine_running(key):
+    harness = Harness(hold_in_training=1)
     async with harness.app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: harness.engine.holding.is_set())
         await pilot.press(key)
+        await until(pilot, lambda: not harness.app.is_running)
+    assert harness.engine.commands == []  # no Stop: a daemon goes on
+
+
+async def test_stop_asks_then_stops_the_session_and_waits_for_it():
+    harness = Harness(hold_in_training=1, hold_stop=True)
+    async with harness.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: harness.engine.holding.is_set())
+        await pilot.press("x")
+        assert isinstance(harness.app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert harness.engine.commands == [] and not isinstance(harness.app.screen, ConfirmScreen)
+        await pilot.press("x", "y")
         await until(pilot, lambda: harness.statuses()[-1:] == ["crash"])
         assert harness.engine.commands == [Stop()]
         assert "stopping…" in harness.status()
         assert harness.app.is_running and not harness.engine.finished
-        await pilot.press("q")  # a second q only says it is still stopping
-        assert harness.engine.commands == [Stop()]
+        await pilot.press("x")  # a second x only says it is still stopping
+        assert harness.engine.commands == [Stop()] and not isinstance(harness.app.screen, ConfirmScreen)
         harness.engine.stop_release.set()
         await until(pilot, lambda: not harness.app.is_running)
         assert harness.engine.finished
     assert harness.engine.events[-1].reason == "stopped"
 
 
-async def test_second_ctrl_c_exits_without_waiting():
+async def test_q_while_stopping_detaches_without_waiting():
     harness = Harness(hold_in_training=0, hold_stop=True)
     async with harness.app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: harness.engine.holding.is_set())
-        await pilot.press("ctrl+c")
+        await pilot.press("x", "y")
         assert "stopping…" in harness.status()
-        await pilot.press("ctrl+c")
+        await pilot.press("q")
         await until(pilot, lambda: not harness.app.is_running)
     assert harness.engine.commands == [Stop()]
     assert not harness.engine.stop_release.is_set()
@@ -138,7 +152,7 @@ async def test_history_rows_are_loaded():
         assert "best 0.990000 (Δ -0.007900)" in harness.status()
         await pilot.press("q")
         await until(pilot, lambda: not harness.app.is_running)
-    assert harness.engine.commands == [Stop()]
+    assert harness.engine.commands == []
 
 
 async def test_engine_error_is_shown():
@@ -154,7 +168,7 @@ async def test_engine_crash_is_shown_and_q_exits():
     async with harness.app.run_test(size=(80, 24)) as pilot:
         await until(pilot, ended(harness))
         assert any("engine crashed: RuntimeError('boom')" in line for line in harness.log_lines())
-        assert "engine stopped" in harness.status()
+        assert "engine gone" in harness.status()
         await pilot.press("q")
         await until(pilot, lambda: not harness.app.is_running)
 

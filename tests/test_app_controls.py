@@ -59,8 +59,8 @@ async def test_letters_typed_in_the_editor_are_text(tmp_path):
     harness = idle(tmp_path)
     async with harness.app.run_test(size=(80, 24)) as pilot:
         await started(pilot, harness)
-        await pilot.press("6", "down", *"vkagsrpq1234566")
-        assert harness.app.query_one("#program-text").text == "# program\nvkagsrpq1234566"
+        await pilot.press("6", "down", *"vkagsrpqx1234566")
+        assert harness.app.query_one("#program-text").text == "# program\nvkagsrpqx1234566"
         assert harness.engine.commands == [] and harness.app.is_running
         assert harness.shown() == ["program"]
         footer_keys = {binding.key for _, binding, _, _ in harness.app.screen.active_bindings.values()}

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine_support import FAKES, make_workspace, process_alive
+from engine_support import FAKES, make_workspace, processes_in
 
 from cockpit.cli import default_tag, main
 from cockpit.ledger import read_rows
@@ -77,24 +77,12 @@ def test_engine_modules_do_not_import_ui_torch_or_litellm():
         "import sys\n"
         "import cockpit.ratchet, cockpit.cli, cockpit.headless, cockpit.runner, cockpit.repo, cockpit.ledger\n"
         "import cockpit.edits, cockpit.summary, cockpit.workspace, cockpit.proposing, cockpit.agents.offline\n"
+        "import cockpit.daemon, cockpit.attach, cockpit.wire, cockpit.rundir\n"
         "print(sorted(m for m in ('textual', 'torch', 'litellm') if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
-
-
-
-def _processes_in(directory: Path) -> list[int]:
-    """Pids of live processes whose working directory is ``directory``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and Path(entry / "cwd").resolve() == directory and process_alive(int(entry.name)):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
 
 
 def test_sigterm_stops_a_headless_session_cleanly(tmp_path):
@@ -105,11 +93,11 @@ def test_sigterm_stops_a_headless_session_cleanly(tmp_path):
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and "step " not in (proc.stdout.readline() or "step "):
         pass
-    assert len(_processes_in(ws.path)) == 2  # the training and its grandchild
+    assert len(processes_in(ws.path)) == 2  # the training and its grandchild
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "session ended (stopped)" in out
     assert [(r.status, r.description) for r in read_rows(ws.results_tsv)] == [("crash", "baseline [stopped]")]
     time.sleep(0.2)
-    assert _processes_in(ws.path) == []
+    assert processes_in(ws.path) == []

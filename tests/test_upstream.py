@@ -56,7 +56,8 @@ def test_upstream_checkout_runs_three_experiments(tmp_path, monkeypatch, capsys)
     assert {r["budget_s"] for r in records} == {5.0} and records[1]["program"] == "programs/default.md"
     assert "TIME_BUDGET 5s read from prepare.py (not imported)" in out
     assert "cockpit runs no prepare step" in out and not (repo / "logs" / "prepare.log").exists()
-    assert (repo / ".git" / "info" / "exclude").read_text().splitlines()[-2:] == ["results.tsv", "records.jsonl"]
+    assert (repo / ".git" / "info" / "exclude").read_text().splitlines()[-3:] == [
+        "results.tsv", "records.jsonl", ".cockpit/"]
     status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
     assert status == ""  # results, records and logs stay out of git
     assert GitRepo(repo).current_branch() == "autoresearch/up1"

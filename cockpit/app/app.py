@@ -4,7 +4,10 @@ The engine is built by ``engine_factory(emit)``; its ``run()`` goes in an async
 worker. ``emit`` (``messages.Relay``) posts one ``EngineEvent`` per event and
 batches steps into ``StepsLogged`` messages (a flood of steps is one message);
 ``handlers.py`` turns each event into widget changes, ``controls.py`` turns
-keys into commands. The app never calls git, torch or litellm.
+keys into commands. The app never calls git, torch or litellm. Its engine is
+an ``attach.AttachedEngine`` (the engine daemon, which outlives the app: ``q``
+detaches, ``x`` stops the session) or, in tests, any object with ``run()`` and
+``send()``; an engine that attaches late replays the session's events first.
 
 The main area holds six panes: results (table and log), curves, staircase,
 diff, agent and, when the app is given the program's path, the program
@@ -85,8 +88,9 @@ class CockpitApp(ControlActions, EventHandlers, App[None]):
     CSS_PATH = "app.tcss"
     BINDINGS = [
         *control_bindings(),
-        Binding("q", "quit", "Quit"),
-        Binding("ctrl+c", "interrupt", "Quit", show=False, priority=True),
+        Binding("x", "stop_session", "Stop"),
+        Binding("q", "detach", "Detach"),
+        Binding("ctrl+c", "interrupt", "Detach", show=False, priority=True),
         *pane_bindings(),
     ]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (160, "-wide")]
@@ -208,6 +212,10 @@ class CockpitApp(ControlActions, EventHandlers, App[None]):
         for control in CONTROLS:
             yield SystemCommand(control.title, f"{control.help} ({control.fkey.upper()} or {control.letter})",
                                 getattr(self, f"action_{control.action}"))
+        yield SystemCommand("Stop the session", "End the session now: kill the running training (x; asks y/n)",
+                            self.action_stop_session)
+        yield SystemCommand("Detach", "Close the cockpit; the engine goes on, `cockpit` attaches again (q)",
+                            self.action_detach)
         for key, (pane, label) in enumerate(self.panes, start=1):
             yield SystemCommand(f"Show {label.lower()}", f"Switch to the {pane} pane (key {key})",
                                 partial(self.action_show_pane, pane))
@@ -225,7 +233,7 @@ class CockpitApp(ControlActions, EventHandlers, App[None]):
         if self._stopping:
             self.exit()
         elif not self.status_bar.ended:
-            self.status_bar.ended = "engine stopped · q to quit"
+            self.status_bar.ended = "engine gone · q to quit"
 
     # -------------------------------------------------------------- events --
 

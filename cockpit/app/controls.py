@@ -12,6 +12,12 @@ keys work: ordinary app bindings do not reach through a modal screen, and
 Each control sends its command with ``engine.send`` and says so in a
 notification; what the engine made of it comes back as events. Force-keep
 and revert move the branch, so they ask first (y/n).
+
+Leaving and stopping are apart: ``q`` (and ``ctrl+c``, ``ctrl+q``) detach, i.e.
+close the cockpit while the engine goes on (``cockpit`` again attaches; see
+cockpit/attach.py); ``x`` asks y/n, then sends Stop, which ends the session,
+and the cockpit closes once the engine has written the last row. Stop has no
+F-key (F1-F12 are taken): from a text field, F1 first, or the palette.
 """
 
 from __future__ import annotations
@@ -59,7 +65,10 @@ CONTROLS = (
     Control("force_keep", "f7", "k", "Keep", "Force-keep", "Keep the running or just-finished experiment although it did not improve"),
     Control("revert", "f11", "r", "Revert", "Revert last keep", "Un-keep the last kept commit: the branch goes back to the keep before it"),
 )
-CONTROL_ACTIONS = frozenset(control.action for control in CONTROLS) | {"show_pane", "quit"}
+CONTROL_ACTIONS = frozenset(control.action for control in CONTROLS) | {"show_pane", "quit", "detach", "stop_session"}
+STOP_QUESTION = "Stop the session now?"
+STOP_DETAIL = ("The running training is killed (its row is logged as a crash, marked stopped) and the session "
+               "ends. To leave the session running, press q (detach) instead.")
 
 
 def control_bindings() -> list[Binding]:
@@ -148,19 +157,28 @@ class ControlActions:
                 self._send(command, note)
         return answer
 
-    async def action_quit(self) -> None:
-        if self._engine is None or self._engine_done:
-            self.exit()
-        elif self._stopping:
-            self.notify("Still stopping: waiting for the run to end and its row to be written.")
+    def action_detach(self) -> None:
+        """q: close the cockpit; the engine goes on (in a daemon: ``cockpit`` attaches again)."""
+        self.exit()
+
+    def action_quit(self) -> None:
+        """ctrl+q and the palette's quit: detach, as q does."""
+        self.exit()
+
+    def action_interrupt(self) -> None:
+        """ctrl+c: detach, also from a dialog."""
+        self.exit()
+
+    def action_stop_session(self) -> None:
+        """x: ask, then send Stop; the cockpit closes when the session has ended."""
+        if self._stopping:
+            self.notify("Still stopping: waiting for the run to end and its row to be written. q detaches.")
+        elif self._engine is None or self._engine_done:
+            self.notify("The session is not running.", severity="warning")
         else:
+            self.push_screen(ConfirmScreen(STOP_QUESTION, STOP_DETAIL), self._stop_confirmed)
+
+    def _stop_confirmed(self, yes: Optional[bool]) -> None:
+        if yes and self._send(Stop(), "Stopping: killing the run, writing its row."):
             self._stopping = True
             self.status_bar.stopping = True
-            self._engine.send(Stop())
-
-    async def action_interrupt(self) -> None:
-        """ctrl+c: quit cleanly; a second ctrl+c while stopping exits without waiting."""
-        if self._stopping:
-            self.exit()
-        else:
-            await self.action_quit()

@@ -8,6 +8,7 @@ defines it, so the app runs with an engine that has it and one that does not.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 from cockpit import events
@@ -77,7 +78,8 @@ class EventHandlers:
         self.curves.budget_s = event.budget_s
         self.status_bar.tag = event.tag
         self.status_bar.where = f"{event.branch} · {event.profile} · {event.agent}"
-        self.status_bar.session_started()
+        started_at = getattr(event, "started_at", None)  # set by the daemon: a late attach keeps the rate right
+        self.status_bar.session_started(max(0.0, time.time() - started_at) if started_at else 0.0)
         gate = getattr(event, "approval_gate", None)
         if gate is not None:
             self._gate = self.status_bar.gate = bool(gate)
@@ -153,6 +155,10 @@ class EventHandlers:
         action = getattr(event, "action", "")
         if action in ("gate-on", "gate-off"):
             self._gate = self.status_bar.gate = action == "gate-on"
+        elif action == "pause" and self._pause == "running":  # sent from this cockpit or another
+            self._set_pause("pausing")
+        elif action == "resume" and self._pause in ("pausing", "paused"):
+            self._set_pause("running" if self._pause == "pausing" else "resuming")
         if action in SHOWN_ACTIONS:
             text = describe_action(event)
             self._echoes.add(text)

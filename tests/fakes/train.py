@@ -4,6 +4,8 @@ val_bpb = 1.0 + |log2(MATRIX_LR / 0.08)| / 10 (best at MATRIX_LR = 0.08), so
 keep/discard are predictable. MODE picks a behaviour: "ok", "crash" (exit 1
 with a traceback), "hang" (never ends), "hang_child" (hangs with a grandchild
 in its process group), "nan" (prints val_bpb: nan and exits 0).
+FAKE_SLOW_FILE (env): while that file exists each step takes 15 s instead of
+0.01 s (the fault tests kill the engine in the middle of such a run).
 """
 
 import math
@@ -25,7 +27,7 @@ for step in range(STEPS):
     print(f"step {step:05d} ({pct:.1f}%) | loss: {4.0 - step * 0.1:.6f} | lrm: 1.00 | dt: 10ms | "
           f"tok/sec: 1,680,000 | mfu: 39.8% | epoch: 1 | remaining: {budget * (1 - pct / 100):.0f}s",
           end="\r", flush=True)
-    time.sleep(0.01)
+    time.sleep(15.0 if os.path.exists(os.environ.get("FAKE_SLOW_FILE", "/nonexistent")) else 0.01)
     if MODE == "crash" and step == 2:
         raise RuntimeError("fake CUDA out of memory")
 print()

@@ -72,8 +72,9 @@ class StatusBar(Widget):
     def on_mount(self) -> None:
         self.set_interval(10.0, self.refresh)  # the rate per hour moves with time alone
 
-    def session_started(self) -> None:
-        self.started_at = self.clock()
+    def session_started(self, age_s: float = 0.0) -> None:
+        """The session started ``age_s`` seconds ago (0: now)."""
+        self.started_at = self.clock() - age_s
 
     def count_row(self, memory_gb: float, usage: Any) -> None:
         """A row of this session: the rate, the cost and the last run's peak memory."""

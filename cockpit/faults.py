@@ -1,0 +1,33 @@
+"""Test-only fault injection: make the engine die at a chosen point, as kill -9 would.
+
+``COCKPIT_FAULT=POINT`` (or ``POINT@N``: only in experiment N) makes the engine
+call ``os._exit(137)`` when it reaches POINT: no ``finally``, no flush, no
+clean-up, exactly what a SIGKILL or a power cut leaves behind. The fault tests
+(tests/test_faults.py) restart a session on what is left and check the
+journal's reconciliation. Never set it outside tests.
+
+Points, in the order an experiment reaches them:
+
+- ``after-commit``: the proposal is committed and its journal entry opened; the run has not started.
+- ``after-run``: the run has ended and its log is complete; no row yet.
+- ``after-row``: the results.tsv row, the record and the journal's row entry are written; the entry is not closed.
+"""
+
+from __future__ import annotations
+
+import os
+
+FAULT_ENV = "COCKPIT_FAULT"
+POINTS = ("after-commit", "after-run", "after-row")
+EXIT_CODE = 137  # what a shell reports for a process killed by SIGKILL
+
+
+def fault_point(point: str, experiment: int) -> None:
+    """Exit the process at once when ``COCKPIT_FAULT`` names ``point`` (and, with
+    ``@N``, ``experiment`` is N)."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    name, _, number = spec.partition("@")
+    if name == point and (not number or int(number) == experiment):
+        os._exit(EXIT_CODE)

@@ -1,0 +1,100 @@
+"""The engine's events and commands as JSON lines: the daemon's socket and replay log.
+
+Every event and command of ``cockpit.events`` is one JSON object on one line,
+its class name under ``"type"`` and its fields by name::
+
+    {"type": "RowLogged", "experiment": 3, "commit": "a1b2c3d", "val_bpb": 1.0415, ...}
+
+Floats that are not finite are written as ``NaN`` / ``Infinity`` (Python's
+``json`` reads them back). Lines are at most ``MAX_LINE`` bytes. Decoding is
+strict about the type: ``decode_event`` accepts only events and
+``decode_command`` only commands (a client cannot inject an event), and both
+raise ``WireError`` for a line that is not one of them.
+
+``compact(events)`` is what a cockpit that attaches late is sent: every event
+but the training steps, and the steps of only the latest run and of the last
+kept one (the live curves draw those two; see app/widgets/live_curves.py).
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from dataclasses import fields, is_dataclass
+from typing import Any, Callable, Iterable, TypeVar
+
+from cockpit import events
+from cockpit.events import Command, Event, RowLogged, RunStarted, StepLogged
+
+MAX_LINE = 16 * 1024 * 1024  # bytes per line (a proposal's diff or a refused reply can be long)
+EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in typing.get_args(Event)}
+COMMAND_TYPES: dict[str, type] = {cls.__name__: cls for cls in typing.get_args(Command)}
+
+T = TypeVar("T")
+
+
+class WireError(ValueError):
+    """A line that is not valid JSON, or not an event (command) with valid fields."""
+
+
+def to_dict(message: Any) -> dict:
+    """``message`` (an event or a command) as a JSON-ready dict with its ``type``."""
+    name = type(message).__name__
+    if name not in EVENT_TYPES and name not in COMMAND_TYPES:
+        raise WireError(f"{name} is not an event or a command of cockpit.events")
+    return {"type": name, **{f.name: getattr(message, f.name) for f in fields(message)}}
+
+
+def encode(message: Any) -> str:
+    """One JSON line for ``message`` (no trailing newline). Raises WireError for an
+    object that is not an event or command."""
+    return json.dumps(to_dict(message), ensure_ascii=False, separators=(",", ":"))
+
+
+def _decode(line: str | bytes, types: dict[str, type], what: str) -> Any:
+    try:
+        data = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WireError(f"not a JSON line: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise WireError("a JSON object with a string \"type\" was expected")
+    cls = types.get(data.pop("type"))
+    if cls is None:
+        raise WireError(f"unknown {what} type {line[:80]!r}")
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise WireError(f"bad fields for {cls.__name__}: {exc}") from None
+
+
+def decode_event(line: str | bytes) -> Event:
+    """The event a line holds. Raises WireError (bad JSON, a command, unknown type, bad fields)."""
+    return _decode(line, EVENT_TYPES, "event")
+
+
+def decode_command(line: str | bytes) -> Command:
+    """The command a line holds. Raises WireError (bad JSON, an event, unknown type, bad fields)."""
+    return _decode(line, COMMAND_TYPES, "command")
+
+
+def compact(items: Iterable[T], event_of: Callable[[T], Any] = lambda item: item) -> list[T]:
+    """``items`` in order without the StepLogged of runs other than the latest one
+    (the last RunStarted) and the last kept one (the last "keep" RowLogged).
+    ``event_of(item)`` gives an item's event (items may pair events with their lines)."""
+    items = list(items)
+    latest, kept = None, None
+    for item in items:
+        event = event_of(item)
+        if isinstance(event, RunStarted):
+            latest = event.experiment
+        elif isinstance(event, RowLogged) and event.status == "keep":
+            kept = event.experiment
+    wanted = {latest, kept}
+    return [item for item in items
+            if not isinstance(event_of(item), StepLogged) or event_of(item).experiment in wanted]
+
+
+def dataclasses_of(module=events) -> list[type]:
+    """Every dataclass defined in ``module`` (the round-trip test checks each has a codec)."""
+    return [value for value in vars(module).values()
+            if isinstance(value, type) and is_dataclass(value) and value.__module__ == module.__name__]

@@ -1,0 +1,265 @@
+"""Nothing lost: kill -9 of a headless engine at every phase, then a restart on the
+same workspace (cockpit.reconcile's rule); and the engine's own refusals: a
+changed harness, a full disk, a read-only workspace, a deleted branch, secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from engine_support import ScriptedAgent, fast_config, lr, make_workspace, mode, of_type, run_session
+
+from cockpit import preflight
+from cockpit.events import (EngineMessage, PhaseChanged, ProposalReady, Resume, RowLogged, RunStarted, SessionStarted,
+                            Stop)
+from cockpit.journal import Journal, unclosed
+from cockpit.ledger import HEADER, read_records, read_rows
+from cockpit.repo import GitRepo, short
+from cockpit.workspace import sha256_file
+
+PHASES = ("after-commit", "during-training", "after-run", "after-row")
+MOMENTS = (0, 1, 2)  # the experiment the engine dies in (0: the baseline)
+
+
+def _cockpit() -> list[str]:
+    script = Path(sys.executable).parent / "cockpit"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cockpit.cli"]
+
+
+def _marked(marker: str) -> list[int]:
+    """Pids of live processes whose command line holds ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes():
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                found.append(int(entry.name)) if state != "Z" else None
+        except OSError:
+            continue
+    return found
+
+
+def _die(ws: Path, phase: str, moment: int, marker: str, slow: Path) -> None:
+    """Run a headless session that is killed (-9, or the COCKPIT_FAULT hook) at ``phase`` of ``moment``."""
+    env = {k: v for k, v in os.environ.items() if k != "COCKPIT_FAULT"}
+    env["FAKE_SLOW_FILE"] = str(slow)
+    if phase != "during-training":
+        env["COCKPIT_FAULT"] = f"{phase}@{moment}"
+    elif moment == 0:
+        slow.touch()
+    argv = _cockpit() + ["--workspace", str(ws), "--headless", "--tag", "t1", "--budget", "0.2",
+                         "--max-experiments", "6", "--run-command", f"{sys.executable} -u train.py {marker}"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    watchdog = threading.Timer(90, proc.kill)
+    watchdog.start()
+    try:
+        for line in proc.stdout:
+            if phase == "during-training" and line.startswith(f"[exp {moment}] proposing"):
+                slow.touch()  # this experiment's run will be slow
+            if phase == "during-training" and line.startswith(f"[exp {moment}] step"):
+                os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait() in (137, -signal.SIGKILL)
+    finally:
+        watchdog.cancel()
+        slow.unlink(missing_ok=True)
+
+
+def _restart(ws: Path, marker: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "COCKPIT_FAULT"}
+    argv = _cockpit() + ["--workspace", str(ws), "--headless", "--tag", "t2", "--budget", "0.2",
+                         "--max-experiments", "2", "--run-command", f"{sys.executable} -u train.py {marker}"]
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("moment", MOMENTS)
+@pytest.mark.parametrize("phase", PHASES)
+def test_kill_9_then_restart_loses_nothing(tmp_path, phase, moment):
+    ws = make_workspace(tmp_path / "ws").path
+    marker = f"faultmark-{uuid.uuid4().hex[:10]}"
+    _die(ws, phase, moment, marker, tmp_path / "slow")
+    entries, _ = Journal(ws).read()
+    dead = [e for e in entries if e["entry"] == "open" and e["experiment"] == moment][-1]
+    assert unclosed(entries) == [dead]
+
+    done = _restart(ws, marker)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "session ended (max-experiments): 2 experiments" in done.stdout
+
+    rows, commit = read_rows(ws / "results.tsv"), short(dead["commit"])
+    assert len(rows) == moment + 1 + 2 and rows[moment].commit == commit
+    assert [r.commit for r in rows[:moment + 1]].count(commit) == 1  # never a second row
+    frame = pd.read_csv(ws / "results.tsv", sep="\t")
+    assert tuple(frame.columns) == HEADER and len(frame) == len(rows)
+    records = [r for r in read_records(ws / "records.jsonl") if r["kind"] == "experiment"]
+    assert [(r["tag"], r["experiment"]) for r in records] == [("t1", n) for n in range(moment + 1)] + [
+        ("t2", 0), ("t2", 1)]
+    last = records[moment]
+    assert (last["commit"], last["status"]) == (commit, rows[moment].status)
+    if phase in ("after-commit", "during-training"):
+        assert (rows[moment].status, last["interrupted"]) == ("crash", True)
+        assert rows[moment].description.endswith(" [interrupted]") and rows[moment].val_bpb == 0.0
+    elif phase == "after-run":
+        assert rows[moment].status in ("keep", "discard") and last["interrupted"] is True
+        assert rows[moment].description.endswith(" [recovered]") and rows[moment].val_bpb > 0
+    else:
+        assert last["interrupted"] is False and "[" not in rows[moment].description
+
+    keep = rows[moment].status == "keep" or not dead["parent"]
+    assert GitRepo(ws).branch_head("autoresearch/t1") == (dead["commit"] if keep else dead["parent"])
+    entries, _ = Journal(ws).read()
+    assert unclosed(entries) == [] and {"t1", "t2"} <= {e["tag"] for e in entries if e["entry"] == "end"}
+    if phase == "during-training":
+        assert "killed the run left behind by the dead engine" in done.stdout
+    assert _marked(marker) == []
+
+
+# ------------------------------------------------------------------ refusals --
+
+
+async def test_a_changed_harness_refuses_the_run_and_pauses(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    original = ws.prepare_py.read_text()
+    sha = sha256_file(ws.prepare_py)
+
+    def on_event(engine, event):
+        if isinstance(event, RowLogged) and event.experiment == 0:
+            ws.prepare_py.write_text(original + "# a hand edit\n")
+        if isinstance(event, PhaseChanged) and event.phase == "paused":
+            ws.prepare_py.write_text(original)
+            asyncio.get_running_loop().call_later(0.1, engine.send, Resume())
+
+    reason, events = await run_session(ws, ScriptedAgent([lr("0.04", "0.08")]), fast_config(max_experiments=2),
+                                       on_event)
+    assert reason == "max-experiments"
+    errors = [e.text for e in of_type(events, EngineMessage) if e.level == "error"]
+    assert len(errors) == 1 and "prepare.py (the fixed harness) changed" in errors[0]
+    assert "the run is refused" in errors[0] and "paused" in errors[0]
+    paused = events.index(PhaseChanged(1, "paused"))
+    assert not [e for e in events[:paused] if isinstance(e, RunStarted) and e.experiment == 1]
+    assert of_type(events, SessionStarted)[0].harness_sha256 == sha
+    records = read_records(ws.records_jsonl)
+    assert {r["harness_sha256"] for r in records if r["kind"] == "experiment"} == {sha}
+    entries, _ = Journal(ws.path).read()
+    assert [e["harness_sha256"] for e in entries if e["entry"] in ("session", "open")] == [sha] * 3
+
+
+async def test_stop_while_a_run_is_refused_withdraws_it(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+
+    def on_event(engine, event):
+        if isinstance(event, ProposalReady):  # after the checks between experiments, before the commit
+            ws.prepare_py.write_text(ws.prepare_py.read_text() + "# a hand edit\n")
+        if isinstance(event, PhaseChanged) and event.phase == "paused":
+            engine.send(Stop())
+
+    reason, _ = await run_session(ws, ScriptedAgent([lr("0.04", "0.08")]), fast_config(), on_event)
+    assert reason == "stopped" and len(read_rows(ws.results_tsv)) == 1
+    withdrawn = [r for r in read_records(ws.records_jsonl) if r["kind"] == "withdrawn"]
+    assert [r["reason"] for r in withdrawn] == ["the session stopped before it ran"]
+    assert unclosed(Journal(ws.path).read()[0]) == [] and "0.04" in ws.train_py.read_text()
+    assert ws.prepare_py.read_text().endswith("# a hand edit\n")  # the reset kept the human's edit
+
+
+async def test_a_full_disk_pauses_and_the_row_lands_after_resume(tmp_path, monkeypatch):
+    ws = make_workspace(tmp_path / "ws")
+    from cockpit import bookkeeping
+    real, failures = bookkeeping.append_row, []
+
+    def append_row(path, row):
+        if row.description.startswith("MATRIX_LR") and not failures:
+            failures.append(row)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(path, row)
+
+    def on_event(engine, event):
+        if isinstance(event, PhaseChanged) and event.phase == "paused":
+            asyncio.get_running_loop().call_later(0.1, engine.send, Resume())
+
+    monkeypatch.setattr(bookkeeping, "append_row", append_row)
+    agent = ScriptedAgent([lr("0.04", "0.08"), lr("0.08", "0.16")])
+    reason, events = await run_session(ws, agent, fast_config(max_experiments=3), on_event)
+    assert reason == "max-experiments" and len(failures) == 1
+    errors = [e.text for e in of_type(events, EngineMessage) if e.level == "error"]
+    assert errors[0].startswith("cannot write results.tsv: No space left on device; nothing is lost")
+    rows = read_rows(ws.results_tsv)
+    assert [(r.status, r.description) for r in rows] == [
+        ("keep", "baseline"), ("keep", "MATRIX_LR 0.04 -> 0.08"), ("discard", "MATRIX_LR 0.08 -> 0.16")]
+    assert [r["experiment"] for r in read_records(ws.records_jsonl) if r["kind"] == "experiment"] == [0, 1, 2]
+    assert PhaseChanged(2, "paused") in events and len(agent.contexts) == 2
+
+
+async def test_a_read_only_workspace_or_full_disk_refuses_to_start(tmp_path, monkeypatch):
+    ws = make_workspace(tmp_path / "ws")
+    monkeypatch.setattr(preflight.os, "access", lambda path, mode: Path(path) != ws.path)
+    reason, _ = await run_session(ws, ScriptedAgent([]), fast_config())
+    assert reason.startswith(f"error: {ws.path} is not writable (a read-only file or file system)")
+    monkeypatch.undo()
+    monkeypatch.setattr(preflight, "MIN_FREE_BYTES", 1 << 62)
+    reason, _ = await run_session(ws, ScriptedAgent([]), fast_config())
+    assert reason.startswith("error: the disk is full:") and not ws.results_tsv.exists()
+
+
+async def test_missing_data_names_the_fix(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    failing = (sys.executable, "-c", "import sys; sys.exit('prepare.py: error: no prepared data in /cache')")
+    reason, _ = await run_session(ws, ScriptedAgent([]), fast_config(prepare_command=failing))
+    assert reason == (f"error: prepare.py failed (exit 1): prepare.py: error: no prepared data in /cache; fix what "
+                      f"it says (missing data: run `python prepare.py` in {ws.path} until it ends with 'ready'), "
+                      "then start again; its output is in logs/prepare.log")
+    assert not ws.results_tsv.exists()
+
+
+async def test_a_deleted_branch_pauses_until_it_is_back(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    repo = GitRepo(ws.path)
+    kept: list[str] = []
+
+    def on_event(engine, event):
+        if isinstance(event, RowLogged) and event.experiment == 0:
+            kept.append(repo.head_commit())
+            subprocess.run(["git", "checkout", "-q", "main"], cwd=ws.path, check=True)
+            subprocess.run(["git", "branch", "-q", "-D", "autoresearch/t1"], cwd=ws.path, check=True)
+        if isinstance(event, PhaseChanged) and event.phase == "paused":
+            subprocess.run(["git", "checkout", "-q", "-b", "autoresearch/t1", kept[0]], cwd=ws.path, check=True)
+            asyncio.get_running_loop().call_later(0.1, engine.send, Resume())
+
+    reason, events = await run_session(ws, ScriptedAgent([lr("0.04", "0.08")]), fast_config(max_experiments=2),
+                                       on_event)
+    assert reason == "max-experiments"
+    errors = [e.text for e in of_type(events, EngineMessage) if e.level == "error"]
+    assert errors == [f"the run branch autoresearch/t1 is gone (deleted?); recreate it at the last keep with "
+                      f"`git checkout -b autoresearch/t1 {short(kept[0])}`; paused: fix it, then resume"]
+    assert [r.status for r in read_rows(ws.results_tsv)] == ["keep", "keep"]
+    assert repo.current_branch() == "autoresearch/t1"
+
+
+# ------------------------------------------------------------------- secrets --
+
+KEY = "sk-test-RECOGNISABLE-123"
+
+
+async def test_an_api_key_reaches_no_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    source = (Path(__file__).parent / "fakes" / "train.py").read_text().replace(
+        'print("---")', 'print("key:", os.environ["OPENAI_API_KEY"], flush=True)\nprint("---")')
+    ws = make_workspace(tmp_path / "ws", train_py=source)
+    echo = lr("0.04", "0.08").replace("Description: MATRIX_LR 0.04 -> 0.08", f"Description: use {KEY} now")
+    agent = ScriptedAgent([f"I think {KEY} is nice", echo, mode("crash")])
+    reason, events = await run_session(ws, agent, fast_config(max_experiments=3))
+    assert reason == "max-experiments"
+    hits = [str(p) for p in ws.path.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]
+    assert hits == [] and KEY not in repr(events)  # events: what a UI shows and a daemon's replay log keeps
+    history = subprocess.run(["git", "log", "--all", "-p", "--format=%B"], cwd=ws.path, capture_output=True,
+                             text=True, check=True).stdout
+    assert KEY not in history and "use [redacted] now" in history
+    assert "[redacted]" in (ws.path / read_records(ws.records_jsonl)[0]["log_path"]).read_text()
+    assert (ws.path / ".cockpit" / "journal.jsonl").exists()
