@@ -280,6 +280,9 @@ async def test_enter_on_a_results_row_shows_its_diff():
         diff_view = harness.app.query_one(DiffView)
         assert diff_view.shown.experiment == 1 and diff_view.shown.diff == harness.proposals()[0].diff
         assert harness.shown() == ["diff"] and harness.app.focused is diff_view
+        head = str(diff_view.query_one("#diff-description").content)
+        assert "wall 305.0 s" in head and "compiling the model..." in head  # timings and output tail
+        assert "cost $" in head and "tokens " in head  # the agent's usage of that experiment
         await pilot.press("1", "up", "enter")  # the baseline: no proposal
         assert diff_view.shown is None and "diff · exp 0" in str(diff_view.border_title)
 

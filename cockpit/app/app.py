@@ -35,6 +35,7 @@ from textual.worker import Worker, WorkerState
 from cockpit.app.controls import CONTROLS, ControlActions, control_bindings
 from cockpit.app.handlers import EventHandlers
 from cockpit.app.messages import EngineEvent, Relay, StepsLogged
+from cockpit.app.run_details import RunDetailsStore
 from cockpit.app.widgets import (
     AgentPane,
     DiffView,
@@ -123,6 +124,7 @@ class CockpitApp(ControlActions, EventHandlers, App[None]):
         self._pause = "running"  # running | pausing | paused | resuming
         self._gate = False  # what this cockpit last set (the engine starts with it off)
         self._echoes: set[str] = set()  # EngineMessage texts that echo an ActionApplied shown
+        self.run_details = RunDetailsStore()  # timings, cost, output tail per experiment
         self._handlers = self.handlers()
 
     def get_key_display(self, binding: Binding) -> str:
@@ -202,9 +204,9 @@ class CockpitApp(ControlActions, EventHandlers, App[None]):
 
     @on(DataTable.RowSelected, "#results")
     def _show_selected_row(self, message: DataTable.RowSelected) -> None:
-        """enter on a results row: its description and diff, in the diff pane."""
+        """enter on a results row: its description, timings, cost, output tail and diff, in the diff pane."""
         row = self.results_table.results[message.cursor_row]
-        self.diff_view.show_experiment(row.experiment, row.description)
+        self.diff_view.show_experiment(row.experiment, row.description, self.run_details.describe(row.experiment))
         self.action_show_pane("diff")
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

@@ -51,6 +51,7 @@ class EventHandlers:
     staircase: Any
     diff_view: Any
     agent_pane: Any
+    run_details: Any
     notify: Callable[..., None]
     _pause: str
     _gate: bool
@@ -119,9 +120,11 @@ class EventHandlers:
 
     def _show_log_line(self, event: LogLine) -> None:
         self.train_log.add_line(event.text)
+        self.run_details.log_line(event)
 
     def _show_run_finished(self, event: RunFinished) -> None:
         self.status_bar.remaining_s = None
+        self.run_details.run_finished(event)
         val_bpb = event.summary.get("val_bpb")
         if event.returncode == 0 and val_bpb is not None:
             text, style = f"val_bpb {float(val_bpb):.6f} in {event.wall_s:.0f}s", "bold"
@@ -139,6 +142,7 @@ class EventHandlers:
         self.status_bar.count_row(event.memory_gb, getattr(event, "agent_usage", None))
         self.staircase.show_rows(self.results_table.results)
         self.curves.row_logged(event.experiment, event.status)
+        self.run_details.row_logged(event)
 
     def _show_message(self, event: EngineMessage) -> None:
         if event.text in self._echoes:  # the agent pane has it as an action already

@@ -52,22 +52,29 @@ class DiffView(ScrollableContainer, can_focus=True):
             self.proposals.popitem(last=False)
         self._show(proposal, "proposal")
 
-    def show_experiment(self, experiment: int, description: str = "") -> bool:
-        """Show a kept proposal (True), or say it was not seen here (False)."""
+    def show_experiment(self, experiment: int, description: str = "", details: Optional[Text] = None) -> bool:
+        """Show a kept proposal (True), or say it was not seen here (False); ``details``
+        (timings, cost, output tail) go between the description and the diff."""
         proposal = self.proposals.get(experiment)
         if proposal is not None:
-            self._show(proposal, "selected")
+            self._show(proposal, "selected", details)
             return True
         self.shown = None
         self.border_title = f"diff · exp {experiment}"
-        self._set(Text.assemble((description, "bold"), "\n", (_unseen(experiment), "dim")), "")
+        head = Text.assemble((description, "bold"), "\n")
+        if details is not None:
+            head.append_text(details)
+        self._set(head.append(_unseen(experiment), style="dim"), "")
         return False
 
-    def _show(self, proposal: Proposal, how: str) -> None:
+    def _show(self, proposal: Proposal, how: str, details: Optional[Text] = None) -> None:
         self.shown = proposal
         self.border_title = f"diff · exp {proposal.experiment} · {how}"
         body = proposal.diff.rstrip("\n") or "(empty diff)"
-        self._set(Text(proposal.description, style="bold"), body)
+        head = Text(proposal.description, style="bold")
+        if details is not None:
+            head.append("\n").append_text(details)
+        self._set(head, body)
         self.scroll_home(animate=False)
 
     def _set(self, description: Text, diff: str) -> None:
