@@ -28,6 +28,9 @@ from cockpit.events import (
 )
 
 LEVEL_STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
+# The "awaits approval" notice comes this long after the phase, and only if it still waits:
+# a cockpit attaching late replays every past wait in one burst, and none of those waits now.
+AWAITING_NOTICE_DELAY_S = 0.5
 ActionApplied = getattr(events, "ActionApplied", None)
 
 
@@ -53,6 +56,8 @@ class EventHandlers:
     agent_pane: Any
     run_details: Any
     notify: Callable[..., None]
+    set_timer: Callable[..., Any]
+    _phase_event: Any = None  # the latest PhaseChanged
     _pause: str
     _gate: bool
     _echoes: set[str]
@@ -90,15 +95,20 @@ class EventHandlers:
         )
 
     def _show_phase(self, event: PhaseChanged) -> None:
+        self._phase_event = event
         self.status_bar.experiment = event.experiment
         self.status_bar.phase = event.phase
         if event.phase == "awaiting-approval":
             self._gate = self.status_bar.gate = True
-            self.notify(f"exp {event.experiment} awaits approval: F8/a approve · F6/v veto", timeout=8)
+            self.set_timer(AWAITING_NOTICE_DELAY_S, lambda: self._notify_awaiting(event))
         elif event.phase == "paused":
             self._set_pause("paused")
         elif self._pause in ("paused", "resuming"):
             self._set_pause("running")
+
+    def _notify_awaiting(self, event: PhaseChanged) -> None:
+        if self._phase_event is event:  # no phase since: it still waits
+            self.notify(f"exp {event.experiment} awaits approval: F8/a approve · F6/v veto", timeout=8)
 
     def _show_proposal(self, event: ProposalReady) -> None:
         self.train_log.add_line(f"exp {event.experiment} proposal: {event.description}", "cyan")
