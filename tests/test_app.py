@@ -319,9 +319,10 @@ async def test_number_and_function_keys_switch_panes_at_80x24():
         assert {"Show curves", "Show staircase", "Show diff", "Show agent", "Pause / resume"} <= titles
 
 
-async def test_wide_layout_shows_every_pane_side_by_side():
+@pytest.mark.parametrize("size", [(160, 48), (250, 70)])
+async def test_wide_layout_shows_every_pane_side_by_side(size):
     harness = Harness()
-    async with harness.app.run_test(size=(160, 48)) as pilot:
+    async with harness.app.run_test(size=size) as pilot:
         await until(pilot, ended(harness))
         assert not harness.app.query_one("#tabs").display
         assert harness.shown() == ["results", "staircase", "log", "curves", "diff", "agent"]
