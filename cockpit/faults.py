@@ -8,6 +8,7 @@ journal's reconciliation. Never set it outside tests.
 
 Points, in the order an experiment reaches them:
 
+- ``while-proposing``: the agent is being asked (not for the baseline); nothing of this experiment is committed or journaled.
 - ``after-commit``: the proposal is committed and its journal entry opened; the run has not started.
 - ``after-run``: the run has ended and its log is complete; no row yet.
 - ``after-row``: the results.tsv row, the record and the journal's row entry are written; the entry is not closed.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import os
 
 FAULT_ENV = "COCKPIT_FAULT"
-POINTS = ("after-commit", "after-run", "after-row")
+POINTS = ("while-proposing", "after-commit", "after-run", "after-row")
 EXIT_CODE = 137  # what a shell reports for a process killed by SIGKILL
 
 

@@ -200,6 +200,7 @@ class Engine(SessionStart):
         Restart (the branch moved), AgentExhausted, NoFix."""
         while True:
             self.emit(PhaseChanged(n, "proposing"))
+            fault_point("while-proposing", n)
             started = now()
             try:
                 program = self._read_program(n)

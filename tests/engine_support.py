@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -47,7 +51,7 @@ def set_line(name: str, old_value: str, new_value: str, comment: str, descriptio
 
 
 LR_COMMENT = "Muon learning rate (the fake's val_bpb depends on it)"
-MODE_COMMENT = "ok | crash | hang | hang_child | nan"
+MODE_COMMENT = "ok | crash | hang | hang_child | nan | oom | silent | ignore_term | grandkids"
 DEPTH_COMMENT = "number of layers (unused by the fake)"
 
 
@@ -158,3 +162,59 @@ def processes_in(directory: Path) -> list[int]:
         except OSError:
             continue
     return found
+
+
+# ------------------------------------------- kill -9 of a headless engine --
+
+
+def cockpit_argv() -> list[str]:
+    """The argv that starts the cockpit CLI of this interpreter's environment."""
+    script = Path(sys.executable).parent / "cockpit"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cockpit.cli"]
+
+
+def marked(marker: str) -> list[int]:
+    """Pids of live (not zombie) processes whose command line holds ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes():
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                found.append(int(entry.name)) if state != "Z" else None
+        except OSError:
+            continue
+    return found
+
+
+def die_headless(ws: Path, phase: str, moment: int, marker: str, slow: Path) -> None:
+    """Run a headless session that is killed (a real SIGKILL for "during-training",
+    else the COCKPIT_FAULT hook) at ``phase`` of experiment ``moment``."""
+    env = {k: v for k, v in os.environ.items() if k != "COCKPIT_FAULT"}
+    env["FAKE_SLOW_FILE"] = str(slow)
+    if phase != "during-training":
+        env["COCKPIT_FAULT"] = f"{phase}@{moment}"
+    elif moment == 0:
+        slow.touch()
+    argv = cockpit_argv() + ["--workspace", str(ws), "--headless", "--tag", "t1", "--budget", "0.2",
+                             "--max-experiments", "6", "--run-command", f"{sys.executable} -u train.py {marker}"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    watchdog = threading.Timer(90, proc.kill)
+    watchdog.start()
+    try:
+        for text in proc.stdout:
+            if phase == "during-training" and text.startswith(f"[exp {moment}] proposing"):
+                slow.touch()  # this experiment's run will be slow
+            if phase == "during-training" and text.startswith(f"[exp {moment}] step"):
+                os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait() in (137, -signal.SIGKILL), f"the engine was not killed at {phase}@{moment}"
+    finally:
+        watchdog.cancel()
+        slow.unlink(missing_ok=True)
+
+
+def restart_headless(ws: Path, marker: str) -> subprocess.CompletedProcess:
+    """A second headless session (tag t2, 2 experiments) on what the dead one left."""
+    env = {k: v for k, v in os.environ.items() if k != "COCKPIT_FAULT"}
+    argv = cockpit_argv() + ["--workspace", str(ws), "--headless", "--tag", "t2", "--budget", "0.2",
+                             "--max-experiments", "2", "--run-command", f"{sys.executable} -u train.py {marker}"]
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)

@@ -7,16 +7,16 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import signal
 import subprocess
 import sys
-import threading
+import time
 import uuid
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from engine_support import ScriptedAgent, fast_config, lr, make_workspace, mode, of_type, run_session
+from engine_support import (ScriptedAgent, die_headless, fast_config, lr, make_workspace, marked, mode, of_type,
+                            restart_headless, run_session)
 
 from cockpit import preflight
 from cockpit.events import (EngineMessage, PhaseChanged, ProposalReady, Resume, RowLogged, RunStarted, SessionStarted,
@@ -30,67 +30,17 @@ PHASES = ("after-commit", "during-training", "after-run", "after-row")
 MOMENTS = (0, 1, 2)  # the experiment the engine dies in (0: the baseline)
 
 
-def _cockpit() -> list[str]:
-    script = Path(sys.executable).parent / "cockpit"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "cockpit.cli"]
-
-
-def _marked(marker: str) -> list[int]:
-    """Pids of live processes whose command line holds ``marker``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes():
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                found.append(int(entry.name)) if state != "Z" else None
-        except OSError:
-            continue
-    return found
-
-
-def _die(ws: Path, phase: str, moment: int, marker: str, slow: Path) -> None:
-    """Run a headless session that is killed (-9, or the COCKPIT_FAULT hook) at ``phase`` of ``moment``."""
-    env = {k: v for k, v in os.environ.items() if k != "COCKPIT_FAULT"}
-    env["FAKE_SLOW_FILE"] = str(slow)
-    if phase != "during-training":
-        env["COCKPIT_FAULT"] = f"{phase}@{moment}"
-    elif moment == 0:
-        slow.touch()
-    argv = _cockpit() + ["--workspace", str(ws), "--headless", "--tag", "t1", "--budget", "0.2",
-                         "--max-experiments", "6", "--run-command", f"{sys.executable} -u train.py {marker}"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    watchdog = threading.Timer(90, proc.kill)
-    watchdog.start()
-    try:
-        for line in proc.stdout:
-            if phase == "during-training" and line.startswith(f"[exp {moment}] proposing"):
-                slow.touch()  # this experiment's run will be slow
-            if phase == "during-training" and line.startswith(f"[exp {moment}] step"):
-                os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait() in (137, -signal.SIGKILL)
-    finally:
-        watchdog.cancel()
-        slow.unlink(missing_ok=True)
-
-
-def _restart(ws: Path, marker: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "COCKPIT_FAULT"}
-    argv = _cockpit() + ["--workspace", str(ws), "--headless", "--tag", "t2", "--budget", "0.2",
-                         "--max-experiments", "2", "--run-command", f"{sys.executable} -u train.py {marker}"]
-    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
-
-
 @pytest.mark.parametrize("moment", MOMENTS)
 @pytest.mark.parametrize("phase", PHASES)
 def test_kill_9_then_restart_loses_nothing(tmp_path, phase, moment):
     ws = make_workspace(tmp_path / "ws").path
     marker = f"faultmark-{uuid.uuid4().hex[:10]}"
-    _die(ws, phase, moment, marker, tmp_path / "slow")
+    die_headless(ws, phase, moment, marker, tmp_path / "slow")
     entries, _ = Journal(ws).read()
     dead = [e for e in entries if e["entry"] == "open" and e["experiment"] == moment][-1]
     assert unclosed(entries) == [dead]
 
-    done = _restart(ws, marker)
+    done = restart_headless(ws, marker)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "session ended (max-experiments): 2 experiments" in done.stdout
 
@@ -119,7 +69,73 @@ def test_kill_9_then_restart_loses_nothing(tmp_path, phase, moment):
     assert unclosed(entries) == [] and {"t1", "t2"} <= {e["tag"] for e in entries if e["entry"] == "end"}
     if phase == "during-training":
         assert "killed the run left behind by the dead engine" in done.stdout
-    assert _marked(marker) == []
+    assert marked(marker) == []
+
+
+@pytest.mark.parametrize("moment", (1, 2, 3))
+def test_kill_9_while_the_agent_proposes_loses_nothing(tmp_path, moment):
+    ws = make_workspace(tmp_path / "ws").path
+    marker = f"faultmark-{uuid.uuid4().hex[:10]}"
+    die_headless(ws, "while-proposing", moment, marker, tmp_path / "slow")
+    entries, _ = Journal(ws).read()
+    assert unclosed(entries) == [] and moment not in [e["experiment"] for e in entries if e["entry"] == "open"]
+    before, head = read_rows(ws / "results.tsv"), GitRepo(ws).branch_head("autoresearch/t1")
+    assert len(before) == moment
+
+    done = restart_headless(ws, marker)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = read_rows(ws / "results.tsv")
+    assert rows[:moment] == before and len(rows) == moment + 2  # no row for it, none twice
+    assert len({r.commit for r in before}) == moment
+    records = [r for r in read_records(ws / "records.jsonl") if r["kind"] == "experiment"]
+    assert [(r["tag"], r["experiment"]) for r in records] == [("t1", n) for n in range(moment)] + [
+        ("t2", 0), ("t2", 1)]
+    assert GitRepo(ws).branch_head("autoresearch/t1") == head
+    assert unclosed(Journal(ws).read()[0]) == [] and marked(marker) == []
+
+
+# A misbehaving train.py (the fake's MODEs): each must end as one crash row within
+# the hard limit (2 x budget + grace), then the kill grace and the pipe drain, and
+# leave no process of its group behind.
+TRAINING_FAULTS = {
+    "oom": " [crash]",              # CUDA out-of-memory traceback, then SIGKILL (exit -9)
+    "silent": " [timed out]",       # hangs without printing a byte
+    "ignore_term": " [timed out]",  # hangs and ignores SIGTERM: the group needs SIGKILL
+    "grandkids": " [crash]",        # exits 1, leaving two SIGTERM-proof grandchildren on its pipe
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TRAINING_FAULTS))
+async def test_a_misbehaving_run_is_one_crash_row_and_leaves_no_process(tmp_path, kind):
+    from cockpit.runner import DRAIN_S
+
+    ws = make_workspace(tmp_path / "ws")
+    marker = f"faultmark-{uuid.uuid4().hex[:10]}"
+    config = fast_config(max_experiments=3, run_command=(sys.executable, "-u", "train.py", marker))
+    times: dict = {}
+
+    def on_event(engine, event):
+        if isinstance(event, (RunStarted, RowLogged)) and event.experiment == 1:
+            times[type(event).__name__] = time.monotonic()
+
+    reason, events = await run_session(ws, ScriptedAgent([mode(kind), lr("0.04", "0.08")]), config, on_event)
+    assert reason == "max-experiments"
+    rows = read_rows(ws.results_tsv)
+    assert [r.status for r in rows] == ["keep", "crash", "keep"]
+    expected = TRAINING_FAULTS[kind].replace(" [crash]", "")
+    assert rows[1].description == f"mode {kind}{expected}" and rows[1].val_bpb == 0.0
+    limit = 2 * config.budget_s + config.hard_limit_grace_s + config.kill_grace_s + DRAIN_S
+    assert times["RowLogged"] - times["RunStarted"] < limit + 1.0
+    if kind == "oom":
+        record = [r for r in read_records(ws.records_jsonl) if r["kind"] == "experiment"][1]
+        assert record["returncode"] == -9
+        assert "CUDA out of memory" in (ws.path / record["log_path"]).read_text()
+    for _ in range(20):
+        if not marked(marker):
+            break
+        await asyncio.sleep(0.1)
+    assert marked(marker) == []
+    assert unclosed(Journal(ws.path).read()[0]) == []
 
 
 # ------------------------------------------------------------------ refusals --

@@ -3,25 +3,40 @@
 val_bpb = 1.0 + |log2(MATRIX_LR / 0.08)| / 10 (best at MATRIX_LR = 0.08), so
 keep/discard are predictable. MODE picks a behaviour: "ok", "crash" (exit 1
 with a traceback), "hang" (never ends), "hang_child" (hangs with a grandchild
-in its process group), "nan" (prints val_bpb: nan and exits 0).
+in its process group), "nan" (prints val_bpb: nan and exits 0), "oom" (a CUDA
+out-of-memory traceback, then killed by SIGKILL as the kernel's OOM killer
+would: exit -9), "silent" (hangs before printing anything), "ignore_term"
+(ignores SIGTERM and hangs: only SIGKILL ends it), "grandkids" (forks two
+grandchildren that ignore SIGTERM and outlive it, then exits 1 mid-run).
+"grandkids" passes its command-line arguments (a test's marker) on to its
+grandchildren, so a test can find leftovers by their command line.
 FAKE_SLOW_FILE (env): while that file exists each step takes 15 s instead of
 0.01 s (the fault tests kill the engine in the middle of such a run).
 """
 
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
 
 MATRIX_LR = 0.04  # Muon learning rate (the fake's val_bpb depends on it)
 DEPTH = 4  # number of layers (unused by the fake)
-MODE = "ok"  # ok | crash | hang | hang_child | nan
+MODE = "ok"  # ok | crash | hang | hang_child | nan | oom | silent | ignore_term | grandkids
 STEPS = 5  # progress lines printed
 
 budget = float(os.environ.get("COCKPIT_TIME_BUDGET", "1.0"))
+SLEEPER = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
 if MODE == "hang_child":
     subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+if MODE == "silent":
+    time.sleep(600)
+if MODE == "ignore_term":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+if MODE == "grandkids":
+    for _ in range(2):
+        subprocess.Popen([sys.executable, "-c", SLEEPER, *sys.argv[1:]])  # they hold the output pipe too
 for step in range(STEPS):
     pct = 100.0 * (step + 1) / STEPS
     print(f"step {step:05d} ({pct:.1f}%) | loss: {4.0 - step * 0.1:.6f} | lrm: 1.00 | dt: 10ms | "
@@ -30,8 +45,15 @@ for step in range(STEPS):
     time.sleep(15.0 if os.path.exists(os.environ.get("FAKE_SLOW_FILE", "/nonexistent")) else 0.01)
     if MODE == "crash" and step == 2:
         raise RuntimeError("fake CUDA out of memory")
+    if MODE == "oom" and step == 2:
+        print("\nTraceback (most recent call last):\n  File \"train.py\", line 1, in <module>\n"
+              "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total "
+              "capacity of 79.10 GiB of which 1.06 GiB is free.", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    if MODE == "grandkids" and step == 2:
+        sys.exit(1)
 print()
-if MODE in ("hang", "hang_child"):
+if MODE in ("hang", "hang_child", "ignore_term"):
     time.sleep(600)
 val_bpb = float("nan") if MODE == "nan" else 1.0 + abs(math.log2(MATRIX_LR / 0.08)) / 10
 print("---")
