@@ -16,6 +16,15 @@ STEP = ("step {:05d} (50.0%) | loss: 3.500000 | lrm: 1.00 | dt: 10ms | tok/sec: 
         "mfu: 1.0% | epoch: 1 | remaining: 5s")
 
 
+async def gone(pid: int, timeout_s: float = 2.5) -> bool:
+    """True once process ``pid`` has exited (polled every 0.05 s, at most ``timeout_s``)."""
+    for _ in range(int(timeout_s / 0.05)):
+        if not process_alive(pid):
+            return True
+        await asyncio.sleep(0.05)
+    return not process_alive(pid)
+
+
 def script(tmp_path: Path, body: str) -> list[str]:
     path = tmp_path / "child.py"
     path.write_text(body)
@@ -72,12 +81,7 @@ time.sleep(600)
     assert result.timed_out and not result.stopped
     assert result.returncode == -9
     assert time.monotonic() - started < 5
-    grandchild = int(pid_file.read_text())
-    for _ in range(50):
-        if not process_alive(grandchild):
-            break
-        await asyncio.sleep(0.05)
-    assert not process_alive(grandchild)
+    assert await gone(int(pid_file.read_text()))
 
 
 async def test_kill_stops_a_run(tmp_path):
@@ -103,12 +107,7 @@ print("parent done")
     result = await Run(script(tmp_path, body), tmp_path, tmp_path / "run.log").wait()
     assert result.returncode == 0 and "parent done" in result.text
     assert time.monotonic() - started < 8
-    grandchild = int(pid_file.read_text())
-    for _ in range(50):
-        if not process_alive(grandchild):
-            break
-        await asyncio.sleep(0.05)
-    assert not process_alive(grandchild)
+    assert await gone(int(pid_file.read_text()))
 
 
 async def test_env_and_command_failure(tmp_path):
