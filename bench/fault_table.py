@@ -47,8 +47,8 @@ from cockpit.journal import Journal  # noqa: E402
 from cockpit.ledger import HEADER, read_rows  # noqa: E402
 from cockpit.repo import short  # noqa: E402
 
-ENGINE_PHASES = ("while-proposing", "after-commit", "during-training", "after-run", "after-row")
-TRAINING_MODES = ("crash", "nan", "oom", "silent", "ignore_term", "grandkids")
+ENGINE_PHASES = ("while-proposing", "after-commit", "during-training", "after-run", "mid-row", "after-row")
+TRAINING_MODES = ("crash", "nan", "oom", "silent", "ignore_term", "grandkids", "setsid_grandkid")
 MOMENTS = (0, 1, 2)  # the experiment hit (shifted by one where the baseline cannot be: proposing, training faults)
 
 

@@ -25,9 +25,9 @@ from typing import Callable, Optional
 
 from cockpit.control import Stopped
 from cockpit.events import EngineMessage, Emit, PhaseChanged, RowLogged
-from cockpit.faults import fault_point
+from cockpit.faults import fault_point, torn_write
 from cockpit.journal import Journal, entry_id
-from cockpit.ledger import ExperimentRecord, Row, append_record, append_row
+from cockpit.ledger import ExperimentRecord, Row, append_record, append_row, row_text
 from cockpit.programs import Program, ProgramSource
 from cockpit.proposing import Outcome
 from cockpit.repo import GitRepo, short
@@ -186,7 +186,8 @@ class Bookkeeper:
             parent=short(parent) if n else "", val_bpb=val, memory_gb=mem, diff=trial.diff, summary=summary,
             timings={"propose_s": propose_s, **result.timings()}, returncode=result.returncode,
             timed_out=result.timed_out, stopped=result.stopped and verdict != "veto",
-            log_path=state.log_names.get(n, ""), fix_attempt=trial.fix_attempt, fix_of=trial.fix_of,
+            stray_processes=result.stray_processes, log_path=state.log_names.get(n, ""),
+            fix_attempt=trial.fix_attempt, fix_of=trial.fix_of,
             errors=list(trial.asked.outcome.errors) if trial.asked else [],
             replies=[r[:20_000] for r in trial.asked.outcome.replies] if trial.asked else [])
         self._log_row(Logged(n, trial.commit, status, val, mem, description), usage, record, trial)
@@ -215,6 +216,7 @@ class Bookkeeper:
         update the state (SessionState.log), journal the row (with the last keep
         after it), emit RowLogged."""
         line = Row(short(row.commit), row.val_bpb or 0.0, row.memory_gb, row.status, row.description)
+        torn_write("mid-row", row.experiment, self.ws.results_tsv, lambda: row_text(self.ws.results_tsv, line))
         self.store("results.tsv", lambda: append_row(self.ws.results_tsv, line))
         if record is not None:
             self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))

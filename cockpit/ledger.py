@@ -70,7 +70,9 @@ class ExperimentRecord:
     baseline and the offline agent); ``fix_attempt`` (1..N) and ``fix_of`` (the
     crashed commit it fixes) mark a fix attempt; ``steering`` the notes in force.
     ``interrupted`` marks a row written at start-up for an experiment whose engine
-    died (cockpit.reconcile; ``reason`` says what was found).
+    died (cockpit.reconcile; ``reason`` says what was found). ``stray_processes``
+    counts the run's descendants that had left its process group (``setsid``) and
+    were killed after it (cockpit.runner ``sweep``).
     """
 
     kind: str
@@ -105,6 +107,7 @@ class ExperimentRecord:
     steering: list = field(default_factory=list)
     reason: str = ""
     interrupted: bool = False
+    stray_processes: int = 0
 
 
 def clean_description(text: str) -> str:
@@ -161,12 +164,19 @@ def append_row(path: str | os.PathLike, row: Row) -> str:
     empty), flushed and fsynced. Returns the line written. Raises LedgerError when an
     existing file has another header."""
     path = Path(path)
+    text = row_text(path, row)
+    append_durably(path, text)
+    return text
+
+
+def row_text(path: str | os.PathLike, row: Row) -> str:
+    """What ``append_row`` would append to ``path`` for ``row``: the line, after the
+    header when the file is new or empty. Raises LedgerError on another header."""
+    path = Path(path)
     text = format_row(Row(row.commit, row.val_bpb, row.memory_gb, row.status, redact(row.description)))
     if not path.exists() or path.stat().st_size == 0:
-        text = "\t".join(HEADER) + "\n" + text
-    else:
-        _check_header(path)
-    append_durably(path, text)
+        return "\t".join(HEADER) + "\n" + text
+    _check_header(path)
     return text
 
 

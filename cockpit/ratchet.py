@@ -265,6 +265,9 @@ class Engine(SessionStart):
         summary = parse_summary(result.text)
         if result.log_error:
             self.emit(EngineMessage(f"{result.log_error}; the run's output is kept in memory only", "error"))
+        if result.stray_processes:
+            self.emit(EngineMessage(f"killed {result.stray_processes} process(es) of the run that had left its "
+                                    "process group (setsid)", "warning"))
         self.emit(RunFinished(n, short(commit), result.returncode, result.timed_out, summary,
                               result.timings()["wall_s"]))
         self._state.log_names[n] = log_name

@@ -6,7 +6,12 @@ are merged and read in chunks; text is split on ``\\r`` and ``\\n`` (progress li
 end in ``\\r``), every byte goes to the log file, and each line is reported as a
 ``StepLogged`` (progress line) or ``LogLine`` event. At the hard limit the group
 gets SIGTERM, then SIGKILL after ``kill_grace_s``; ``kill()`` does the same for
-Stop. After the child exits, anything left in its group is killed too.
+Stop. After the child exits, anything left in its group is killed too, and so
+is any descendant that left the group (``os.setsid()``): every run gets a unique
+``COCKPIT_RUN_ID`` in its environment, which all its descendants inherit, and
+``sweep`` SIGKILLs the live processes outside the group that carry it (read
+from /proc/*/environ; Linux only, a no-op elsewhere), counted in
+``RunResult.stray_processes``.
 
 Secrets never reach the log, the events or the result: the text is redacted
 (cockpit.redact) a whole line at a time before it is written or reported. A
@@ -21,6 +26,7 @@ import codecs
 import os
 import signal
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -33,6 +39,7 @@ CHUNK_BYTES = 65536
 MAX_HELD = 1 << 20  # characters of an unfinished line held back for redaction before it is written anyway
 DRAIN_S = 2.0  # seconds to finish reading the pipe after the child exited
 POLL_S = 0.05  # seconds between checks of the child's exit status
+RUN_ID_ENV = "COCKPIT_RUN_ID"  # set to a unique value per run; inherited by every descendant
 
 
 class RunnerError(RuntimeError):
@@ -43,7 +50,8 @@ class RunnerError(RuntimeError):
 class RunResult:
     """How a run ended. Times are ``time.monotonic()`` seconds; ``first_step`` /
     ``last_step`` are None when no progress line was seen. ``stopped`` is True when
-    ``kill()`` ended it; ``timed_out`` when the hard limit did."""
+    ``kill()`` ended it; ``timed_out`` when the hard limit did. ``stray_processes``:
+    descendants that had left the process group, killed by ``sweep`` after it."""
 
     returncode: int
     timed_out: bool
@@ -54,6 +62,7 @@ class RunResult:
     first_step: Optional[float]
     last_step: Optional[float]
     log_error: str = ""
+    stray_processes: int = 0
 
     def last_line(self) -> str:
         """The last non-empty line of the output (usually the error), or "no output"."""
@@ -99,7 +108,8 @@ class Run:
         self.command = list(command)
         self.cwd = Path(cwd)
         self.log_path = Path(log_path)
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.run_id = uuid.uuid4().hex
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {}), RUN_ID_ENV: self.run_id}
         self.hard_limit_s = hard_limit_s
         self.kill_grace_s = kill_grace_s
         self.experiment = experiment
@@ -113,6 +123,7 @@ class Run:
         self._pieces: list[str] = []
         self._first_step: Optional[float] = None
         self._last_step: Optional[float] = None
+        self._strays: set[int] = set()
 
     def kill(self) -> None:
         """Stop the run now: SIGTERM to its process group, SIGKILL after the grace.
@@ -156,7 +167,7 @@ class Run:
         if self._killer is not None:
             await self._killer
         return RunResult(returncode, timed_out, self._stopped, "".join(self._pieces),
-                         started, ended, self._first_step, self._last_step, self._log_error)
+                         started, ended, self._first_step, self._last_step, self._log_error, len(self._strays))
 
     async def _wait_exit(self) -> int:
         """The child's exit status, as soon as it exits. (asyncio's ``Process.wait()``
@@ -206,11 +217,17 @@ class Run:
             await asyncio.wait_for(asyncio.shield(pump), timeout=DRAIN_S)
         except asyncio.TimeoutError:
             self._signal_group(signal.SIGKILL)
+            self._sweep()  # a setsid grandchild may hold the pipe
             try:
                 await asyncio.wait_for(pump, timeout=DRAIN_S)
             except asyncio.TimeoutError:
                 pass  # wait_for cancelled the reader; the log holds what arrived
         self._signal_group(signal.SIGKILL)  # orphans left in the group
+        self._sweep()  # and those that left it
+
+    def _sweep(self) -> None:
+        if self._proc is not None:
+            self._strays |= sweep(self.run_id, skip_group=self._proc.pid)
 
     def _report(self, line: str) -> None:
         step = parse_step_line(line)
@@ -242,3 +259,33 @@ class Run:
         except asyncio.TimeoutError:
             pass
         self._signal_group(signal.SIGKILL)
+
+
+def sweep(run_id: str, skip_group: Optional[int] = None) -> set[int]:
+    """SIGKILL every live process whose environment holds ``COCKPIT_RUN_ID=run_id``
+    (members of process group ``skip_group`` excepted: the group kill got them);
+    returns their pids. Unreadable /proc entries are skipped; no /proc, no sweep."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return set()
+    needle = f"\0{RUN_ID_ENV}={run_id}\0".encode()
+    killed: set[int] = set()
+    for _ in range(5):  # again, for any process forked during a pass
+        found = False
+        for entry in proc.iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if fields[0] == "Z" or int(fields[2]) == skip_group:
+                    continue
+                if needle not in b"\0" + (entry / "environ").read_bytes() + b"\0":
+                    continue
+                os.kill(int(entry.name), signal.SIGKILL)
+            except (OSError, ValueError, IndexError):
+                continue
+            killed.add(int(entry.name))
+            found = True
+        if not found:
+            break
+    return killed

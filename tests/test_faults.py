@@ -26,7 +26,7 @@ from cockpit.ledger import HEADER, read_records, read_rows
 from cockpit.repo import GitRepo, short
 from cockpit.workspace import sha256_file
 
-PHASES = ("after-commit", "during-training", "after-run", "after-row")
+PHASES = ("after-commit", "during-training", "after-run", "mid-row", "after-row")
 MOMENTS = (0, 1, 2)  # the experiment the engine dies in (0: the baseline)
 
 
@@ -57,7 +57,7 @@ def test_kill_9_then_restart_loses_nothing(tmp_path, phase, moment):
     if phase in ("after-commit", "during-training"):
         assert (rows[moment].status, last["interrupted"]) == ("crash", True)
         assert rows[moment].description.endswith(" [interrupted]") and rows[moment].val_bpb == 0.0
-    elif phase == "after-run":
+    elif phase in ("after-run", "mid-row"):  # mid-row: half the row written, then the kill; completed whole
         assert rows[moment].status in ("keep", "discard") and last["interrupted"] is True
         assert rows[moment].description.endswith(" [recovered]") and rows[moment].val_bpb > 0
     else:
@@ -69,6 +69,9 @@ def test_kill_9_then_restart_loses_nothing(tmp_path, phase, moment):
     assert unclosed(entries) == [] and {"t1", "t2"} <= {e["tag"] for e in entries if e["entry"] == "end"}
     if phase == "during-training":
         assert "killed the run left behind by the dead engine" in done.stdout
+    if phase == "mid-row":
+        assert "the last line was cut off when the engine died" in done.stdout
+        assert len(list((ws / ".cockpit").glob("torn-results-*.txt"))) == 1
     assert marked(marker) == []
 
 
@@ -102,6 +105,7 @@ TRAINING_FAULTS = {
     "silent": " [timed out]",       # hangs without printing a byte
     "ignore_term": " [timed out]",  # hangs and ignores SIGTERM: the group needs SIGKILL
     "grandkids": " [crash]",        # exits 1, leaving two SIGTERM-proof grandchildren on its pipe
+    "setsid_grandkid": " [crash]",  # exits 1, leaving a grandchild out of its process group (setsid) on its pipe
 }
 
 
@@ -126,8 +130,9 @@ async def test_a_misbehaving_run_is_one_crash_row_and_leaves_no_process(tmp_path
     assert rows[1].description == f"mode {kind}{expected}" and rows[1].val_bpb == 0.0
     limit = 2 * config.budget_s + config.hard_limit_grace_s + config.kill_grace_s + DRAIN_S
     assert times["RowLogged"] - times["RunStarted"] < limit + 1.0
+    record = [r for r in read_records(ws.records_jsonl) if r["kind"] == "experiment"][1]
+    assert record["stray_processes"] == (1 if kind == "setsid_grandkid" else 0)
     if kind == "oom":
-        record = [r for r in read_records(ws.records_jsonl) if r["kind"] == "experiment"][1]
         assert record["returncode"] == -9
         assert "CUDA out of memory" in (ws.path / record["log_path"]).read_text()
     for _ in range(20):

@@ -116,3 +116,17 @@ async def test_env_and_command_failure(tmp_path):
     result = await run.wait()
     assert result.returncode == 3 and result.text.strip() == "1 1.5"
     assert result.timings()["training_s"] == 0.0
+
+
+async def test_a_setsid_grandchild_is_swept(tmp_path):
+    body = """
+import os, subprocess, sys, time
+kid = subprocess.Popen([sys.executable, "-c", "import os, time; os.setsid(); time.sleep(600)"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print("grandchild", kid.pid, flush=True)
+time.sleep(0.3)
+"""
+    result = await Run(script(tmp_path, body), tmp_path, tmp_path / "run.log").wait()
+    pid = int(result.text.split("grandchild ")[1].split()[0])
+    assert result.returncode == 0 and result.stray_processes == 1
+    assert await gone(pid)

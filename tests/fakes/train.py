@@ -7,8 +7,10 @@ in its process group), "nan" (prints val_bpb: nan and exits 0), "oom" (a CUDA
 out-of-memory traceback, then killed by SIGKILL as the kernel's OOM killer
 would: exit -9), "silent" (hangs before printing anything), "ignore_term"
 (ignores SIGTERM and hangs: only SIGKILL ends it), "grandkids" (forks two
-grandchildren that ignore SIGTERM and outlive it, then exits 1 mid-run).
-"grandkids" passes its command-line arguments (a test's marker) on to its
+grandchildren that ignore SIGTERM and outlive it, then exits 1 mid-run),
+"setsid_grandkid" (forks a grandchild that calls os.setsid(), leaving the
+process group, and sleeps; then exits 1 mid-run).
+"grandkids" and "setsid_grandkid" pass their command-line arguments (a test's marker) on to its
 grandchildren, so a test can find leftovers by their command line.
 FAKE_SLOW_FILE (env): while that file exists each step takes 15 s instead of
 0.01 s (the fault tests kill the engine in the middle of such a run).
@@ -23,11 +25,12 @@ import time
 
 MATRIX_LR = 0.04  # Muon learning rate (the fake's val_bpb depends on it)
 DEPTH = 4  # number of layers (unused by the fake)
-MODE = "ok"  # ok | crash | hang | hang_child | nan | oom | silent | ignore_term | grandkids
+MODE = "ok"  # ok | crash | hang | hang_child | nan | oom | silent | ignore_term | grandkids | setsid_grandkid
 STEPS = 5  # progress lines printed
 
 budget = float(os.environ.get("COCKPIT_TIME_BUDGET", "1.0"))
 SLEEPER = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+ESCAPER = "import os, time; os.setsid(); time.sleep(600)"
 if MODE == "hang_child":
     subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
 if MODE == "silent":
@@ -37,6 +40,8 @@ if MODE == "ignore_term":
 if MODE == "grandkids":
     for _ in range(2):
         subprocess.Popen([sys.executable, "-c", SLEEPER, *sys.argv[1:]])  # they hold the output pipe too
+if MODE == "setsid_grandkid":
+    subprocess.Popen([sys.executable, "-c", ESCAPER, *sys.argv[1:]])  # out of the group, on the pipe
 for step in range(STEPS):
     pct = 100.0 * (step + 1) / STEPS
     print(f"step {step:05d} ({pct:.1f}%) | loss: {4.0 - step * 0.1:.6f} | lrm: 1.00 | dt: 10ms | "
@@ -50,7 +55,7 @@ for step in range(STEPS):
               "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total "
               "capacity of 79.10 GiB of which 1.06 GiB is free.", file=sys.stderr, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
-    if MODE == "grandkids" and step == 2:
+    if MODE in ("grandkids", "setsid_grandkid") and step == 2:
         sys.exit(1)
 print()
 if MODE in ("hang", "hang_child", "ignore_term"):
