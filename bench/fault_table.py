@@ -13,7 +13,7 @@ the injection's marker, alive after it. Exit status 1 when any count is not 0.
 
     .venv/bin/python bench/fault_table.py [--quick]
 
-``--quick`` injects each fault once (tests/test_fault_table.py runs that).
+``--quick`` injects each fault once; tests/test_fault_table.py runs the full table (3 each).
 Engine faults run the real CLI headless (kill -9 or the COCKPIT_FAULT hook,
 then a restart); training faults, the harness change and ENOSPC run an
 in-process engine with a scripted agent.

@@ -160,3 +160,39 @@ def test_long_workspace_paths_get_a_short_socket(tmp_path):
     path = RunDir(deep).socket_path()
     assert len(os.fsencode(path)) <= 100 and path.suffix == ".sock"
     assert RunDir(deep).socket_path() == path and json.dumps(str(path))
+
+
+CLIENT = """
+import asyncio, json, sys
+from cockpit.attach import AttachedEngine
+state = json.loads(sys.argv[1])
+async def main():
+    await AttachedEngine(state, lambda event: print(type(event).__name__, flush=True)).run()
+asyncio.run(main())
+"""
+
+
+async def test_a_cockpit_killed_with_sigkill_leaves_the_loop_running(tmp_path, spawned):
+    """kill -9 of an attached cockpit mid-run: the engine goes on, the table stays intact."""
+    ws = make_workspace(tmp_path / "ws", train_py=SLOW_TRAIN)
+    rundir = RunDir(ws.path)
+    args = build_parser().parse_args(["--workspace", str(ws.path), "--budget", "1"])
+    first = attach_or_start(rundir, _start(rundir, spawned, serve_argv(args, ws, "k9")), typed_session_flags(args))
+    ui = subprocess.Popen([sys.executable, "-c", CLIENT, json.dumps(first.state)], stdout=subprocess.PIPE, text=True)
+    seen = []
+    for line in ui.stdout:  # wait until the attached process has seen a row and a run in progress
+        seen.append(line.strip())
+        if "RowLogged" in seen and line.strip() == "StepLogged":
+            break
+    ui.kill()
+    assert ui.wait(timeout=10) == -signal.SIGKILL
+    before = len([line for line in (ws.path / "results.tsv").read_text().splitlines()[1:]])
+
+    watcher = Client(rundir.read_state())
+    await watcher.until(lambda: len(watcher.rows()) >= before + 2)  # the loop went on without its cockpit
+    assert process_alive(first.state["pid"]) and spawned[0].poll() is None
+    rows = [tuple(line.split("\t")[:4]) for line in (ws.path / "results.tsv").read_text().splitlines()[1:]]
+    assert [commit for _, commit, _ in watcher.rows()][: len(rows)] == [r[0] for r in rows][: len(watcher.rows())]
+    watcher.engine.send(Stop())
+    assert await asyncio.wait_for(watcher.task, 30) == "stopped"
+    assert spawned[0].wait(timeout=30) == 0 and processes_in(ws.path) == []
