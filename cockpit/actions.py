@@ -40,7 +40,8 @@ from __future__ import annotations
 import asyncio
 from typing import Optional
 
-from cockpit.bookkeeping import Bookkeeper, Trial, now
+from cockpit.bookkeeping import Bookkeeper, Trial
+from cockpit.clock import now_iso
 from cockpit.control import Restart, SessionControl, Stopped
 from cockpit.events import (ActionApplied, Approve, Command, EngineMessage, Emit, Event, ForceKeep, Pause,
                             PhaseChanged, Resume, RevertLastKeep, SetApprovalGate, Steer, Stop, Veto)
@@ -233,7 +234,7 @@ class HumanActions:
         EngineMessage. ``commit`` defaults to the one in flight, else the last keep."""
         commit = short(commit or (self.trial.commit if self.trial else self.book.state.last_kept))
         n = self.book.state.rows
-        record = {"kind": "action", "action": action, "experiment": n, "commit": commit, "time": now(),
+        record = {"kind": "action", "action": action, "experiment": n, "commit": commit, "time": now_iso(),
                   "detail": detail, "tag": self.book.config.tag}
         self.book.store("records.jsonl", lambda: append_record(self.book.ws.records_jsonl, record))
         self.emit(ActionApplied(action, n, detail, commit))

@@ -24,7 +24,8 @@ from typing import Callable, Optional, Sequence
 
 from cockpit import wire
 from cockpit.events import Command, Emit, EngineMessage, SessionEnded
-from cockpit.rundir import EngineBusy, RunDir, now_iso
+from cockpit.clock import now_iso
+from cockpit.rundir import EngineBusy, RunDir
 
 READY_TIMEOUT_S = 30.0  # seconds a new engine gets to open its socket
 

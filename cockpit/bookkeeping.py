@@ -20,9 +20,9 @@ branch (never on a branch the human checked out meanwhile).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Callable, Optional
 
+from cockpit.clock import now_iso
 from cockpit.control import Stopped
 from cockpit.events import EngineMessage, Emit, PhaseChanged, RowLogged
 from cockpit.faults import fault_point, torn_write
@@ -41,11 +41,6 @@ from cockpit.workspace import Workspace, sha256_file
 # session runs; a hand edit of prepare.py is kept so the harness check sees it
 # (and refuses the next run) instead of a reset wiping it silently.
 PRESERVED = ("program.md", "prepare.py")
-
-
-def now() -> str:
-    """The time now, ISO-8601 UTC to the second."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -275,4 +270,4 @@ class Bookkeeper:
             program_sha256=program.sha256 if program else self.program.sha256(),
             program=self.program.label, harness_sha256=self.harness_sha or sha256_file(self.ws.prepare_py),
             agent_usage=asked.outcome.usage if asked else None, steering=list(asked.steering) if asked else [],
-            started=started, ended=now(), **fields)
+            started=started, ended=now_iso(), **fields)

@@ -38,7 +38,8 @@ from cockpit.events import Resume, Stop
 from cockpit.headless import HeadlessPrinter
 from cockpit.programs import ProgramError, is_name
 from cockpit.ratchet import Engine, SessionConfig
-from cockpit.rundir import RunDir, RunDirError, now_iso
+from cockpit.clock import now_iso
+from cockpit.rundir import RunDir, RunDirError
 from cockpit.settings import AgentSettings
 from cockpit.upstream import DEFAULT_RUN_COMMAND
 from cockpit.workspace import (PROFILES, Workspace, WorkspaceError, init_workspace, load_workspace,

@@ -35,7 +35,8 @@ from cockpit.events import Emit, Event, Resume, SessionStarted, Stop
 from cockpit.headless import HeadlessPrinter
 from cockpit.ratchet import Engine, SessionConfig
 from cockpit.repo import GitRepo
-from cockpit.rundir import DIRNAME, RunDir, now_iso
+from cockpit.clock import now_iso
+from cockpit.rundir import DIRNAME, RunDir
 from cockpit.workspace import Workspace
 
 MAX_CLIENT_BUFFER = 64 * 1024 * 1024  # bytes queued for one client before it is dropped

@@ -33,10 +33,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
+from cockpit.clock import now_iso
 from cockpit.ledger import append_durably
 from cockpit.redact import redact_data
 from cockpit.session import SessionError
@@ -46,11 +46,6 @@ DIRECTORY = ".cockpit"  # git-ignored: the journal and its lock (cockpit.rundir 
 
 class JournalError(SessionError):
     """The journal cannot be read or the workspace is locked; one clear line."""
-
-
-def now() -> str:
-    """The time now, ISO-8601 UTC to the second."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def entry_id(tag: str, experiment: int, commit: str) -> str:
@@ -68,7 +63,7 @@ class Journal:
         """Append one entry (kind ``entry`` and ``fields``, plus the time), fsynced.
         Raises OSError when it cannot be written."""
         self.path.parent.mkdir(mode=0o700, exist_ok=True)  # as cockpit.rundir makes it
-        data = redact_data({"entry": entry, **fields, "time": now()})
+        data = redact_data({"entry": entry, **fields, "time": now_iso()})
         append_durably(self.path, json.dumps(data, ensure_ascii=False) + "\n")
 
     def read(self) -> tuple[list[dict], Optional[str]]:

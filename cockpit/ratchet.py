@@ -35,7 +35,8 @@ from typing import Optional
 
 from cockpit.actions import HumanActions
 from cockpit.agents.base import Agent, AgentExhausted, AgentFatal, NoFix
-from cockpit.bookkeeping import Asked, Bookkeeper, Trial, now
+from cockpit.bookkeeping import Asked, Bookkeeper, Trial
+from cockpit.clock import now_iso
 from cockpit.context import build_context, kept_diffs, log_tail, vetoed_proposals
 from cockpit.control import Restart, SessionControl, Stopped
 from cockpit.edits import unified_diff
@@ -139,7 +140,7 @@ class Engine(SessionStart):
     # --------------------------------------------------------- experiments --
 
     async def _baseline(self) -> None:
-        trial = Trial(0, self._state.last_kept, "baseline", "", now())
+        trial = Trial(0, self._state.last_kept, "baseline", "", now_iso())
         self.book.opened(trial)
         result, summary, _ = await self._train(trial)
         status = self.book.conclude(trial, result, summary)
@@ -201,7 +202,7 @@ class Engine(SessionStart):
         while True:
             self.emit(PhaseChanged(n, "proposing"))
             fault_point("while-proposing", n)
-            started = now()
+            started = now_iso()
             try:
                 program = self._read_program(n)
                 context = build_context(

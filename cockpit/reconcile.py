@@ -39,7 +39,8 @@ from typing import Optional
 from git.exc import GitCommandError
 
 from cockpit.bookkeeping import PRESERVED
-from cockpit.journal import Journal, now, unclosed
+from cockpit.clock import now_iso
+from cockpit.journal import Journal, unclosed
 from cockpit.ledger import HEADER, ExperimentRecord, Row, append_record, append_row, read_records, read_rows, torn_tail
 from cockpit.repo import GitRepo, RepoError, short
 from cockpit.summary import parse_summary, summary_memory_gb, summary_val_bpb
@@ -118,7 +119,7 @@ def repair_torn_tail(ws: Workspace, journal: Journal, pending: list[dict]) -> li
         ours = "\t".join(HEADER).startswith(text)
     if start < entry["results_offset"] or not ours:
         return []
-    saved = journal.path.parent / f"torn-results-{now().replace(':', '')}.txt"
+    saved = journal.path.parent / f"torn-results-{now_iso().replace(':', '')}.txt"
     saved.write_text(text, encoding="utf-8")
     os.truncate(ws.results_tsv, start)
     return [("warning", f"{ws.results_tsv}:{number}: the last line was cut off when the engine died "
@@ -203,7 +204,7 @@ def _record(ws: Workspace, repo: GitRepo, entry: dict, session: dict, row: Row, 
         kind="experiment", experiment=entry["experiment"], tag=entry["tag"], status=row.status,
         description=row.description, agent=session.get("agent", ""), profile=session.get("profile", ws.profile),
         budget_s=session.get("budget_s", 0.0), program_sha256="", harness_sha256=entry.get("harness_sha256", ""),
-        started=entry.get("started", ""), ended=now(), commit=row.commit, parent=short(parent) if parent else "",
+        started=entry.get("started", ""), ended=now_iso(), commit=row.commit, parent=short(parent) if parent else "",
         val_bpb=None if crash else row.val_bpb, memory_gb=row.memory_gb, diff=diff, summary=summary,
         log_path=entry.get("log_path", ""), reason=reason, interrupted=True)
 

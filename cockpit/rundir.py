@@ -22,9 +22,10 @@ import json
 import os
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
+
+from cockpit.clock import now_iso
 
 DIRNAME = ".cockpit"
 MAX_SOCKET_PATH = 100  # bytes; AF_UNIX paths are limited to 107 on Linux
@@ -36,11 +37,6 @@ class RunDirError(RuntimeError):
 
 class EngineBusy(RunDirError):
     """Another process holds the workspace's engine lock; one line naming it."""
-
-
-def now_iso() -> str:
-    """The current time, ISO-8601 UTC, seconds."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 class Lock:
