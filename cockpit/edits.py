@@ -25,6 +25,8 @@ import difflib
 import re
 from dataclasses import dataclass
 
+from cockpit.triviality import SEEDS, trivial_change
+
 EDITABLE_FILE = "train.py"
 MAX_REPLY_CHARS = 100_000  # a reply longer than this is refused (characters)
 
@@ -208,9 +210,27 @@ def check_python(source: str) -> None:
 
 
 def apply_reply(reply: str, source: str) -> tuple[Proposal, str]:
-    """Parse ``reply`` and apply it to ``source``: (proposal, new train.py). Raises EditError."""
+    """Parse ``reply`` and apply it to ``source``: (proposal, new train.py). Raises EditError,
+    also for a valid edit that changes only seeds, comments, whitespace or docstrings
+    (``check_not_trivial``)."""
     proposal = parse_reply(reply)
-    return proposal, apply_edits(source, proposal.edits)
+    new_source = apply_edits(source, proposal.edits)
+    check_not_trivial(source, new_source)
+    return proposal, new_source
+
+
+def check_not_trivial(old: str, new: str) -> None:
+    """Raise EditError, with the reason and what to do instead, when ``old`` -> ``new``
+    would only re-measure noise (``cockpit.triviality.trivial_change``)."""
+    reason = trivial_change(old, new)
+    if reason is None:
+        return
+    why = ("a seed change measures noise, not an idea" if reason.startswith(SEEDS)
+           else "the same program would train again and measure only noise")
+    raise EditError(
+        f"refused: {reason}; {why}. Propose a change to the model, optimizer, "
+        "schedule or data pipeline."
+    )
 
 
 def unified_diff(old: str, new: str, name: str = EDITABLE_FILE) -> str:

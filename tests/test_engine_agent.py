@@ -8,10 +8,11 @@ import hashlib
 from types import SimpleNamespace
 
 import pytest
-from engine_support import ScriptedAgent, fast_config, lr, make_workspace, of_type, run_session
+from engine_support import FAKES, ScriptedAgent, fast_config, lr, make_workspace, of_type, run_session, set_line
 
 from cockpit.agents.base import AgentFatal
-from cockpit.events import EngineMessage, PhaseChanged, Resume, RowLogged, RunStarted, SessionEnded, Steer, Stop
+from cockpit.events import (EngineMessage, PhaseChanged, ProposalRejected, Resume, RowLogged, RunStarted,
+                            SessionEnded, Steer, Stop)
 from cockpit.ledger import read_records, read_rows
 from cockpit.repo import GitRepo
 
@@ -148,3 +149,23 @@ async def test_agent_usage_is_recorded_and_summed(tmp_path):
     total = of_type(events, SessionEnded)[0].agent_usage
     assert (total["prompt_tokens"], total["completion_tokens"], total["calls"]) == (350, 55, 3)
     assert total["cost_usd"] == pytest.approx(0.003)
+
+
+async def test_seed_only_proposal_is_refused_and_the_agent_asked_again(tmp_path):
+    source = (FAKES / "train.py").read_text()
+    anchor = "STEPS = 5  # progress lines printed\n"
+    ws = make_workspace(tmp_path / "ws", source.replace(anchor, anchor + "SEED = 42  # random seed\n"))
+    agent = ScriptedAgent([set_line("SEED", "42", "137", "random seed"), lr("0.04", "0.08")])
+    _, events = await run_session(ws, agent, fast_config(max_experiments=2))
+
+    rejected = of_type(events, ProposalRejected)
+    assert [(r.experiment, r.attempt) for r in rejected] == [(1, 1)]
+    assert rejected[0].reason.startswith("refused: the edit changes only random seeds (SEED 42 -> 137); "
+                                         "a seed change measures noise, not an idea.")
+    assert [(c.attempt, c.last_error) for c in agent.contexts] == [(0, None), (1, rejected[0].reason)]
+    assert [r.experiment for r in of_type(events, RunStarted)] == [0, 1]  # no run spent on the seed
+    rows = read_rows(ws.results_tsv)
+    assert [(r.status, r.description) for r in rows][1:] == [("keep", "MATRIX_LR 0.04 -> 0.08")]
+    assert len(rows) == 2 and len(GitRepo(ws.path).log()) == 2
+    assert read_records(ws.records_jsonl)[1]["errors"] == [rejected[0].reason]
+    assert "SEED = 42" in ws.train_py.read_text() and "MATRIX_LR = 0.08" in ws.train_py.read_text()
