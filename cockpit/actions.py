@@ -9,7 +9,11 @@ or stopped); what a command does depends on that phase:
 - SetApprovalGate(on): when on, each committed proposal waits in
   "awaiting-approval" for Approve (it trains) or Veto; turning the gate off
   while one waits approves it.
-- Approve: the waiting proposal trains; at any other time a warning.
+- Approve: the waiting proposal trains; while a run trains, a pipelined
+  proposal offered at the gate (cockpit.pipeline) is approved ahead: it trains
+  right after without waiting. At any other time a warning.
+- DropQueued: the pipelined proposal offered at the gate while a run trains is
+  recorded as vetoed and the agent is asked for another at once; else a warning.
 - Veto: a waiting proposal is reset away and recorded (``kind`` "vetoed", with
   its diff) without a results row: it never started, and a row needs a run. A
   training run (not the baseline) is killed, process group and all, and ends as
@@ -43,8 +47,8 @@ from typing import Optional
 from cockpit.bookkeeping import Bookkeeper, Trial
 from cockpit.clock import now_iso
 from cockpit.control import Restart, SessionControl, Stopped
-from cockpit.events import (ActionApplied, Approve, Command, EngineMessage, Emit, Event, ForceKeep, Pause,
-                            PhaseChanged, Resume, RevertLastKeep, SetApprovalGate, Steer, Stop, Veto)
+from cockpit.events import (ActionApplied, Approve, Command, DropQueued, EngineMessage, Emit, Event, ForceKeep,
+                            Pause, PhaseChanged, Resume, RevertLastKeep, SetApprovalGate, Steer, Stop, Veto)
 from cockpit.ledger import append_record
 from cockpit.repo import short
 
@@ -63,6 +67,7 @@ class HumanActions:
         self._verdict = ""  # "veto" or "force-keep" for the training trial
         self._decision = ""  # "approve" or "veto" for the waiting trial
         self._decided = asyncio.Event()
+        self.queue = None  # the engine's pipelining half (cockpit.pipeline.Pipelining), when it has one
 
     def observe(self, event: Event) -> None:
         """Follow the engine's phase (called for every event it emits)."""
@@ -83,6 +88,8 @@ class HumanActions:
             self._set_gate(command.on)
         elif isinstance(command, RevertLastKeep):
             self._revert()
+        elif isinstance(command, DropQueued):
+            self._drop_queued()
 
     # ------------------------------------------------------------ engine side --
 
@@ -91,12 +98,13 @@ class HumanActions:
         self.trial, self._verdict, self._decision = trial, "", ""
         self._decided.clear()
 
-    async def hold_for_approval(self, trial: Trial) -> None:
+    async def hold_for_approval(self, trial: Trial, approved: bool = False) -> None:
         """With the gate on, wait in "awaiting-approval" until Approve (return) or
         Veto (reset it away, record it "vetoed", raise Restart). Stop or a moved
-        branch withdraw it (recorded "withdrawn"; Stopped or Restart)."""
+        branch withdraw it (recorded "withdrawn"; Stopped or Restart). ``approved``:
+        it was approved ahead while the run before it trained (no wait)."""
         self.begin(trial)
-        if not self.gate:
+        if not self.gate or approved:
             return
         parent = self.book.state.last_kept
         self.emit(PhaseChanged(trial.n, "awaiting-approval"))
@@ -196,11 +204,23 @@ class HumanActions:
         self.control.restart()
 
     def _approve(self) -> None:
+        ahead = "" if self._waiting() or self.queue is None else self.queue._approve_queued()
         if self._waiting():
             self._decide("approve")
             self._record("approve", f"#{self.trial.n} ({self.trial.description}) trains", self.trial.commit)
+        elif ahead:
+            self._record("approve", ahead)
         else:
             self._warn("approve: no proposal waits for approval")
+
+    def _drop_queued(self) -> None:
+        detail = self.queue._drop_queued() if self.queue is not None else ""
+        if detail:
+            self._record("drop-queued", detail)
+        elif self._waiting():
+            self._warn("drop: the proposal at the gate is vetoed with veto (F6/v)")
+        else:
+            self._warn("drop: no queued proposal waits for approval")
 
     def _set_gate(self, on: bool) -> None:
         if on == self.gate:

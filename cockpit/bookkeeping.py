@@ -19,21 +19,23 @@ branch (never on a branch the human checked out meanwhile).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from cockpit.clock import now_iso
 from cockpit.control import Stopped
-from cockpit.events import EngineMessage, Emit, PhaseChanged, RowLogged
+from cockpit.events import EngineMessage, Emit, PhaseChanged, RowLogged, TimeAccounted
 from cockpit.faults import fault_point, torn_write
 from cockpit.journal import Journal, entry_id
 from cockpit.ledger import ExperimentRecord, Row, append_record, append_row, row_text
 from cockpit.programs import Program, ProgramSource
+from cockpit.redact import redact
 from cockpit.proposing import Outcome
 from cockpit.repo import GitRepo, short
 from cockpit.runner import RunResult
 from cockpit.session import Logged, SessionConfig, SessionError, SessionState, decide, fixable
 from cockpit.summary import summary_memory_gb, summary_val_bpb
+from cockpit.timekeeping import TimeKeeper
 from cockpit.usage import add_usage
 from cockpit.workspace import Workspace, sha256_file
 
@@ -46,12 +48,14 @@ PRESERVED = ("program.md", "prepare.py")
 @dataclass(frozen=True)
 class Asked:
     """A proposal's ``outcome``, the ``program`` and ``steering`` notes its context
-    held, and when asking ``started`` (ISO-8601 UTC)."""
+    held, and when asking ``started`` (ISO-8601 UTC); ``queued`` the pipelining
+    facts of a proposal asked while an earlier run trained (ExperimentRecord.queued)."""
 
     outcome: Outcome
     program: Program
     started: str
     steering: tuple[str, ...] = ()
+    queued: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class Bookkeeper:
         self.program = ProgramSource(path=ws.program_md)
         self.journal = Journal(ws.path)
         self.pending: list[tuple[str, Callable[[], None]]] = []
+        self.times = TimeKeeper()  # where the session's seconds go (cockpit.timekeeping)
 
     # -------------------------------------------------------------- storage --
 
@@ -145,7 +150,11 @@ class Bookkeeper:
     def reset_to_kept(self) -> None:
         """``git reset --hard`` to the last kept commit unless HEAD is there."""
         if self.repo.head_commit() != self.state.last_kept and self._on_branch():
-            self.repo.reset_hard(self.state.last_kept, preserve=PRESERVED)
+            self._reset(self.state.last_kept)
+
+    def _reset(self, commit: str) -> None:
+        with self.times.waiting("git_s"):
+            self.repo.reset_hard(commit, preserve=PRESERVED)
 
     def log_name(self, n: int, commit: str) -> str:
         """The log file of experiment ``n`` (relative): ``logs/exp-NNNN-<commit7>.log``,
@@ -158,7 +167,7 @@ class Bookkeeper:
     def move_to(self, commit: str) -> None:
         """``git reset --hard commit`` (a forced keep, a revert); PRESERVED files survive."""
         if self._on_branch():
-            self.repo.reset_hard(commit, preserve=PRESERVED)
+            self._reset(commit)
 
     def conclude(self, trial: Trial, result: RunResult, summary: dict, hold: bool = False,
                  verdict: str = "") -> str:
@@ -173,19 +182,24 @@ class Bookkeeper:
         description = trial.description + mark
         parent = state.last_kept
         if status != "keep" and n > 0 and not (hold and status == "crash" and fixable(result)) and self._on_branch():
-            self.repo.reset_hard(state.last_kept, preserve=PRESERVED)
+            self._reset(state.last_kept)
         usage = trial.asked.outcome.usage if trial.asked else None
         propose_s = trial.asked.outcome.propose_s if trial.asked else 0.0
+        self.times.budget_s = self.budget_s
+        timings = self.times.account(result.timings(), propose_s)
+        session = self.times.session()
         record = self._record(
             "experiment", n, status, description, trial.started, trial.asked, commit=short(trial.commit),
             parent=short(parent) if n else "", val_bpb=val, memory_gb=mem, diff=trial.diff, summary=summary,
-            timings={"propose_s": propose_s, **result.timings()}, returncode=result.returncode,
+            timings=timings, session=session, queued=trial.asked.queued if trial.asked else {},
+            returncode=result.returncode,
             timed_out=result.timed_out, stopped=result.stopped and verdict != "veto",
             stray_processes=result.stray_processes, log_path=state.log_names.get(n, ""),
             fix_attempt=trial.fix_attempt, fix_of=trial.fix_of,
             errors=list(trial.asked.outcome.errors) if trial.asked else [],
             replies=[r[:20_000] for r in trial.asked.outcome.replies] if trial.asked else [])
         self._log_row(Logged(n, trial.commit, status, val, mem, description), usage, record, trial)
+        self.emit(TimeAccounted(n, timings, session))
         fault_point("after-row", n)
         self._close(trial)
         if result.stopped and verdict != "veto":
@@ -245,6 +259,18 @@ class Bookkeeper:
             fix_of=trial.fix_of, timings={"propose_s": asked.outcome.propose_s if asked else 0.0})
         self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
         self._close(trial)
+
+    def unqueued(self, kind: str, n: int, asked: Asked, parent: str, reason: str, diff: str) -> None:
+        """Record a pipelined proposal that was never committed (``kind`` "vetoed":
+        dropped at the approval gate while a run trained; "superseded": stale or
+        left over, see ExperimentRecord); no row, no commit, no git change.
+        ``parent`` is the keep it was asked against, ``diff`` its change there."""
+        self.state.usage = add_usage(self.state.usage, asked.outcome.usage)
+        description = redact(asked.outcome.proposal.description) if asked.outcome.proposal else "(no proposal)"
+        record = self._record(
+            kind, n, kind, description, asked.started, asked, parent=short(parent), diff=diff, reason=reason,
+            queued=asked.queued, timings={"propose_s": asked.outcome.propose_s})
+        self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
 
     def drop(self, n: int, asked: Asked, fix_attempt: int = 0) -> None:
         """Record a proposal dropped after its re-asks (no row, train.py untouched).

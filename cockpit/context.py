@@ -71,12 +71,13 @@ def log_tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
 def build_context(*, experiment: int, train_py: str, program: Program, results_tsv: Path,
                   diffs: Sequence[str], steering: Sequence[str], crash_log_tail: Optional[str] = None,
                   fix_attempt: int = 0, max_fix_attempts: int = 0,
-                  vetoed: Sequence[str] = ()) -> ProposalContext:
-    """The context of one proposal (``fix_attempt`` >= 1 with ``crash_log_tail`` for a fix)."""
+                  vetoed: Sequence[str] = (), in_flight: Sequence[str] = ()) -> ProposalContext:
+    """The context of one proposal (``fix_attempt`` >= 1 with ``crash_log_tail`` for a
+    fix; ``in_flight`` the descriptions of runs training while it is asked)."""
     return ProposalContext(train_py=train_py, program_md=program.text, history=history(results_tsv),
                            experiment=experiment, kept_diffs=tuple(diffs), crash_log_tail=crash_log_tail,
                            fix_attempt=fix_attempt, max_fix_attempts=max_fix_attempts,
-                           steering=tuple(steering), vetoed=tuple(vetoed))
+                           steering=tuple(steering), vetoed=tuple(vetoed), in_flight=tuple(in_flight))
 
 
 def session_program(flag: Optional[str], workspace) -> ProgramSource:

@@ -21,7 +21,7 @@ PHASES = ("preparing", "proposing", "committing", "awaiting-approval", "training
           "stopped")
 
 # The ``action`` names of ActionApplied and of records.jsonl's action objects.
-ACTIONS = ("veto", "force-keep", "approve", "gate-on", "gate-off", "revert", "steer", "pause", "resume", "stop")
+ACTIONS = ("veto", "force-keep", "approve", "drop-queued", "gate-on", "gate-off", "revert", "steer", "pause", "resume", "stop")
 
 
 # ---------------------------------------------------------------- events ----
@@ -178,6 +178,40 @@ class ActionApplied:
 
 
 @dataclass(frozen=True)
+class ProposalQueued:
+    """The agent's next proposal is ready while experiment ``running`` trains
+    (pipelined: asked against the best kept train.py); it is committed when that
+    run ends. ``experiment`` is the number it will most likely get (fix attempts
+    of a crash come first). ``awaiting_approval`` is True when the approval gate
+    holds it: Approve or DropQueued decide it ahead, the GPU keeps training."""
+
+    experiment: int
+    running: int
+    description: str
+    diff: str
+    awaiting_approval: bool = False
+
+
+@dataclass(frozen=True)
+class TimeAccounted:
+    """Where the seconds went, after each results row (cockpit.timekeeping).
+
+    ``timings`` is the experiment's own account, in seconds: ``propose_s`` (the
+    model's time, overlapped with the previous run when pipelined),
+    ``wait_model_s`` / ``wait_human_s`` / ``paused_s`` / ``overhead_s`` (the
+    cockpit's own: git, parsing, writing) of the idle gap before its run
+    (``gap_s``), ``git_s`` (part of the overhead), ``startup_s``, ``training_s``,
+    ``eval_s``, ``wall_s``. ``session`` sums them since the baseline started:
+    ``wall_s``, ``training_s``, ``idle_share`` (1 - training / wall),
+    ``experiments_per_hour`` and ``ideal_per_hour`` (3600 / budget), and the
+    summed idle categories (``wait_model_s`` ... ``eval_s``)."""
+
+    experiment: int
+    timings: dict
+    session: dict
+
+
+@dataclass(frozen=True)
 class SessionEnded:
     """The loop ended: ``reason`` is "max-experiments", "stopped", "agent-exhausted"
     (the agent had nothing left to propose) or "error: ..."; ``experiments`` counts
@@ -201,6 +235,8 @@ Event = Union[
     RowLogged,
     EngineMessage,
     ActionApplied,
+    ProposalQueued,
+    TimeAccounted,
     SessionEnded,
 ]
 
@@ -260,10 +296,17 @@ class SetApprovalGate:
 
 
 @dataclass(frozen=True)
+class DropQueued:
+    """Drop the proposal that waits, pipelined, for approval while a run trains
+    (ProposalQueued with ``awaiting_approval``): it is recorded as vetoed and the
+    agent is asked for another at once. Else a warning."""
+
+
+@dataclass(frozen=True)
 class RevertLastKeep:
     """Un-keep the last kept commit (never the baseline): the branch and the best
     val_bpb go back to the keep before it; a discard row "... [reverted]" is
     appended. Between experiments only (refused with a warning while training)."""
 
 
-Command = Union[Pause, Resume, Stop, Steer, Veto, ForceKeep, Approve, SetApprovalGate, RevertLastKeep]
+Command = Union[Pause, Resume, Stop, Steer, Veto, ForceKeep, Approve, SetApprovalGate, RevertLastKeep, DropQueued]

@@ -8,7 +8,10 @@ journal's reconciliation. Never set it outside tests.
 
 Points, in the order an experiment reaches them:
 
-- ``while-proposing``: the agent is being asked (not for the baseline); nothing of this experiment is committed or journaled.
+- ``while-proposing``: the agent is being asked after the previous run ended (the
+  serial loop, a re-ask, a fix; not the baseline); nothing of this experiment is
+  committed or journaled. A pipelined ask runs during the previous run: killing
+  the engine then is a kill during training.
 - ``after-commit``: the proposal is committed and its journal entry opened; the run has not started.
 - ``after-run``: the run has ended and its log is complete; no row yet.
 - ``mid-row``: the results.tsv row is being appended: only its first half is

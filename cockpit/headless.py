@@ -36,6 +36,7 @@ class HeadlessPrinter:
         self.rows: list[RowLogged] = []
         self._last_step: dict[int, float] = {}
         self._in_summary: set[int] = set()
+        self.session: Optional[dict] = None  # the latest TimeAccounted.session
 
     def __call__(self, event: Event) -> None:
         line = self.format(event)
@@ -100,6 +101,14 @@ class HeadlessPrinter:
             line += f"  [agent {format_usage(e.agent_usage)}]"
         return (TABLE_HEADER + "\n" + line) if len(self.rows) == 1 else line
 
+    def _ProposalQueued(self, e) -> str:
+        waits = " (awaits approval)" if e.awaiting_approval else ""
+        return f"[exp {e.experiment}] queued while exp {e.running} trains: {e.description}{waits}"
+
+    def _TimeAccounted(self, e) -> None:
+        self.session = e.session
+        return None  # summed up in the session's last line
+
     def _EngineMessage(self, e: EngineMessage) -> str:
         return f"[{e.level}] {e.text}"
 
@@ -119,4 +128,8 @@ class HeadlessPrinter:
             text += f"; val_bpb {base:.6f} -> {best:.6f} ({best - base:+.6f})"
         if usage:
             text += f"; agent {format_usage(usage)} in {usage.get('calls', 0)} calls"
+        if self.session and self.session.get("wall_s"):
+            s = self.session
+            text += (f"; GPU idle {100 * s['idle_share']:.1f}% of {s['wall_s']:.0f} s, "
+                     f"{s['experiments_per_hour']:.1f} of an ideal {s['ideal_per_hour']:.1f} exp/h")
         return text

@@ -60,7 +60,10 @@ class ExperimentRecord:
 
     Times: ``timings`` holds propose_s, startup_s (process start -> first step
     line), training_s (first -> last step line), eval_s (last step line -> exit)
-    and wall_s, in seconds; ``started``/``ended`` are ISO-8601 UTC. ``commit`` and
+    and wall_s, and the idle gap before the run (gap_s = wait_model_s +
+    wait_human_s + paused_s + overhead_s; git_s part of the overhead), in
+    seconds (cockpit.timekeeping); ``session`` the session's sums at that row
+    (idle_share, experiments_per_hour, ideal_per_hour, ...); ``started``/``ended`` are ISO-8601 UTC. ``commit`` and
     ``parent`` (the last kept commit before this one) are 7-char hashes;
     ``val_bpb`` is None for a crash; ``errors`` are the EditError messages of
     rejected replies; ``replies`` the raw replies of a dropped proposal.
@@ -72,7 +75,13 @@ class ExperimentRecord:
     ``interrupted`` marks a row written at start-up for an experiment whose engine
     died (cockpit.reconcile; ``reason`` says what was found). ``stray_processes``
     counts the run's descendants that had left its process group (``setsid``) and
-    were killed after it (cockpit.runner ``sweep``).
+    were killed after it (cockpit.runner ``sweep``). ``queued`` is set for a
+    pipelined proposal (asked while an earlier run trained, cockpit.pipeline):
+    ``asked_during`` (that run's number), ``base`` (the keep it was asked
+    against), ``rebased`` (re-applied onto a newer keep), ``approved_ahead``.
+    ``kind`` "superseded": a pipelined proposal never committed (a steering
+    note or program.md changed after it was asked, it no longer applied to the
+    new best, or the session ended first); ``reason`` says which.
     """
 
     kind: str
@@ -108,6 +117,8 @@ class ExperimentRecord:
     reason: str = ""
     interrupted: bool = False
     stray_processes: int = 0
+    queued: dict = field(default_factory=dict)
+    session: dict = field(default_factory=dict)
 
 
 def clean_description(text: str) -> str:

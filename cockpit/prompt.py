@@ -15,7 +15,7 @@ resumed session needs no conversation state.
 When ``count_tokens(messages)`` exceeds ``max_input_tokens`` minus a reserve
 for the reply, history rows are dropped oldest-first (the prompt says how many),
 then kept diffs oldest-first. program.md, train.py, the crash tail, the steering
-notes, the vetoed proposals and the previous error are never trimmed; if the prompt still does not
+notes, the vetoed proposals, the runs in flight and the previous error are never trimmed; if the prompt still does not
 fit, ``build_messages`` raises ValueError.
 """
 
@@ -97,6 +97,7 @@ def _render(context: ProposalContext, omit_rows: int, omit_diffs: int) -> list[d
         _crash_section(context),
         _steering_section(context.steering),
         _vetoed_section(context.vetoed),
+        _in_flight_section(context.in_flight),
         _error_section(context.last_error),
         _task_line(context),
     ]
@@ -163,6 +164,17 @@ def _vetoed_section(descriptions: Sequence[str]) -> str:
         return ""
     body = "\n".join(f"- {' '.join(text.split())}" for text in descriptions)
     return f"## Proposals the human vetoed before they ran (do not propose them again)\n{body}"
+
+
+def _in_flight_section(descriptions: Sequence[str]) -> str:
+    if not descriptions:
+        return ""
+    body = "\n".join(f"- {' '.join(text.split())}" for text in descriptions)
+    return ("## Training right now (results not known yet)\n"
+            f"{body}\n"
+            "Propose a different change. Your edit applies to the train.py shown above (the best kept one); "
+            "if the run above is kept, your edit is re-applied onto its train.py, so keep your SEARCH text "
+            "away from the lines it changes.")
 
 
 def _error_section(last_error: Optional[str]) -> str:

@@ -44,6 +44,7 @@ from cockpit.events import (Command, EngineMessage, Emit, Event, LogLine, PhaseC
                             ProposalRejected, RunFinished, RunStarted, SessionEnded, StepLogged)
 from cockpit.faults import fault_point
 from cockpit.ledger import LedgerError
+from cockpit.pipeline import Pipelining
 from cockpit.programs import Program, ProgramError
 from cockpit.proposing import obtain_proposal
 from cockpit.redact import redact, redact_event
@@ -59,7 +60,7 @@ EXPECTED_ERRORS = (SessionError, RepoError, WorkspaceError, LedgerError, RunnerE
 __all__ = ["Engine", "SessionConfig", "SessionError", "decide", "EXPECTED_ERRORS"]
 
 
-class Engine(SessionStart):
+class Engine(SessionStart, Pipelining):
     """One ratchet session (see module docstring). ``run()`` once; ``send()`` any time
     from the same event loop."""
 
@@ -74,6 +75,9 @@ class Engine(SessionStart):
         self._program_sha = ""
         self._base = ""  # the commit the branch started at (set by _start)
         self.lock = None
+        self.queued = None  # the proposal asked ahead while a run trains (cockpit.pipeline)
+        self.actions.queue = self
+        self.times = self.book.times
 
     def send(self, command: Command) -> None:
         """Queue a command (cockpit.events); cockpit.actions says what each does when."""
@@ -102,6 +106,7 @@ class Engine(SessionStart):
         finally:
             listener.cancel()
             self.control.kill_current()
+            self._abandon_queued("the session ended before it ran")
             self._finish(reason)
         if reason == "stopped":
             self.emit(PhaseChanged(self._state.rows, "stopped"))
@@ -119,7 +124,8 @@ class Engine(SessionStart):
         await self._prepare()
         await self._baseline()
         while not self._full():
-            await self.control.wait_if_paused(self._state.rows)
+            with self.times.waiting("paused_s"):
+                await self.control.wait_if_paused(self._state.rows)
             await self._preflight(self._state.rows)
             self.control.fresh()
             if self._full():  # rows of forced keeps or reverts made while paused
@@ -142,7 +148,7 @@ class Engine(SessionStart):
     async def _baseline(self) -> None:
         trial = Trial(0, self._state.last_kept, "baseline", "", now_iso())
         self.book.opened(trial)
-        result, summary, _ = await self._train(trial)
+        result, summary, _ = await self._train(trial, self.ws.train_py.read_text(encoding="utf-8"))
         status = self.book.conclude(trial, result, summary)
         if status == "crash" and not result.stopped:
             hint = "; is the data prepared (`uv run prepare.py`)?" if self.ws.layout == "upstream" else ""
@@ -151,15 +157,18 @@ class Engine(SessionStart):
                                f"see {self._state.log_names.get(0, 'logs/')}{hint}")
 
     async def _experiment(self, n: int) -> None:
-        """One proposal -> commit -> train -> decide; a fixable crash gets fix attempts."""
+        """One proposal (asked ahead while the previous run trained, or now) ->
+        commit -> train -> decide; a fixable crash gets fix attempts."""
         source = self.ws.train_py.read_text(encoding="utf-8")
-        asked = await self._ask(n, source)
+        taken = await self._take_queued(n, source)
+        asked, approved = taken if taken is not None else (await self._ask(n, source), False)
         if asked.outcome.proposal is None:
             self.book.drop(n, asked)
             return
         idea = asked.outcome.proposal.description
         holds = self.config.fix_attempts > 0
-        status, result, trial = await self._try(n, source, asked, idea, hold=holds)
+        status, result, trial = await self._try(n, source, asked, idea, hold=holds, approved=approved,
+                                                base_source=source)
         if holds and status == "crash" and fixable(result):
             await self._fix(idea, trial, result)
 
@@ -174,7 +183,8 @@ class Engine(SessionStart):
                 if self._full():
                     return
                 n = self._state.rows
-                await self.control.wait_if_paused(n)
+                with self.times.waiting("paused_s"):
+                    await self.control.wait_if_paused(n)
                 await self._preflight(n)
                 self.control.check_restart()
                 source = self.ws.train_py.read_text(encoding="utf-8")
@@ -210,15 +220,17 @@ class Engine(SessionStart):
                     diffs=kept_diffs(self.repo, self.ws.records_jsonl, self._state.last_kept),
                     steering=self.control.steering, crash_log_tail=crash_tail, fix_attempt=fix_attempt,
                     max_fix_attempts=self.config.fix_attempts, vetoed=vetoed_proposals(self.ws.records_jsonl))
-                outcome = await self.control.until_stopped(obtain_proposal(
-                    self.agent, context, self.config.max_reasks,
-                    lambda reason, attempt: self.emit(ProposalRejected(n, reason, attempt))))
+                with self.times.waiting("wait_model_s"):
+                    outcome = await self.control.until_stopped(obtain_proposal(
+                        self.agent, context, self.config.max_reasks,
+                        lambda reason, attempt: self.emit(ProposalRejected(n, reason, attempt))))
                 return Asked(outcome, program, started, context.steering)
             except ProgramError as exc:
                 self._hold(f"cannot read the program: {exc}")
             except AgentFatal as exc:
                 self._hold(f"the agent cannot go on: {exc}")
-            await self.control.wait_if_paused(n)
+            with self.times.waiting("paused_s"):
+                await self.control.wait_if_paused(n)
             self.control.check_restart()
 
     def _read_program(self, n: int) -> Program:
@@ -234,24 +246,31 @@ class Engine(SessionStart):
         self.control.hold()
 
     async def _try(self, n: int, source: str, asked: Asked, description: str, hold: bool,
-                   fix: tuple[int, str] = (0, "")) -> tuple[str, RunResult, Trial]:
-        """Commit the proposal on HEAD, hold it at the approval gate (Restart when it
-        is vetoed there), train it, conclude; returns (status, result, trial)."""
+                   fix: tuple[int, str] = (0, ""), approved: bool = False,
+                   base_source: Optional[str] = None) -> tuple[str, RunResult, Trial]:
+        """Commit the proposal on HEAD, hold it at the approval gate unless
+        ``approved`` ahead (Restart when it is vetoed there), train it (asking for
+        the next proposal against ``base_source``, the best train.py, meanwhile),
+        conclude; returns (status, result, trial)."""
         self._state.drops = 0
         description = redact(description)  # it becomes a commit message, a row, a record
         self.emit(ProposalReady(n, description, unified_diff(source, asked.outcome.new_source)))
         self.emit(PhaseChanged(n, "committing"))
         self.ws.train_py.write_text(asked.outcome.new_source, encoding="utf-8")
-        commit = self.repo.commit_file("train.py", description)
-        trial = Trial(n, commit, description, self.repo.diff(self._state.last_kept, commit), asked.started,
-                      asked, *fix)
+        with self.times.waiting("git_s"):
+            commit = self.repo.commit_file("train.py", description)
+            diff = self.repo.diff(self._state.last_kept, commit)
+        trial = Trial(n, commit, description, diff, asked.started, asked, *fix)
         self.book.opened(trial)
-        await self.actions.hold_for_approval(trial)
-        result, summary, verdict = await self._train(trial)
+        with self.times.waiting("wait_human_s"):
+            await self.actions.hold_for_approval(trial, approved)
+        result, summary, verdict = await self._train(trial, base_source)
         return self.book.conclude(trial, result, summary, hold, verdict), result, trial
 
-    async def _train(self, trial: Trial) -> tuple[RunResult, dict, str]:
-        """Run ``trial``; returns its result, parsed summary and the human's verdict."""
+    async def _train(self, trial: Trial, base_source: Optional[str] = None) -> tuple[RunResult, dict, str]:
+        """Run ``trial`` (with ``base_source``, the best kept train.py, the next
+        proposal is asked meanwhile: cockpit.pipeline); returns its result,
+        parsed summary and the human's verdict."""
         await self._ready_to_run(trial)
         n, commit, log_name = trial.n, trial.commit, self.book.log_name(trial.n, trial.commit)
         self.actions.begin(trial)
@@ -262,7 +281,13 @@ class Engine(SessionStart):
         run = Run(self.config.run_command, self.ws.path, self.ws.path / log_name, env=self._env(),
                   hard_limit_s=limit, kill_grace_s=self.config.kill_grace_s, experiment=n, emit=self.emit,
                   on_start=lambda pid: self.book.running(trial, pid))
-        result = await self.control.guarded(run)
+        if base_source is not None:
+            self._queue_next(trial, base_source)
+        self.times.run_started()
+        try:
+            result = await self.control.guarded(run)
+        finally:
+            self.times.run_ended()
         summary = parse_summary(result.text)
         if result.log_error:
             self.emit(EngineMessage(f"{result.log_error}; the run's output is kept in memory only", "error"))

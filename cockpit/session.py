@@ -47,6 +47,9 @@ class SessionConfig:
     program: Optional[str] = None
     """Program NAME (``programs/NAME.md``) or PATH (absolute, or relative to the
     workspace); None = the workspace's program.md. Read before every proposal."""
+    pipeline: bool = True
+    """Ask for the next proposal while a run trains (cockpit.pipeline); False =
+    upstream's serial loop (the GPU waits while the agent thinks)."""
     approval_gate: bool = False
     """Start with the approval gate on: every committed proposal waits (phase
     "awaiting-approval") for Approve or Veto; SetApprovalGate turns it on or off."""

@@ -6,6 +6,7 @@
     program = "hyperparameters"  # NAME (programs/NAME.md) or PATH; default: program.md
     fix_attempts = 2           # fix attempts after a crash (0 = none)
     approval_gate = false      # every proposal waits for approve / veto in the cockpit
+    pipeline = true            # ask for the next proposal while a run trains
 
     [agent]
     name = "litellm"           # "offline" (default) or "litellm"
@@ -110,7 +111,8 @@ def parse_agent(value: Any, where: str) -> AgentSettings:
 
 def parse_settings(data: dict, where: str) -> dict:
     """Keyword arguments of ``Workspace`` (all but ``path``) from a parsed
-    cockpit.toml: profile, agent, budget_s, seed, program, fix_attempts, approval_gate.
+    cockpit.toml: profile, agent, budget_s, seed, program, fix_attempts, approval_gate,
+    pipeline.
     Raises SettingsError naming ``where`` for a value of the wrong type."""
     profile, seed, budget = data.get("profile", "h100"), data.get("seed", 0), data.get("budget_s")
     program, fixes = data.get("program"), data.get("fix_attempts", DEFAULT_FIX_ATTEMPTS)
@@ -127,6 +129,10 @@ def parse_settings(data: dict, where: str) -> dict:
     gate = data.get("approval_gate", False)
     if not isinstance(gate, bool):
         raise SettingsError(f"{where}: approval_gate must be true or false")
+    pipeline = data.get("pipeline", True)
+    if not isinstance(pipeline, bool):
+        raise SettingsError(f"{where}: pipeline must be true or false")
     return dict(profile=profile, agent=parse_agent(data.get("agent"), where),
                 budget_s=None if budget is None else float(budget),
-                seed=seed, program=program, fix_attempts=fixes, approval_gate=gate)
+                seed=seed, program=program, fix_attempts=fixes, approval_gate=gate,
+                pipeline=pipeline)

@@ -54,6 +54,8 @@ class Workspace:
     """Fix attempts the agent gets after a crash (0 = none)."""
     approval_gate: bool = False
     """Start sessions with the approval gate on (each proposal waits for approve or veto)."""
+    pipeline: bool = True
+    """Ask for the next proposal while a run trains (cockpit.pipeline); false = serial."""
     layout: str = "cockpit"
     """"cockpit" (made by ``cockpit init``) or "upstream" (a karpathy/autoresearch checkout)."""
 
@@ -146,7 +148,8 @@ def render_config(profile: str, agent: str = "offline") -> str:
     return (f'profile = "{profile}"\n'
             '# program = "hyperparameters"   # a shipped program or a path; default: program.md\n'
             f"# fix_attempts = {DEFAULT_FIX_ATTEMPTS}              # fix attempts after a crash (0 = none)\n"
-            "# approval_gate = false         # every proposal waits for approve / veto in the cockpit\n\n"
+            "# approval_gate = false         # every proposal waits for approve / veto in the cockpit\n"
+            "# pipeline = true               # ask for the next proposal while a run trains\n\n"
             f'[agent]\nname = "{agent}"' + " " * max(1, 23 - len(agent)) + "# offline | litellm\n"
             '# model = "openai/gpt-4o-mini"  # needed for litellm; API keys come only from the environment\n'
             '# api_base = "http://127.0.0.1:8000/v1"\n'

@@ -114,7 +114,7 @@ class ScriptedAgent:
 
 def fast_config(tag: str = "t1", **overrides) -> SessionConfig:
     """A SessionConfig for tests: tiny budget, short hard-limit grace and kill grace."""
-    values = dict(tag=tag, budget_s=0.2, hard_limit_grace_s=1.5, kill_grace_s=0.5)
+    values = dict(tag=tag, budget_s=0.2, hard_limit_grace_s=1.5, kill_grace_s=0.5, pipeline=False)
     values.update(overrides)
     return SessionConfig(**values)
 
@@ -195,14 +195,18 @@ def die_headless(ws: Path, phase: str, moment: int, marker: str, slow: Path) -> 
         env["COCKPIT_FAULT"] = f"{phase}@{moment}"
     elif moment == 0:
         slow.touch()
+    # "while-proposing" is a phase of the serial loop only: pipelined, the agent is asked while the
+    # previous run trains, which the "during-training" kills cover
+    serial = ["--no-pipeline"] if phase == "while-proposing" else []
     argv = cockpit_argv() + ["--workspace", str(ws), "--headless", "--tag", "t1", "--budget", "0.2",
-                             "--max-experiments", "6", "--run-command", f"{sys.executable} -u train.py {marker}"]
+                             "--max-experiments", "6", "--run-command", f"{sys.executable} -u train.py {marker}",
+                             *serial]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     watchdog = threading.Timer(90, proc.kill)
     watchdog.start()
     try:
         for text in proc.stdout:
-            if phase == "during-training" and text.startswith(f"[exp {moment}] proposing"):
+            if phase == "during-training" and text.startswith(f"[exp {moment}] proposal:"):
                 slow.touch()  # this experiment's run will be slow
             if phase == "during-training" and text.startswith(f"[exp {moment}] step"):
                 os.kill(proc.pid, signal.SIGKILL)

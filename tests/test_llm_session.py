@@ -81,7 +81,7 @@ def test_seven_experiments_through_litellm(tmp_path):
         cockpit = Path(sys.executable).parent / "cockpit"
         code, out = _run_resuming_pauses(
             [str(cockpit), "--workspace", str(ws.path), "--headless", "--max-experiments", "7",
-             "--budget", "1", "--tag", "llm"], deadline_s=200)
+             "--budget", "1", "--tag", "llm", "--no-pipeline"], deadline_s=200)  # the script is one ordered talk
         requests = len(server.requests)
 
     assert code == 0, out[-3000:]
@@ -112,3 +112,29 @@ def test_seven_experiments_through_litellm(tmp_path):
     # The person saw each failure once, in plain words.
     assert "401" in out or "API key" in out
     assert "session ended (max-experiments): 7 experiments" in out
+
+
+def test_pipelined_session_through_litellm(tmp_path):
+    """The default, pipelined loop: the second proposal is asked while the first
+    trains (the prompt names the run in flight) and is re-applied onto it once kept."""
+    script = [answer(set_line("MATRIX_LR", "0.04", "0.08", LR_COMMENT, "double the Muon lr"), usage=(900, 40)),
+              answer(set_line("DEPTH", "4", "5", DEPTH_COMMENT, "one more layer"), usage=(950, 30))]
+    with OpenAIServer(script, lifetime_s=120) as server:
+        ws = make_workspace(tmp_path / "ws", toml=_toml(server.api_base).replace("timeout_s = 2", "timeout_s = 60"))
+        cockpit = Path(sys.executable).parent / "cockpit"
+        code, out = _run_resuming_pauses(
+            [str(cockpit), "--workspace", str(ws.path), "--headless", "--max-experiments", "3",
+             "--budget", "1", "--tag", "piped"], deadline_s=100)
+        prompts = [str(request) for request in server.requests]
+    assert code == 0, out[-3000:]
+    assert len(prompts) == 2
+    assert "Training right now" in prompts[0] and "- baseline" in prompts[0]
+    assert "Training right now" in prompts[1] and "- double the Muon lr" in prompts[1]
+    assert "MATRIX_LR = 0.04" in prompts[1]  # asked against the best kept then: the baseline
+    rows = read_rows(ws.results_tsv)
+    assert [r.description for r in rows] == ["baseline", "double the Muon lr", "one more layer"]
+    assert rows[1].status == "keep"
+    records = [r for r in read_records(ws.records_jsonl) if r.get("kind") == "experiment"]
+    assert records[2]["queued"]["rebased"] is True and records[2]["queued"]["asked_during"] == 1
+    head = GitRepo(ws.path).show_file("HEAD" if rows[2].status == "keep" else rows[2].commit, "train.py")
+    assert "MATRIX_LR = 0.08" in head and "DEPTH = 5" in head

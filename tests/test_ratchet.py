@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from engine_support import (DEPTH_COMMENT, FAKES, ScriptedAgent, fast_config, lr, make_workspace, mode,
                             of_type, reply, run_session, set_line)
 
@@ -48,7 +50,13 @@ async def test_session_keeps_only_improvements(tmp_path):
     assert second["parent"] == short(base) and second["commit"] == rows[1].commit
     assert "+MATRIX_LR = 0.08" in second["diff"]
     assert second["summary"]["num_steps"] == 5 and second["returncode"] == 0
-    assert set(second["timings"]) == {"propose_s", "startup_s", "training_s", "eval_s", "wall_s"}
+    assert set(second["timings"]) == {"propose_s", "startup_s", "training_s", "eval_s", "wall_s", "gap_s",
+                                      "wait_model_s", "wait_human_s", "paused_s", "git_s", "overhead_s"}
+    gap = second["timings"]
+    assert gap["gap_s"] == pytest.approx(gap["wait_model_s"] + gap["wait_human_s"] + gap["paused_s"]
+                                         + gap["overhead_s"])
+    assert 0 < gap["git_s"] <= gap["overhead_s"] and records[0]["timings"]["gap_s"] == 0.0
+    assert 0 < second["session"]["idle_share"] < 1 and second["session"]["experiments"] == 2
     assert second["agent"] == "scripted" and second["budget_s"] == 0.2 and second["profile"] == "tiny"
     assert len(second["harness_sha256"]) == 64 and len(second["program_sha256"]) == 64
     assert (ws.path / second["log_path"]).read_text().count("step 0000") == 5

@@ -36,7 +36,11 @@ class ProposalContext:
     crashed and this is a fix attempt (``fix_attempt`` >= 1 of ``max_fix_attempts``, else 0);
     ``steering`` the human's notes, oldest first; ``vetoed`` the descriptions of
     proposals the human vetoed before they trained (not results rows; do not
-    propose them again), oldest first.
+    propose them again), oldest first; ``in_flight`` the descriptions of
+    experiments training right now whose results are not known yet (a pipelined
+    ask: the reply is applied to the best kept train.py, the ``train_py`` shown,
+    and re-applied onto a newer keep if one of them is kept; do not propose the
+    same change).
     """
 
     train_py: str
@@ -51,6 +55,7 @@ class ProposalContext:
     max_fix_attempts: int = 0
     steering: tuple[str, ...] = ()
     vetoed: tuple[str, ...] = ()
+    in_flight: tuple[str, ...] = ()
 
 
 class AgentExhausted(Exception):

@@ -222,7 +222,8 @@ class OfflineAgent:
         if context.fix_attempt:
             raise NoFix("the offline agent does not fix crashes")
         vetoed = tuple(HistoryRow("vetoed", 0.0, text) for text in context.vetoed)
-        moves = plan_moves(context.train_py, context.history + vetoed, self.seed)
+        running = tuple(HistoryRow("running", 0.0, text) for text in context.in_flight)
+        moves = plan_moves(context.train_py, context.history + vetoed + running, self.seed)
         if context.attempt >= len(moves):
             raise AgentExhausted(
                 "the offline agent has tried every single x2 / x0.5 / +-1 move of the "

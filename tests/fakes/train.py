@@ -14,6 +14,8 @@ process group, and sleeps; then exits 1 mid-run).
 grandchildren, so a test can find leftovers by their command line.
 FAKE_SLOW_FILE (env): while that file exists each step takes 15 s instead of
 0.01 s (the fault tests kill the engine in the middle of such a run).
+FAKE_STEP_S (env): seconds per step otherwise (default 0.01), for a run of a
+fixed length (the pipelining tests and bench/duty_cycle.py).
 """
 
 import math
@@ -47,7 +49,8 @@ for step in range(STEPS):
     print(f"step {step:05d} ({pct:.1f}%) | loss: {4.0 - step * 0.1:.6f} | lrm: 1.00 | dt: 10ms | "
           f"tok/sec: 1,680,000 | mfu: 39.8% | epoch: 1 | remaining: {budget * (1 - pct / 100):.0f}s",
           end="\r", flush=True)
-    time.sleep(15.0 if os.path.exists(os.environ.get("FAKE_SLOW_FILE", "/nonexistent")) else 0.01)
+    slow = os.path.exists(os.environ.get("FAKE_SLOW_FILE", "/nonexistent"))
+    time.sleep(15.0 if slow else float(os.environ.get("FAKE_STEP_S", "0.01")))
     if MODE == "crash" and step == 2:
         raise RuntimeError("fake CUDA out of memory")
     if MODE == "oom" and step == 2:
