@@ -4,6 +4,7 @@
     cockpit [--workspace DIR] [--headless] [--max-experiments N] [--budget SECONDS]
             [--tag TAG] [--agent offline|litellm] [--model MODEL] [--api-base URL]
             [--program NAME|PATH] [--run-command CMD] [--approve]
+    cockpit report [--workspace DIR] [--tag TAG] [--out PATH]
     cockpit serve --workspace DIR [session flags]     (hidden: started by ``cockpit``)
 
 These flag names are a contract that other tools script against. A flag
@@ -15,7 +16,9 @@ runs the engine in this process. ``--approve`` (the approval gate)
 needs the UI: with ``--headless`` it is refused, and cockpit.toml's
 ``approval_gate = true`` is ignored there with a note (nothing could approve). Exit status 0 on a normal end
 (max experiments reached, stopped, agent exhausted) and on a detach, 1 with one line on stderr
-for an error. The Textual UI is imported only when it is opened.
+for an error. The Textual UI is imported only when it is opened. ``cockpit report``
+(cockpit.report) exits 0, or 2 with one line when there is nothing to report or
+its files cannot be written; matplotlib is imported only when it draws.
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # (attribute, flag) of the session flags: passed on to `cockpit serve`, ignored when attaching.
 SESSION_FLAGS = (("max_experiments", "--max-experiments"), ("budget", "--budget"), ("tag", "--tag"),
                  ("agent", "--agent"), ("model", "--model"), ("api_base", "--api-base"),
-                 ("program", "--program"), ("run_command", "--run-command"), ("approve", "--approve"))
+                 ("program", "--program"), ("run_command", "--run-command"), ("approve", "--approve"),
+                 ("no_pipeline", "--no-pipeline"))
 APPROVE_HEADLESS = ("--approve needs the cockpit UI to approve or veto proposals; in headless mode nothing "
                     "could, and the session would wait forever (drop --approve or --headless)")
 
@@ -85,18 +89,34 @@ def build_parser() -> argparse.ArgumentParser:
         usage=("cockpit [--workspace DIR] [--headless] [--max-experiments N] [--budget SECONDS] "
                "[--tag TAG]\n               [--agent offline|litellm] [--model MODEL] [--api-base URL] "
                "[--program NAME|PATH] [--run-command CMD] [--approve]"
-               "\n       cockpit init DIR [--profile {cpu,h100,tiny}] [--no-prepare]"),
+               "\n       cockpit init DIR [--profile {cpu,h100,tiny}] [--no-prepare]"
+               "\n       cockpit report [--workspace DIR] [--tag TAG] [--out PATH]"),
         description="Run the autoresearch ratchet on a workspace, in a terminal UI or headless. "
                     "The UI's engine runs in the background: q detaches, `cockpit` again attaches.")
     parser.add_argument("--workspace", metavar="DIR", default=".", help="workspace directory (default: .)")
     parser.add_argument("--headless", action="store_true",
                         help="run the engine in this process and print events as lines instead of the UI")
     _session_flags(parser)
-    commands = parser.add_subparsers(dest="command", metavar="{init}")
+    commands = parser.add_subparsers(dest="command", metavar="{init,report}")
     init = commands.add_parser("init", help="create a workspace: cockpit init DIR [--profile P] [--no-prepare]")
     init.add_argument("dir", metavar="DIR", help="new or empty directory")
     init.add_argument("--profile", choices=PROFILES, default="cpu", help="harness profile (default: cpu)")
     init.add_argument("--no-prepare", action="store_true", help="do not prepare data and tokenizer now")
+    report = commands.add_parser(
+        "report", help="write a session's report: cockpit report [--workspace DIR] [--tag TAG] [--out PATH]",
+        usage="cockpit report [--workspace DIR] [--tag TAG] [--out PATH]",
+        description="Write a session's markdown report (settings, baseline and best val_bpb, the top wins, "
+                    "counts, agent tokens and cost, GPU hours, noise floor and holdout) and a PNG of its "
+                    "val_bpb staircase next to it, from results.tsv and records.jsonl. Exit 2 with one line "
+                    "when there is nothing to report.")
+    # SUPPRESS: `cockpit --workspace DIR report` keeps the DIR typed before the sub-command
+    report.add_argument("--workspace", metavar="DIR", default=argparse.SUPPRESS,
+                        help="workspace directory (default: .)")
+    report.add_argument("--tag", type=_tag, default=argparse.SUPPRESS,
+                        help="the session to report (default: the newest session's tag in records.jsonl)")
+    report.add_argument("--out", metavar="PATH",
+                        help="the markdown file, or a directory for it (default: DIR/report-TAG.md); the PNG "
+                             "goes next to it as <name>-staircase.png (default: DIR/report-TAG-staircase.png)")
     serve = commands.add_parser("serve", description="the engine daemon `cockpit` starts (not for direct use)")
     serve.add_argument("--workspace", metavar="DIR", default=".", help="workspace directory (default: .)")
     _session_flags(serve)
@@ -122,6 +142,9 @@ def _session_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--approve", action="store_true",
                         help="approval gate: every proposal waits for approve or veto in the cockpit "
                              "(default: approval_gate in cockpit.toml; not with --headless)")
+    parser.add_argument("--no-pipeline", action="store_true",
+                        help="serial loop: ask for the next proposal only after a run ends (default: asked while "
+                             "it trains, unless pipeline = false in cockpit.toml)")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -132,6 +155,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _init(args)
         if args.command == "serve":
             return _serve(args)
+        if args.command == "report":
+            return _report(args)
         return _session(args)
     except (WorkspaceError, ValueError, ProgramError, RunDirError, DaemonError) as exc:
         print(f"cockpit: {exc}", file=sys.stderr)
@@ -147,6 +172,24 @@ def _init(args: argparse.Namespace) -> int:
             print(f"cockpit: prepare.py failed (exit {code}); see {workspace.logs / 'prepare.log'}", file=sys.stderr)
             return 1
     print(f"start a session with: cockpit --workspace {args.dir}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    """``cockpit report``: write the session's markdown report and staircase PNG
+    (cockpit.report); 2 with one line on stderr when there is nothing to report.
+    A corrupt line of results.tsv or records.jsonl is a warning line, skipped."""
+    from cockpit.report import ReportError, write_report
+
+    def warn(text: str) -> None:
+        print(f"cockpit: warning: {text}", file=sys.stderr)
+
+    try:
+        markdown, png, report = write_report(Path(args.workspace), args.tag, args.out and Path(args.out), warn)
+    except ReportError as exc:
+        print(f"cockpit: report: {exc}", file=sys.stderr)
+        return 2
+    print(f"session {report.tag}: wrote {markdown} and {png}")
     return 0
 
 
@@ -200,7 +243,7 @@ def session_setup(args: argparse.Namespace, workspace: Workspace, headless: bool
     config = SessionConfig(tag=args.tag or default_tag(), max_experiments=args.max_experiments,
                            budget_s=args.budget, run_command=run_command(args.run_command, workspace),
                            fix_attempts=workspace.fix_attempts, program=program_flag(args.program),
-                           approval_gate=gate)
+                           approval_gate=gate, pipeline=workspace.pipeline and not args.no_pipeline)
     return config, agent
 
 
