@@ -123,6 +123,18 @@ class HumanActions:
             self.book.unrun("vetoed", trial, parent, "vetoed at the approval gate")
             raise Restart
 
+    def abort(self, reason: str) -> bool:
+        """Early abort (the engine's own, cockpit.early_abort): kill the training
+        run (not the baseline); it ends as a discard " [aborted early]". Not when
+        the human already gave a verdict on it. Returns True when it was stopped."""
+        trial = self.trial
+        if self.phase != "training" or trial is None or trial.n == 0 or self._verdict:
+            return False
+        self._verdict = "abort"
+        self.emit(EngineMessage(f"early abort of #{trial.n} ({trial.description}): {reason}", "warning"))
+        self.control.kill_current()
+        return True
+
     def finish_run(self) -> str:
         """The human's verdict on the run that just ended: "veto", "force-keep" or
         "" (always "" after a Stop, which wins). Forgets the trial."""

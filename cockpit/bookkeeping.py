@@ -35,6 +35,7 @@ from cockpit.repo import GitRepo, short
 from cockpit.runner import RunResult
 from cockpit.session import Logged, SessionConfig, SessionError, SessionState, decide, fixable
 from cockpit.summary import summary_memory_gb, summary_val_bpb
+from cockpit.noise import Judgement, NoiseFloor, judge
 from cockpit.timekeeping import TimeKeeper
 from cockpit.usage import add_usage
 from cockpit.workspace import Workspace, sha256_file
@@ -87,6 +88,7 @@ class Bookkeeper:
         self.journal = Journal(ws.path)
         self.pending: list[tuple[str, Callable[[], None]]] = []
         self.times = TimeKeeper()  # where the session's seconds go (cockpit.timekeeping)
+        self.noise: Optional[NoiseFloor] = None  # measured at session start (cockpit.noise)
 
     # -------------------------------------------------------------- storage --
 
@@ -134,6 +136,31 @@ class Bookkeeper:
         self.store("the journal", lambda: self.journal.append(
             "train", id=entry_id(self.config.tag, trial.n, trial.commit), pid=pid))
 
+    def aux_running(self, run_id: str, pid: int) -> None:
+        """Journal: a re-run (no row: noise floor, confirming re-run) started as
+        process group ``pid``; a dead engine's restart kills it (cockpit.reconcile)."""
+        self.store("the journal", lambda: self.journal.append("aux-train", id=run_id, pid=pid))
+
+    def aux_closed(self, run_id: str) -> None:
+        self.store("the journal", lambda: self.journal.append("aux-close", id=run_id))
+
+    def record_rerun(self, n: int, commit: str, label: str, result: RunResult, summary: dict,
+                     log_path: str) -> None:
+        """records.jsonl ``kind`` "rerun": one re-run of ``commit`` (``label`` says
+        which), its val_bpb (None when it crashed), timings and log."""
+        val = summary_val_bpb(summary) if result.returncode == 0 and not result.stopped else None
+        record = {"kind": "rerun", "experiment": n, "tag": self.config.tag, "commit": short(commit),
+                  "label": label, "val_bpb": val, "budget_s": self.budget_s, "returncode": result.returncode,
+                  "timings": result.timings(),
+                  "summary": summary, "log_path": log_path, "time": now_iso()}
+        self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
+
+    def record_noise(self, floor: NoiseFloor) -> None:
+        """records.jsonl ``kind`` "noise-floor" (cockpit.noise); it is the session's from now on."""
+        self.noise = floor
+        record = floor.as_record(self.config.tag)
+        self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
+
     def _close(self, trial: Trial) -> None:
         self.store("the journal", lambda: self.journal.append(
             "close", id=entry_id(self.config.tag, trial.n, trial.commit)))
@@ -170,14 +197,18 @@ class Bookkeeper:
             self._reset(commit)
 
     def conclude(self, trial: Trial, result: RunResult, summary: dict, hold: bool = False,
-                 verdict: str = "") -> str:
-        """Decide (``verdict`` "veto" or "force-keep": the human's, see ``verdict``);
-        reset unless kept (or ``hold`` and a fixable crash: fixes follow); append the
-        row and the record. Returns the status; raises Stopped after a stop."""
+                 verdict: str = "", confirm: tuple = (), extra: Optional[dict] = None) -> str:
+        """Decide (``verdict`` "veto", "force-keep" or "abort": see ``verdict``;
+        ``confirm`` the val_bpb of a confirming re-run, cockpit.noise); reset unless
+        kept (or ``hold`` and a fixable crash: fixes follow); append the row and the
+        record (``extra`` fields added to it). Returns the status; raises Stopped
+        after a stop."""
         state, n = self.state, trial.n
         self.emit(PhaseChanged(n, "deciding"))
-        status, mark = self.verdict(result, summary, verdict)
+        status, mark, judged = self.verdict(result, summary, verdict, confirm)
         val = summary_val_bpb(summary) if status != "crash" else None
+        if val is not None and judged is not None and len(judged.runs) > 1:
+            val = sum(judged.runs) / len(judged.runs)  # a confirmed run's row holds the mean of its runs
         mem = summary_memory_gb(summary) if status != "crash" else 0.0
         description = trial.description + mark
         parent = state.last_kept
@@ -193,34 +224,53 @@ class Bookkeeper:
             parent=short(parent) if n else "", val_bpb=val, memory_gb=mem, diff=trial.diff, summary=summary,
             timings=timings, session=session, queued=trial.asked.queued if trial.asked else {},
             returncode=result.returncode,
-            timed_out=result.timed_out, stopped=result.stopped and verdict != "veto",
+            timed_out=result.timed_out, stopped=result.stopped and verdict not in ("veto", "abort"),
             stray_processes=result.stray_processes, log_path=state.log_names.get(n, ""),
-            fix_attempt=trial.fix_attempt, fix_of=trial.fix_of,
+            fix_attempt=trial.fix_attempt, fix_of=trial.fix_of, noise=judged.as_record() if judged else {},
+            **(extra or {}),
             errors=list(trial.asked.outcome.errors) if trial.asked else [],
             replies=[r[:20_000] for r in trial.asked.outcome.replies] if trial.asked else [])
-        self._log_row(Logged(n, trial.commit, status, val, mem, description), usage, record, trial)
+        self._log_row(Logged(n, trial.commit, status, val, mem, description), usage, record, trial,
+                      judged.delta_sigma if judged else None)
         self.emit(TimeAccounted(n, timings, session))
         fault_point("after-row", n)
         self._close(trial)
-        if result.stopped and verdict != "veto":
+        if result.stopped and verdict not in ("veto", "abort"):
             raise Stopped
         return status
 
-    def verdict(self, result: RunResult, summary: dict, human: str = "") -> tuple[str, str]:
-        """(status, description mark) of a finished run. ``human`` "veto": discard,
-        " [vetoed]"; "force-keep": a discard becomes a keep, " [forced]" (a crash
-        stays a crash, with a warning; a keep needs no force)."""
+    def verdict(self, result: RunResult, summary: dict, human: str = "",
+                confirm: tuple = ()) -> tuple[str, str, Optional[Judgement]]:
+        """(status, description mark, noise judgement) of a finished run. ``human``
+        "veto": discard, " [vetoed]"; "abort" (early abort): discard, " [aborted
+        early]"; "force-keep": a discard becomes a keep, " [forced]" (a crash stays
+        a crash, with a warning; a keep needs no force). Otherwise a finite run is
+        judged against the best by cockpit.noise (with ``confirm``'s runs averaged
+        in): an improvement within the noise is a discard " [within noise]", a
+        confirmed keep " [confirmed]"."""
         status = decide(result, summary, self.state.best)
+        val = summary_val_bpb(summary)
+        judged = None
+        if status != "crash" and val is not None and self.state.best is not None and not human:
+            sigma = self.noise.sigma if self.noise else 0.0
+            judged = judge(self.state.best, (val, *confirm), self.config.keep_threshold, sigma, can_confirm=False)
+            status = judged.verdict
         if human == "veto":
-            return "discard", " [vetoed]"
+            return "discard", " [vetoed]", judged
+        if human == "abort":
+            return "discard", " [aborted early]", judged
         if human == "force-keep" and status == "discard":
-            return "keep", " [forced]"
+            return "keep", " [forced]", judged
         if human == "force-keep" and status == "crash":
             self.emit(EngineMessage("force-keep: the run crashed (no val_bpb), so it cannot be kept", "warning"))
-        return status, (" [stopped]" if result.stopped else " [timed out]" if result.timed_out else "")
+        if judged is not None and judged.delta > 0 and status == "discard":
+            return status, " [within noise]", judged
+        if judged is not None and len(judged.runs) > 1 and status == "keep":
+            return status, " [confirmed]", judged
+        return status, (" [stopped]" if result.stopped else " [timed out]" if result.timed_out else ""), judged
 
     def _log_row(self, row: Logged, usage: Optional[dict] = None, record: Optional[ExperimentRecord] = None,
-                 trial: Optional[Trial] = None) -> None:
+                 trial: Optional[Trial] = None, delta_sigma: Optional[float] = None) -> None:
         """Append ``row`` to results.tsv and its ``record`` (if any) to records.jsonl,
         update the state (SessionState.log), journal the row (with the last keep
         after it), emit RowLogged."""
@@ -235,7 +285,7 @@ class Bookkeeper:
         self.store("the journal", lambda: self.journal.append("row", **fields))
         self.state.usage = add_usage(self.state.usage, usage)
         self.emit(RowLogged(row.experiment, line.commit, line.val_bpb, row.memory_gb, row.status,
-                            row.description, self.state.best, usage))
+                            row.description, self.state.best, usage, delta_sigma))
 
     def relog(self, source: Logged, status: str, description: str) -> Logged:
         """Append a row for ``source``'s commit that did not train again (a forced keep

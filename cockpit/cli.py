@@ -54,7 +54,7 @@ _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SESSION_FLAGS = (("max_experiments", "--max-experiments"), ("budget", "--budget"), ("tag", "--tag"),
                  ("agent", "--agent"), ("model", "--model"), ("api_base", "--api-base"),
                  ("program", "--program"), ("run_command", "--run-command"), ("approve", "--approve"),
-                 ("no_pipeline", "--no-pipeline"))
+                 ("no_pipeline", "--no-pipeline"), ("noise_runs", "--noise-runs"), ("early_abort", "--early-abort"))
 APPROVE_HEADLESS = ("--approve needs the cockpit UI to approve or veto proposals; in headless mode nothing "
                     "could, and the session would wait forever (drop --approve or --headless)")
 
@@ -62,6 +62,17 @@ APPROVE_HEADLESS = ("--approve needs the cockpit UI to approve or veto proposals
 def default_tag(now: Optional[datetime] = None) -> str:
     """Tag from the local date and time, e.g. ``nov21-2337``."""
     return (now or datetime.now()).strftime("%b%d-%H%M").lower()
+
+
+def _count(text: str) -> int:
+    """An integer, 0 or more (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer, 0 or more, got {text!r}")
+    return value
 
 
 def _positive(kind):
@@ -142,6 +153,12 @@ def _session_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--approve", action="store_true",
                         help="approval gate: every proposal waits for approve or veto in the cockpit "
                              "(default: approval_gate in cockpit.toml; not with --headless)")
+    parser.add_argument("--noise-runs", metavar="N", type=_count,
+                        help="baseline re-runs measuring the noise floor at session start; 0 = off "
+                             "(default: noise_runs in cockpit.toml, 3)")
+    parser.add_argument("--early-abort", action="store_true",
+                        help="stop a run whose smoothed training loss clearly trails the incumbent's "
+                             "(default: early_abort in cockpit.toml, off)")
     parser.add_argument("--no-pipeline", action="store_true",
                         help="serial loop: ask for the next proposal only after a run ends (default: asked while "
                              "it trains, unless pipeline = false in cockpit.toml)")
@@ -243,13 +260,17 @@ def session_setup(args: argparse.Namespace, workspace: Workspace, headless: bool
     config = SessionConfig(tag=args.tag or default_tag(), max_experiments=args.max_experiments,
                            budget_s=args.budget, run_command=run_command(args.run_command, workspace),
                            fix_attempts=workspace.fix_attempts, program=program_flag(args.program),
-                           approval_gate=gate, pipeline=workspace.pipeline and not args.no_pipeline)
+                           approval_gate=gate, pipeline=workspace.pipeline and not args.no_pipeline,
+                           noise_runs=workspace.noise_runs if args.noise_runs is None else args.noise_runs,
+                           keep_threshold=workspace.keep_threshold,
+                           early_abort=workspace.early_abort or args.early_abort,
+                           abort_after=workspace.abort_after, abort_margin=workspace.abort_margin)
     return config, agent
 
 
 def typed_session_flags(args: argparse.Namespace) -> list[str]:
     """The session flags typed on the command line (e.g. ``["--tag", "--budget"]``)."""
-    return [flag for name, flag in SESSION_FLAGS if getattr(args, name) not in (None, False)]
+    return [flag for name, flag in SESSION_FLAGS if getattr(args, name) is not None and getattr(args, name) is not False]
 
 
 def serve_argv(args: argparse.Namespace, workspace: Workspace, tag: str) -> list[str]:
@@ -258,7 +279,7 @@ def serve_argv(args: argparse.Namespace, workspace: Workspace, tag: str) -> list
     argv = [sys.executable, "-m", "cockpit.cli", "serve", "--workspace", str(workspace.path), "--tag", tag]
     for name, flag in SESSION_FLAGS:
         value = getattr(args, name)
-        if name == "tag" or value in (None, False):
+        if name == "tag" or value is None or value is False:
             continue
         argv += [flag] if value is True else [flag, program_flag(value) if name == "program" else str(value)]
     return argv

@@ -17,8 +17,8 @@ from typing import Callable, Optional, Union
 # Phases of one experiment, in order. "awaiting-approval" only while the approval
 # gate is on (a committed proposal waits for Approve or Veto); "paused" and
 # "stopped" are session states.
-PHASES = ("preparing", "proposing", "committing", "awaiting-approval", "training", "deciding", "paused",
-          "stopped")
+PHASES = ("preparing", "proposing", "committing", "awaiting-approval", "training", "measuring-noise",
+          "confirming", "deciding", "paused", "stopped")
 
 # The ``action`` names of ActionApplied and of records.jsonl's action objects.
 ACTIONS = ("veto", "force-keep", "approve", "drop-queued", "gate-on", "gate-off", "revert", "steer", "pause", "resume", "stop")
@@ -150,6 +150,9 @@ class RowLogged:
     description: str
     best_val_bpb: Optional[float]
     agent_usage: Optional[dict] = None
+    delta_sigma: Optional[float] = None
+    """(val_bpb - the best before it) / the noise floor's sigma (cockpit.noise);
+    None without a noise floor or a val_bpb."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,17 @@ class ProposalQueued:
     description: str
     diff: str
     awaiting_approval: bool = False
+
+
+@dataclass(frozen=True)
+class NoiseMeasured:
+    """The noise floor (cockpit.noise): val_bpb of the baseline and its re-runs,
+    their sample standard deviation ``sigma`` and the improvement a single run
+    must now exceed to be kept (``threshold``), in bits per byte."""
+
+    runs: list
+    sigma: float
+    threshold: float
 
 
 @dataclass(frozen=True)
@@ -236,6 +250,7 @@ Event = Union[
     EngineMessage,
     ActionApplied,
     ProposalQueued,
+    NoiseMeasured,
     TimeAccounted,
     SessionEnded,
 ]

@@ -81,7 +81,12 @@ class ExperimentRecord:
     against), ``rebased`` (re-applied onto a newer keep), ``approved_ahead``.
     ``kind`` "superseded": a pipelined proposal never committed (a steering
     note or program.md changed after it was asked, it no longer applied to the
-    new best, or the session ended first); ``reason`` says which.
+    new best, or the session ended first); ``reason`` says which. ``noise``
+    is the noise-aware judgement of a finished run (cockpit.noise: delta,
+    threshold, sigma, runs averaged, delta_sigma, verdict); ``abort`` why and
+    when early abort stopped it (cockpit.early_abort: reason, at_s, saved_s).
+    Re-runs that make no row are ``kind`` "rerun"; the noise floor ``kind``
+    "noise-floor" (runs, sigma, mean).
     """
 
     kind: str
@@ -119,6 +124,8 @@ class ExperimentRecord:
     stray_processes: int = 0
     queued: dict = field(default_factory=dict)
     session: dict = field(default_factory=dict)
+    noise: dict = field(default_factory=dict)
+    abort: dict = field(default_factory=dict)
 
 
 def clean_description(text: str) -> str:

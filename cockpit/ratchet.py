@@ -44,6 +44,8 @@ from cockpit.events import (Command, EngineMessage, Emit, Event, LogLine, PhaseC
                             ProposalRejected, RunFinished, RunStarted, SessionEnded, StepLogged)
 from cockpit.faults import fault_point
 from cockpit.ledger import LedgerError
+from cockpit.early_abort import LossWatch
+from cockpit.measuring import Measuring
 from cockpit.pipeline import Pipelining
 from cockpit.programs import Program, ProgramError
 from cockpit.proposing import obtain_proposal
@@ -60,7 +62,7 @@ EXPECTED_ERRORS = (SessionError, RepoError, WorkspaceError, LedgerError, RunnerE
 __all__ = ["Engine", "SessionConfig", "SessionError", "decide", "EXPECTED_ERRORS"]
 
 
-class Engine(SessionStart, Pipelining):
+class Engine(SessionStart, Pipelining, Measuring):
     """One ratchet session (see module docstring). ``run()`` once; ``send()`` any time
     from the same event loop."""
 
@@ -78,6 +80,9 @@ class Engine(SessionStart, Pipelining):
         self.queued = None  # the proposal asked ahead while a run trains (cockpit.pipeline)
         self.actions.queue = self
         self.times = self.book.times
+        self.watch: Optional[LossWatch] = None  # early abort of the running experiment (cockpit.early_abort)
+        self._curve: Optional[list] = None  # (training s, loss) of the running experiment
+        self._curves: dict[str, list] = {}  # by commit: the incumbent's curve for early abort
 
     def send(self, command: Command) -> None:
         """Queue a command (cockpit.events); cockpit.actions says what each does when."""
@@ -88,6 +93,8 @@ class Engine(SessionStart, Pipelining):
         controls follow the phase through it."""
         if not isinstance(event, (StepLogged, LogLine)):  # the runner redacted those already
             event = redact_event(event)
+        elif isinstance(event, StepLogged) and self._curve is not None:
+            self._watch_step(event)
         self.actions.observe(event)
         self._emit(event)
 
@@ -113,6 +120,14 @@ class Engine(SessionStart, Pipelining):
         self.emit(SessionEnded(reason, self._state.rows, self._state.usage))
         return reason
 
+    def _watch_step(self, step: StepLogged) -> None:
+        """Keep the running experiment's loss curve; early abort stops it when it
+        is clearly behind the incumbent's (cockpit.early_abort)."""
+        self._curve.append((step.progress_pct / 100.0 * self.book.budget_s, step.loss))
+        reason = self.watch.feed(step) if self.watch is not None else None
+        if reason and self.actions.abort(reason):
+            self.times.totals["saved_s"] = self.times.totals.get("saved_s", 0.0) + self.watch.verdict["saved_s"]
+
     async def _listen(self) -> None:
         while True:
             self.actions.apply(await self._commands.get())
@@ -123,6 +138,7 @@ class Engine(SessionStart, Pipelining):
         await self._start()
         await self._prepare()
         await self._baseline()
+        await self._measure_noise()
         while not self._full():
             with self.times.waiting("paused_s"):
                 await self.control.wait_if_paused(self._state.rows)
@@ -265,7 +281,9 @@ class Engine(SessionStart, Pipelining):
         with self.times.waiting("wait_human_s"):
             await self.actions.hold_for_approval(trial, approved)
         result, summary, verdict = await self._train(trial, base_source)
-        return self.book.conclude(trial, result, summary, hold, verdict), result, trial
+        confirm = await self._confirm(trial, result, summary, verdict)
+        extra = {"abort": self.watch.verdict} if verdict == "abort" else {}
+        return self.book.conclude(trial, result, summary, hold, verdict, confirm, extra), result, trial
 
     async def _train(self, trial: Trial, base_source: Optional[str] = None) -> tuple[RunResult, dict, str]:
         """Run ``trial`` (with ``base_source``, the best kept train.py, the next
@@ -283,11 +301,16 @@ class Engine(SessionStart, Pipelining):
                   on_start=lambda pid: self.book.running(trial, pid))
         if base_source is not None:
             self._queue_next(trial, base_source)
+        incumbent = self._curves.get(self._state.last_kept)
+        self.watch = (LossWatch(incumbent, budget, self.config.abort_after, self.config.abort_margin)
+                      if self.config.early_abort and trial.n > 0 and incumbent else None)
+        self._curve = self._curves[trial.commit] = []
         self.times.run_started()
         try:
             result = await self.control.guarded(run)
         finally:
             self.times.run_ended()
+            self._curve = None
         summary = parse_summary(result.text)
         if result.log_error:
             self.emit(EngineMessage(f"{result.log_error}; the run's output is kept in memory only", "error"))

@@ -5,7 +5,8 @@ every unclosed journal entry belongs to a dead engine). The restart rule:
 
 1. Orphans: a run whose journal ``train`` entry is not closed and whose
    process group is still alive (a member with the workspace as its working
-   directory) is killed, group and all.
+   directory) is killed, group and all; so is a re-run's (noise floor,
+   confirming re-run: ``aux-train`` without ``aux-close``), which has no row.
 2. Torn last lines (no newline: the write was cut off). The journal's is
    dropped: that entry was never written whole. results.tsv's is completed
    only when it is provably the interrupted experiment's row (it starts after
@@ -75,9 +76,12 @@ def reconcile(ws: Workspace, repo: GitRepo, journal: Journal) -> list[Note]:
 def kill_orphans(entries: list[dict], pending: list[dict], root: Path) -> list[Note]:
     """Kill the still-running process groups of the unclosed entries' runs."""
     ids = {e["id"] for e in pending}
+    closed_aux = {e.get("id") for e in entries if e["entry"] == "aux-close"}
     notes = []
     for entry in entries:
-        if entry["entry"] == "train" and entry["id"] in ids and group_alive(entry["pid"], root):
+        orphan = (entry["entry"] == "train" and entry["id"] in ids) or (
+            entry["entry"] == "aux-train" and entry["id"] not in closed_aux)  # a re-run (cockpit.noise)
+        if orphan and group_alive(entry["pid"], root):
             try:
                 os.killpg(entry["pid"], signal.SIGKILL)
             except (ProcessLookupError, PermissionError):

@@ -47,6 +47,19 @@ class SessionConfig:
     program: Optional[str] = None
     """Program NAME (``programs/NAME.md``) or PATH (absolute, or relative to the
     workspace); None = the workspace's program.md. Read before every proposal."""
+    noise_runs: int = 3
+    """Re-runs of the baseline at session start that measure the noise floor
+    (cockpit.noise); 0 = off (upstream's strict rule, with ``keep_threshold``)."""
+    keep_threshold: float = 0.0
+    """Fixed improvement in val_bpb a keep must exceed (the noise floor's
+    2 sigma applies when larger)."""
+    early_abort: bool = False
+    """Stop a run whose smoothed training loss trails the incumbent's at equal
+    training time (cockpit.early_abort); it ends as a discard."""
+    abort_after: float = 0.3
+    """Share of the budget trained before early abort may judge a run."""
+    abort_margin: float = 0.05
+    """Smoothed training loss (nats) a run may trail the incumbent's by."""
     pipeline: bool = True
     """Ask for the next proposal while a run trains (cockpit.pipeline); False =
     upstream's serial loop (the GPU waits while the agent thinks)."""

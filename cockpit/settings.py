@@ -7,6 +7,11 @@
     fix_attempts = 2           # fix attempts after a crash (0 = none)
     approval_gate = false      # every proposal waits for approve / veto in the cockpit
     pipeline = true            # ask for the next proposal while a run trains
+    noise_runs = 3             # baseline re-runs measuring the noise floor (0 = off)
+    keep_threshold = 0.0       # fixed val_bpb improvement a keep must exceed
+    early_abort = false        # stop runs clearly behind the incumbent's loss
+    abort_after = 0.3          # share of the budget before early abort judges
+    abort_margin = 0.05        # smoothed loss (nats) a run may trail by
 
     [agent]
     name = "litellm"           # "offline" (default) or "litellm"
@@ -28,6 +33,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Optional
 
 DEFAULT_FIX_ATTEMPTS = 2
+DEFAULT_NOISE_RUNS = 3
 
 
 class SettingsError(ValueError):
@@ -112,7 +118,7 @@ def parse_agent(value: Any, where: str) -> AgentSettings:
 def parse_settings(data: dict, where: str) -> dict:
     """Keyword arguments of ``Workspace`` (all but ``path``) from a parsed
     cockpit.toml: profile, agent, budget_s, seed, program, fix_attempts, approval_gate,
-    pipeline.
+    pipeline, noise_runs, keep_threshold, early_abort, abort_after, abort_margin.
     Raises SettingsError naming ``where`` for a value of the wrong type."""
     profile, seed, budget = data.get("profile", "h100"), data.get("seed", 0), data.get("budget_s")
     program, fixes = data.get("program"), data.get("fix_attempts", DEFAULT_FIX_ATTEMPTS)
@@ -132,7 +138,21 @@ def parse_settings(data: dict, where: str) -> dict:
     pipeline = data.get("pipeline", True)
     if not isinstance(pipeline, bool):
         raise SettingsError(f"{where}: pipeline must be true or false")
+    early = data.get("early_abort", False)
+    if not isinstance(early, bool):
+        raise SettingsError(f"{where}: early_abort must be true or false")
+    noise = data.get("noise_runs", DEFAULT_NOISE_RUNS)
+    if not _typed(noise, (int,)) or noise < 0:
+        raise SettingsError(f"{where}: noise_runs must be an integer, 0 (off) or more")
+    numbers = {}
+    for key, default, low, high in (("keep_threshold", 0.0, 0.0, None), ("abort_after", 0.3, 0.0, 1.0),
+                                    ("abort_margin", 0.05, 0.0, None)):
+        value = data.get(key, default)
+        if not _typed(value, (int, float)) or value < low or (high is not None and value > high):
+            bounds = f"between {low:g} and {high:g}" if high is not None else f"{low:g} or more"
+            raise SettingsError(f"{where}: {key} must be a number, {bounds}")
+        numbers[key] = float(value)
     return dict(profile=profile, agent=parse_agent(data.get("agent"), where),
                 budget_s=None if budget is None else float(budget),
                 seed=seed, program=program, fix_attempts=fixes, approval_gate=gate,
-                pipeline=pipeline)
+                pipeline=pipeline, noise_runs=noise, early_abort=early, **numbers)

@@ -80,16 +80,18 @@ class TimeKeeper:
         """A run's process ended now: the next gap starts."""
         self._last_end = self.clock()
 
-    def account(self, run_timings: dict, propose_s: float = 0.0) -> dict:
+    def account(self, run_timings: dict, propose_s: float = 0.0, experiment: bool = True) -> dict:
         """The experiment's account (its run's ``run_timings`` from
         RunResult.timings() plus the gap before it and ``propose_s``), added to
-        the session totals. Returns the per-experiment dict."""
+        the session totals. Returns the per-experiment dict. A re-run
+        (``experiment`` False: noise floor, confirming re-run) is added to the
+        totals, its training counted as the GPU's work, but not as an experiment."""
         gap = self._run_gap or {"gap_s": 0.0, **self._empty_gap(), "overhead_s": 0.0}
         self._run_gap = {}
         own = {"propose_s": propose_s, **gap, **{k: float(run_timings.get(k, 0.0)) for k in (*RUN_KINDS, "wall_s")}}
         for kind in self.totals:
             self.totals[kind] += own.get(kind, 0.0)
-        self.experiments += 1
+        self.experiments += 1 if experiment else 0
         return own
 
     def session(self) -> dict:

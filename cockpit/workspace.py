@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from cockpit.repo import init_repo
-from cockpit.settings import DEFAULT_FIX_ATTEMPTS, AgentSettings, SettingsError, parse_settings
+from cockpit.settings import DEFAULT_FIX_ATTEMPTS, DEFAULT_NOISE_RUNS, AgentSettings, SettingsError, parse_settings
 from cockpit.upstream import is_upstream_layout, read_time_budget
 
 PROFILES = ("cpu", "h100", "tiny")
@@ -56,6 +56,16 @@ class Workspace:
     """Start sessions with the approval gate on (each proposal waits for approve or veto)."""
     pipeline: bool = True
     """Ask for the next proposal while a run trains (cockpit.pipeline); false = serial."""
+    noise_runs: int = DEFAULT_NOISE_RUNS
+    """Baseline re-runs measuring the noise floor at session start (cockpit.noise); 0 = off."""
+    keep_threshold: float = 0.0
+    """Fixed improvement in val_bpb a keep must exceed."""
+    early_abort: bool = False
+    """Stop runs clearly behind the incumbent's training loss (cockpit.early_abort)."""
+    abort_after: float = 0.3
+    """Share of the budget trained before early abort judges a run."""
+    abort_margin: float = 0.05
+    """Smoothed training loss (nats) a run may trail the incumbent's by."""
     layout: str = "cockpit"
     """"cockpit" (made by ``cockpit init``) or "upstream" (a karpathy/autoresearch checkout)."""
 
@@ -149,7 +159,10 @@ def render_config(profile: str, agent: str = "offline") -> str:
             '# program = "hyperparameters"   # a shipped program or a path; default: program.md\n'
             f"# fix_attempts = {DEFAULT_FIX_ATTEMPTS}              # fix attempts after a crash (0 = none)\n"
             "# approval_gate = false         # every proposal waits for approve / veto in the cockpit\n"
-            "# pipeline = true               # ask for the next proposal while a run trains\n\n"
+            "# pipeline = true               # ask for the next proposal while a run trains\n"
+            f"# noise_runs = {DEFAULT_NOISE_RUNS}                # baseline re-runs measuring the noise floor (0 = off)\n"
+            "# keep_threshold = 0.0          # fixed val_bpb improvement a keep must exceed\n"
+            "# early_abort = false           # stop runs clearly behind the incumbent's training loss\n\n"
             f'[agent]\nname = "{agent}"' + " " * max(1, 23 - len(agent)) + "# offline | litellm\n"
             '# model = "openai/gpt-4o-mini"  # needed for litellm; API keys come only from the environment\n'
             '# api_base = "http://127.0.0.1:8000/v1"\n'

@@ -114,7 +114,7 @@ class ScriptedAgent:
 
 def fast_config(tag: str = "t1", **overrides) -> SessionConfig:
     """A SessionConfig for tests: tiny budget, short hard-limit grace and kill grace."""
-    values = dict(tag=tag, budget_s=0.2, hard_limit_grace_s=1.5, kill_grace_s=0.5, pipeline=False)
+    values = dict(tag=tag, budget_s=0.2, hard_limit_grace_s=1.5, kill_grace_s=0.5, pipeline=False, noise_runs=0)
     values.update(overrides)
     return SessionConfig(**values)
 

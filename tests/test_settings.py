@@ -101,6 +101,29 @@ def test_session_builds_the_agent_from_toml_and_flags(tmp_path, monkeypatch, cap
     assert built == {"name": "litellm", "seed": 0, "model": "openai/from-flag", "api_base": "http://toml:1/v1",
                      "timeout_s": 30.0, "stream": False, "temperature": 0.5}
     assert "hyper-parameters only" in agent.contexts[0].program_md
-    assert read_records(Path(ws.path) / "records.jsonl")[1]["program"] == "programs/hyperparameters.md"
+    experiments = [r for r in read_records(Path(ws.path) / "records.jsonl") if r["kind"] == "experiment"]
+    assert experiments[1]["program"] == "programs/hyperparameters.md"
+    assert len([r for r in read_records(Path(ws.path) / "records.jsonl") if r["kind"] == "rerun"]) == 3
     assert "MATRIX_LR 0.04 -> 0.08  [agent 1,200+80 tok, $0.0042]" in out
     assert "; agent 1,200+80 tok, $0.0042 in 1 calls" in out
+
+
+def test_noise_abort_and_pipeline_settings(tmp_path):
+    values = parse_settings({"noise_runs": 5, "keep_threshold": 0.001, "early_abort": True, "abort_after": 0.5,
+                             "abort_margin": 0.1, "pipeline": False}, "x")
+    assert (values["noise_runs"], values["keep_threshold"], values["early_abort"]) == (5, 0.001, True)
+    assert (values["abort_after"], values["abort_margin"], values["pipeline"]) == (0.5, 0.1, False)
+    defaults = parse_settings({}, "x")
+    assert (defaults["noise_runs"], defaults["early_abort"], defaults["pipeline"]) == (3, False, True)
+    for bad, message in (({"noise_runs": -1}, "noise_runs"), ({"early_abort": "yes"}, "early_abort"),
+                         ({"abort_after": 1.5}, "abort_after"), ({"keep_threshold": -0.1}, "keep_threshold"),
+                         ({"pipeline": 1}, "pipeline")):
+        with pytest.raises(SettingsError, match=message):
+            parse_settings(bad, "cockpit.toml")
+    ws = load_workspace(make_workspace(tmp_path / "ws", toml='profile = "tiny"\nnoise_runs = 2\nearly_abort = true\n').path)
+    config, _ = cli.session_setup(cli.build_parser().parse_args(["--workspace", str(ws.path)]), ws, headless=True)
+    assert (config.noise_runs, config.early_abort, config.pipeline) == (2, True, True)
+    flags = cli.build_parser().parse_args(["--workspace", str(ws.path), "--noise-runs", "0", "--no-pipeline"])
+    config, _ = cli.session_setup(flags, ws, headless=True)
+    assert (config.noise_runs, config.pipeline) == (0, False)
+    assert "--noise-runs" in cli.serve_argv(flags, ws, "t") and "0" in cli.serve_argv(flags, ws, "t")

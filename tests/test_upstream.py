@@ -52,7 +52,7 @@ def test_upstream_checkout_runs_three_experiments(tmp_path, monkeypatch, capsys)
 
     rows = read_rows(repo / "results.tsv")
     assert len(rows) == 3 and rows[0].status == "keep" and rows[0].description == "baseline"
-    records = read_records(repo / "records.jsonl")
+    records = [r for r in read_records(repo / "records.jsonl") if r["kind"] == "experiment"]
     assert {r["budget_s"] for r in records} == {5.0} and records[1]["program"] == "programs/default.md"
     assert "TIME_BUDGET 5s read from prepare.py (not imported)" in out
     assert "cockpit runs no prepare step" in out and not (repo / "logs" / "prepare.log").exists()

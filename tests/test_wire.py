@@ -13,7 +13,8 @@ from cockpit import events, wire
 from cockpit.events import (Pause, RowLogged, RunStarted, SessionEnded, SetApprovalGate, StepLogged, Steer,
                             Stop)
 
-SAMPLES = {str: "text ✓ \"quoted\"\nline", float: 1.25, int: 7, bool: True, dict: {"val_bpb": 0.99, "n": [1, 2]}}
+SAMPLES = {str: "text ✓ \"quoted\"\nline", float: 1.25, int: 7, bool: True, dict: {"val_bpb": 0.99, "n": [1, 2]},
+           list: [1.1, 1.09]}
 
 
 def sample(cls: type):

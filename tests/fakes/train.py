@@ -15,7 +15,11 @@ grandchildren, so a test can find leftovers by their command line.
 FAKE_SLOW_FILE (env): while that file exists each step takes 15 s instead of
 0.01 s (the fault tests kill the engine in the middle of such a run).
 FAKE_STEP_S (env): seconds per step otherwise (default 0.01), for a run of a
-fixed length (the pipelining tests and bench/duty_cycle.py).
+fixed length (the pipelining and early-abort tests).
+The training loss is 4.0 - 0.1 x step + 5 x (val_bpb - 1): a worse MATRIX_LR
+trains visibly worse (the early-abort tests).
+FAKE_OFFSETS (env): a file of val_bpb offsets, one per line; each run takes
+(and removes) the first line and adds it to its val_bpb (the noise-floor tests).
 """
 
 import math
@@ -44,9 +48,10 @@ if MODE == "grandkids":
         subprocess.Popen([sys.executable, "-c", SLEEPER, *sys.argv[1:]])  # they hold the output pipe too
 if MODE == "setsid_grandkid":
     subprocess.Popen([sys.executable, "-c", ESCAPER, *sys.argv[1:]])  # out of the group, on the pipe
+lr_penalty = abs(math.log2(MATRIX_LR / 0.08)) / 10
 for step in range(STEPS):
     pct = 100.0 * (step + 1) / STEPS
-    print(f"step {step:05d} ({pct:.1f}%) | loss: {4.0 - step * 0.1:.6f} | lrm: 1.00 | dt: 10ms | "
+    print(f"step {step:05d} ({pct:.1f}%) | loss: {4.0 - step * 0.1 + 5 * lr_penalty:.6f} | lrm: 1.00 | dt: 10ms | "
           f"tok/sec: 1,680,000 | mfu: 39.8% | epoch: 1 | remaining: {budget * (1 - pct / 100):.0f}s",
           end="\r", flush=True)
     slow = os.path.exists(os.environ.get("FAKE_SLOW_FILE", "/nonexistent"))
@@ -63,7 +68,16 @@ for step in range(STEPS):
 print()
 if MODE in ("hang", "hang_child", "ignore_term"):
     time.sleep(600)
-val_bpb = float("nan") if MODE == "nan" else 1.0 + abs(math.log2(MATRIX_LR / 0.08)) / 10
+offset = 0.0
+offsets_file = os.environ.get("FAKE_OFFSETS")
+if offsets_file and os.path.exists(offsets_file):
+    with open(offsets_file) as handle:
+        offsets = handle.read().split()
+    if offsets:
+        offset = float(offsets[0])
+        with open(offsets_file, "w") as handle:
+            handle.write("\n".join(offsets[1:]))
+val_bpb = float("nan") if MODE == "nan" else 1.0 + lr_penalty + offset
 print("---")
 print(f"val_bpb:          {val_bpb:.6f}")
 print(f"training_seconds: {budget:.1f}")
