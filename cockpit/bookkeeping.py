@@ -145,12 +145,13 @@ class Bookkeeper:
         self.store("the journal", lambda: self.journal.append("aux-close", id=run_id))
 
     def record_rerun(self, n: int, commit: str, label: str, result: RunResult, summary: dict,
-                     log_path: str) -> None:
+                     log_path: str, holdout: Optional[float] = None) -> None:
         """records.jsonl ``kind`` "rerun": one re-run of ``commit`` (``label`` says
-        which), its val_bpb (None when it crashed), timings and log."""
+        which), its val_bpb (None when it crashed), holdout_bpb, timings and log."""
         val = summary_val_bpb(summary) if result.returncode == 0 and not result.stopped else None
         record = {"kind": "rerun", "experiment": n, "tag": self.config.tag, "commit": short(commit),
-                  "label": label, "val_bpb": val, "budget_s": self.budget_s, "returncode": result.returncode,
+                  "label": label, "val_bpb": val, "holdout_bpb": holdout, "budget_s": self.budget_s,
+                  "returncode": result.returncode,
                   "timings": result.timings(),
                   "summary": summary, "log_path": log_path, "time": now_iso()}
         self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
@@ -230,8 +231,9 @@ class Bookkeeper:
             **(extra or {}),
             errors=list(trial.asked.outcome.errors) if trial.asked else [],
             replies=[r[:20_000] for r in trial.asked.outcome.replies] if trial.asked else [])
+        holdout = (extra or {}).get("holdout_bpb") if status == "keep" else None
         self._log_row(Logged(n, trial.commit, status, val, mem, description), usage, record, trial,
-                      judged.delta_sigma if judged else None)
+                      judged.delta_sigma if judged else None, holdout)
         self.emit(TimeAccounted(n, timings, session))
         fault_point("after-row", n)
         self._close(trial)
@@ -270,7 +272,8 @@ class Bookkeeper:
         return status, (" [stopped]" if result.stopped else " [timed out]" if result.timed_out else ""), judged
 
     def _log_row(self, row: Logged, usage: Optional[dict] = None, record: Optional[ExperimentRecord] = None,
-                 trial: Optional[Trial] = None, delta_sigma: Optional[float] = None) -> None:
+                 trial: Optional[Trial] = None, delta_sigma: Optional[float] = None,
+                 holdout_bpb: Optional[float] = None) -> None:
         """Append ``row`` to results.tsv and its ``record`` (if any) to records.jsonl,
         update the state (SessionState.log), journal the row (with the last keep
         after it), emit RowLogged."""
@@ -285,7 +288,7 @@ class Bookkeeper:
         self.store("the journal", lambda: self.journal.append("row", **fields))
         self.state.usage = add_usage(self.state.usage, usage)
         self.emit(RowLogged(row.experiment, line.commit, line.val_bpb, row.memory_gb, row.status,
-                            row.description, self.state.best, usage, delta_sigma))
+                            row.description, self.state.best, usage, delta_sigma, holdout_bpb))
 
     def relog(self, source: Logged, status: str, description: str) -> Logged:
         """Append a row for ``source``'s commit that did not train again (a forced keep

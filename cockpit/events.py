@@ -153,6 +153,8 @@ class RowLogged:
     delta_sigma: Optional[float] = None
     """(val_bpb - the best before it) / the noise floor's sigma (cockpit.noise);
     None without a noise floor or a val_bpb."""
+    holdout_bpb: Optional[float] = None
+    """A kept row's score on the holdout shard (cockpit.holdout); None when not scored."""
 
 
 @dataclass(frozen=True)

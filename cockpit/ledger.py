@@ -84,7 +84,9 @@ class ExperimentRecord:
     new best, or the session ended first); ``reason`` says which. ``noise``
     is the noise-aware judgement of a finished run (cockpit.noise: delta,
     threshold, sigma, runs averaged, delta_sigma, verdict); ``abort`` why and
-    when early abort stopped it (cockpit.early_abort: reason, at_s, saved_s).
+    when early abort stopped it (cockpit.early_abort: reason, at_s, saved_s);
+    ``holdout_bpb`` the holdout shard's score (cockpit.holdout; None when the
+    harness did not score it: a clear discard, an upstream harness).
     Re-runs that make no row are ``kind`` "rerun"; the noise floor ``kind``
     "noise-floor" (runs, sigma, mean).
     """
@@ -126,6 +128,7 @@ class ExperimentRecord:
     session: dict = field(default_factory=dict)
     noise: dict = field(default_factory=dict)
     abort: dict = field(default_factory=dict)
+    holdout_bpb: Optional[float] = None
 
 
 def clean_description(text: str) -> str:

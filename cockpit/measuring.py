@@ -19,6 +19,7 @@ from typing import Optional
 from cockpit.bookkeeping import Trial
 from cockpit.control import Stopped
 from cockpit.events import EngineMessage, NoiseMeasured, PhaseChanged, RunFinished, RunStarted
+from cockpit.holdout import holdout_env, read_holdout
 from cockpit.noise import NoiseFloor, judge, threshold
 from cockpit.repo import short
 from cockpit.runner import Run, RunResult
@@ -37,17 +38,19 @@ class Measuring:
         if k <= 0 or base is None or base.val_bpb is None:
             return
         runs = [base.val_bpb]
+        holdouts = [self._baseline_scores[1]] if self._baseline_scores else []
         for i in range(1, k + 1):
-            val = await self._rerun(0, self._state.last_kept, f"noise floor: baseline re-run {i}/{k}",
-                                    "measuring-noise", i)
+            val, holdout = await self._rerun(0, self._state.last_kept, f"noise floor: baseline re-run {i}/{k}",
+                                             "measuring-noise", i, score_always=True)
             if val is None:
                 self.emit(EngineMessage(f"noise floor: baseline re-run {i}/{k} crashed; left out", "warning"))
             else:
                 runs.append(val)
+                holdouts += [holdout] if holdout is not None and holdouts else []
         if len(runs) < 2:
             self.emit(EngineMessage("noise floor not measured: no baseline re-run finished", "warning"))
             return
-        floor = NoiseFloor(tuple(runs))
+        floor = NoiseFloor(tuple(runs), tuple(holdouts) if len(holdouts) == len(runs) else ())
         self.book.record_noise(floor)
         bar = threshold(self.config.keep_threshold, floor.sigma)
         self.emit(NoiseMeasured(list(floor.runs), floor.sigma, bar))
@@ -67,11 +70,14 @@ class Measuring:
             return ()
         self.emit(EngineMessage(f"#{trial.n} improves by {judged.delta:.6f}, within the noise "
                                 f"(threshold {judged.threshold:.6f}): running it once more to confirm"))
-        again = await self._rerun(trial.n, trial.commit, f"confirming re-run of #{trial.n}", "confirming", 1)
+        again, _ = await self._rerun(trial.n, trial.commit, f"confirming re-run of #{trial.n}", "confirming", 1)
         return () if again is None else (again,)
 
-    async def _rerun(self, n: int, commit: str, label: str, phase: str, k: int) -> Optional[float]:
-        """Train HEAD (``commit``) once more; returns its val_bpb (None: it crashed)."""
+    async def _rerun(self, n: int, commit: str, label: str, phase: str, k: int,
+                     score_always: bool = False) -> tuple[Optional[float], Optional[float]]:
+        """Train HEAD (``commit``) once more; returns its val_bpb (None: it crashed)
+        and holdout_bpb (cockpit.holdout: scored when ``score_always`` or below the
+        best; None otherwise)."""
         run_id = f"{self.config.tag}-{n}-{short(commit)}-{phase}-{k}-{uuid.uuid4().hex[:6]}"
         log_name = f"logs/exp-{n:04d}-{short(commit)}-rerun-{k}.log"
         if (self.ws.path / log_name).exists():
@@ -81,7 +87,9 @@ class Measuring:
         budget = self.book.budget_s
         self.emit(RunStarted(n, short(commit), label, budget, str(self.ws.path / log_name)))
         limit = budget * self.config.hard_limit_factor + self.config.hard_limit_grace_s
-        run = Run(self.config.run_command, self.ws.path, self.ws.path / log_name, env=self._env(),
+        scores = self._holdout_path(n, commit, f"rerun-{k}")
+        env = {**self._env(), **holdout_env(scores, None if score_always else self._state.best)}
+        run = Run(self.config.run_command, self.ws.path, self.ws.path / log_name, env=env,
                   hard_limit_s=limit, kill_grace_s=self.config.kill_grace_s, experiment=n, emit=self.emit,
                   on_start=lambda pid: self.book.aux_running(run_id, pid))
         self.times.run_started()
@@ -94,8 +102,9 @@ class Measuring:
         self.emit(RunFinished(n, short(commit), result.returncode, result.timed_out, summary,
                               result.timings()["wall_s"]))
         self.times.account(result.timings(), experiment=False)
-        self.book.record_rerun(n, commit, label, result, summary, log_name)
+        holdout = read_holdout(scores)
+        self.book.record_rerun(n, commit, label, result, summary, log_name, holdout)
         if result.stopped:
             raise Stopped
         ok = result.returncode == 0 and not result.timed_out
-        return summary_val_bpb(summary) if ok else None
+        return (summary_val_bpb(summary) if ok else None), (holdout if ok else None)

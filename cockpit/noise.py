@@ -31,19 +31,28 @@ from typing import Optional, Sequence
 
 @dataclass(frozen=True)
 class NoiseFloor:
-    """val_bpb of the baseline and its re-runs (bits per byte), in run order."""
+    """val_bpb of the baseline and its re-runs (bits per byte), in run order, and
+    their holdout_bpb (cockpit.holdout; empty when the harness scores none)."""
 
     runs: tuple[float, ...]
+    holdout_runs: tuple[float, ...] = ()
 
     @property
     def sigma(self) -> float:
         """Sample standard deviation of ``runs`` (0.0 for fewer than two)."""
         return statistics.stdev(self.runs) if len(self.runs) >= 2 else 0.0
 
+    @property
+    def holdout_sigma(self) -> float:
+        """Sample standard deviation of ``holdout_runs`` (0.0 for fewer than two)."""
+        return statistics.stdev(self.holdout_runs) if len(self.holdout_runs) >= 2 else 0.0
+
     def as_record(self, tag: str) -> dict:
-        """The records.jsonl object ``{"kind": "noise-floor", "tag", "runs", "sigma", "mean"}``."""
+        """The records.jsonl object ``{"kind": "noise-floor", "tag", "runs", "sigma",
+        "mean", "holdout_runs", "holdout_sigma"}``."""
         return {"kind": "noise-floor", "tag": tag, "runs": list(self.runs), "sigma": self.sigma,
-                "mean": statistics.fmean(self.runs) if self.runs else None}
+                "mean": statistics.fmean(self.runs) if self.runs else None,
+                "holdout_runs": list(self.holdout_runs), "holdout_sigma": self.holdout_sigma}
 
 
 def threshold(keep_threshold: float, sigma: float, runs: int = 1) -> float:

@@ -45,6 +45,7 @@ from cockpit.events import (Command, EngineMessage, Emit, Event, LogLine, PhaseC
 from cockpit.faults import fault_point
 from cockpit.ledger import LedgerError
 from cockpit.early_abort import LossWatch
+from cockpit.holdout import divergence, holdout_env, read_holdout
 from cockpit.measuring import Measuring
 from cockpit.pipeline import Pipelining
 from cockpit.programs import Program, ProgramError
@@ -83,6 +84,7 @@ class Engine(SessionStart, Pipelining, Measuring):
         self.watch: Optional[LossWatch] = None  # early abort of the running experiment (cockpit.early_abort)
         self._curve: Optional[list] = None  # (training s, loss) of the running experiment
         self._curves: dict[str, list] = {}  # by commit: the incumbent's curve for early abort
+        self._baseline_scores: Optional[tuple[float, float]] = None  # (val_bpb, holdout_bpb) of the baseline
 
     def send(self, command: Command) -> None:
         """Queue a command (cockpit.events); cockpit.actions says what each does when."""
@@ -164,8 +166,11 @@ class Engine(SessionStart, Pipelining, Measuring):
     async def _baseline(self) -> None:
         trial = Trial(0, self._state.last_kept, "baseline", "", now_iso())
         self.book.opened(trial)
-        result, summary, _ = await self._train(trial, self.ws.train_py.read_text(encoding="utf-8"))
-        status = self.book.conclude(trial, result, summary)
+        result, summary, _, holdout = await self._train(trial, self.ws.train_py.read_text(encoding="utf-8"))
+        status = self.book.conclude(trial, result, summary, extra={"holdout_bpb": holdout})
+        row = self._state.last_row
+        if status == "keep" and holdout is not None and row is not None and row.val_bpb is not None:
+            self._baseline_scores = (row.val_bpb, holdout)
         if status == "crash" and not result.stopped:
             hint = "; is the data prepared (`uv run prepare.py`)?" if self.ws.layout == "upstream" else ""
             raise SessionError(f"the baseline run crashed (exit {result.returncode}"
@@ -280,15 +285,30 @@ class Engine(SessionStart, Pipelining, Measuring):
         self.book.opened(trial)
         with self.times.waiting("wait_human_s"):
             await self.actions.hold_for_approval(trial, approved)
-        result, summary, verdict = await self._train(trial, base_source)
+        result, summary, verdict, holdout = await self._train(trial, base_source)
         confirm = await self._confirm(trial, result, summary, verdict)
-        extra = {"abort": self.watch.verdict} if verdict == "abort" else {}
-        return self.book.conclude(trial, result, summary, hold, verdict, confirm, extra), result, trial
+        extra = {"holdout_bpb": holdout, **({"abort": self.watch.verdict} if verdict == "abort" else {})}
+        status = self.book.conclude(trial, result, summary, hold, verdict, confirm, extra)
+        if status == "keep" and holdout is not None:
+            self._check_holdout(holdout)
+        return status, result, trial
 
-    async def _train(self, trial: Trial, base_source: Optional[str] = None) -> tuple[RunResult, dict, str]:
+    def _check_holdout(self, holdout: float) -> None:
+        """Say so when val_bpb and holdout_bpb have moved apart since the baseline
+        beyond the noise floor (cockpit.holdout)."""
+        row, floor = self._state.last_row, self.book.noise
+        if self._baseline_scores is None or row is None or row.val_bpb is None or floor is None:
+            return
+        warning = divergence(*self._baseline_scores, row.val_bpb, holdout, floor.sigma, floor.holdout_sigma)
+        if warning:
+            self.emit(EngineMessage(f"#{row.experiment}: {warning}", "warning"))
+
+    async def _train(self, trial: Trial, base_source: Optional[str] = None
+                     ) -> tuple[RunResult, dict, str, Optional[float]]:
         """Run ``trial`` (with ``base_source``, the best kept train.py, the next
         proposal is asked meanwhile: cockpit.pipeline); returns its result,
-        parsed summary and the human's verdict."""
+        parsed summary, the human's verdict and its holdout_bpb (cockpit.holdout;
+        None when not scored)."""
         await self._ready_to_run(trial)
         n, commit, log_name = trial.n, trial.commit, self.book.log_name(trial.n, trial.commit)
         self.actions.begin(trial)
@@ -296,7 +316,9 @@ class Engine(SessionStart, Pipelining, Measuring):
         budget = self.book.budget_s
         self.emit(RunStarted(n, short(commit), trial.description, budget, str(self.ws.path / log_name)))
         limit = budget * self.config.hard_limit_factor + self.config.hard_limit_grace_s
-        run = Run(self.config.run_command, self.ws.path, self.ws.path / log_name, env=self._env(),
+        scores = self._holdout_path(n, commit)
+        run = Run(self.config.run_command, self.ws.path, self.ws.path / log_name,
+                  env={**self._env(), **holdout_env(scores, self._state.best)},
                   hard_limit_s=limit, kill_grace_s=self.config.kill_grace_s, experiment=n, emit=self.emit,
                   on_start=lambda pid: self.book.running(trial, pid))
         if base_source is not None:
@@ -321,7 +343,13 @@ class Engine(SessionStart, Pipelining, Measuring):
                               result.timings()["wall_s"]))
         self._state.log_names[n] = log_name
         fault_point("after-run", n)
-        return result, summary, self.actions.finish_run()
+        return result, summary, self.actions.finish_run(), read_holdout(scores)
+
+    def _holdout_path(self, n: int, commit: str, what: str = "run"):
+        """Where the harness writes this run's holdout score (cockpit.holdout)."""
+        folder = self.ws.path / ".cockpit" / "holdout"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{self.config.tag}-{n:04d}-{short(commit)}-{what}.json"
 
     async def _ready_to_run(self, trial: Trial) -> None:
         """The checks before a run (cockpit.startup ``_preflight``: harness, branch,

@@ -146,3 +146,33 @@ async def test_without_early_abort_the_same_run_trains_to_the_end(tmp_path, monk
     await run_session(ws, agent, fast_config(max_experiments=2, budget_s=1.5))
     rows = read_rows(ws.results_tsv)
     assert (rows[1].status, rows[1].description) == ("discard", "MATRIX_LR 0.04 -> 0.02")
+
+
+# ---------------------------------------------------------------- holdout --
+
+async def test_the_holdout_score_appears_for_kept_commits(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    agent = ScriptedAgent([lr("0.04", "0.08"), lr("0.08", "0.16")])
+    _, events = await run_session(ws, agent, fast_config(max_experiments=3))
+    logged = [e for e in events if isinstance(e, RowLogged)]
+    assert [(e.status, e.holdout_bpb) for e in logged] == [
+        ("keep", pytest.approx(1.3)), ("keep", pytest.approx(1.2)), ("discard", None)]
+    records = [r for r in read_records(ws.records_jsonl) if r.get("kind") == "experiment"]
+    assert [r["holdout_bpb"] for r in records] == [pytest.approx(1.3), pytest.approx(1.2), None]
+    assert not list((ws.path / ".cockpit" / "holdout").iterdir())  # read, then removed
+    # the agent never saw it: not in any prompt context, not in the run's output
+    assert not any("holdout" in str(c.history) + str(c.kept_diffs) for c in agent.contexts)
+    assert "1.3" not in (ws.path / records[0]["log_path"]).read_text().split("---")[0]
+
+
+@pytest.mark.parametrize("slope, warned", [(0.0, True), (1.0, False)])
+async def test_val_and_holdout_moving_apart_beyond_the_noise_is_said(tmp_path, monkeypatch, slope, warned):
+    monkeypatch.setenv("FAKE_HOLDOUT_SLOPE", str(slope))
+    offsets(tmp_path, monkeypatch, 0.0, 0.01, -0.01, 0.0, 0.0)
+    ws = make_workspace(tmp_path / "ws")
+    agent = ScriptedAgent([lr("0.04", "0.08")])
+    _, events = await run_session(ws, agent, fast_config(max_experiments=2, noise_runs=3))
+    floor = [r for r in read_records(ws.records_jsonl) if r.get("kind") == "noise-floor"][0]
+    assert floor["holdout_sigma"] == pytest.approx(floor["sigma"])
+    messages = [e.text for e in events if type(e).__name__ == "EngineMessage" and "move apart" in e.text]
+    assert bool(messages) is warned

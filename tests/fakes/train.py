@@ -20,6 +20,10 @@ The training loss is 4.0 - 0.1 x step + 5 x (val_bpb - 1): a worse MATRIX_LR
 trains visibly worse (the early-abort tests).
 FAKE_OFFSETS (env): a file of val_bpb offsets, one per line; each run takes
 (and removes) the first line and adds it to its val_bpb (the noise-floor tests).
+Holdout, as the real harness scores it (cockpit.holdout): when COCKPIT_HOLDOUT_OUT
+is set and val_bpb is below COCKPIT_BEST_VAL_BPB (or none is given), it writes
+holdout_bpb = 1.2 + FAKE_HOLDOUT_SLOPE (env, default 1) x (val_bpb - 1 - offset)
++ offset there: slope 0 makes a holdout that does not follow val_bpb.
 """
 
 import math
@@ -78,6 +82,11 @@ if offsets_file and os.path.exists(offsets_file):
         with open(offsets_file, "w") as handle:
             handle.write("\n".join(offsets[1:]))
 val_bpb = float("nan") if MODE == "nan" else 1.0 + lr_penalty + offset
+holdout_out, best = os.environ.get("COCKPIT_HOLDOUT_OUT"), os.environ.get("COCKPIT_BEST_VAL_BPB")
+if holdout_out and val_bpb == val_bpb and (best is None or val_bpb < float(best)):
+    slope = float(os.environ.get("FAKE_HOLDOUT_SLOPE", "1"))
+    with open(holdout_out, "w") as handle:
+        handle.write('{"holdout_bpb": %r, "tokens": 100, "seconds": 0.01}' % (1.2 + slope * lr_penalty + offset))
 print("---")
 print(f"val_bpb:          {val_bpb:.6f}")
 print(f"training_seconds: {budget:.1f}")
