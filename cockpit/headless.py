@@ -22,7 +22,7 @@ from cockpit.events import (EngineMessage, Event, LogLine, PhaseChanged, Proposa
 from cockpit.redact import redact
 from cockpit.usage import format_usage
 
-_PRINTED_PHASES = ("preparing", "proposing", "paused", "stopped")
+_PRINTED_PHASES = ("preparing", "proposing", "measuring-noise", "confirming", "paused", "stopped")
 _SUMMARY_LINE = re.compile(r"^---$|^\w+:\s+\S+$")
 TABLE_HEADER = f"{'exp':>4}  {'commit':7}  {'val_bpb':>9}  {'mem_gb':>6}  {'status':7}  description"
 
