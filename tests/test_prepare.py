@@ -8,6 +8,7 @@ import bisect
 import functools
 import http.server
 import importlib.util
+import json
 import math
 import os
 import shutil
@@ -104,11 +105,15 @@ def test_kjv_split_is_by_book_and_deterministic(tiny, tmp_path):
     assert not set(val) & set(train)
     chapters = tiny.kjv_chapters(tiny.kjv_db_path())
     assert val == [d for b, _, v in chapters if b in tiny.KJV_VAL_BOOKS for d in tiny.split_chapter(v)]
-    assert sorted(train) == sorted(d for b, _, v in chapters if b not in tiny.KJV_VAL_BOOKS
+    holdout = split_texts(tiny, "holdout")
+    assert holdout == [d for b, _, v in chapters if b in tiny.KJV_HOLDOUT_BOOKS for d in tiny.split_chapter(v)]
+    assert not set(tiny.KJV_HOLDOUT_BOOKS) & set(tiny.KJV_VAL_BOOKS) and not set(holdout) & set(train)
+    assert sorted(train) == sorted(d for b, _, v in chapters
+                                   if b not in tiny.KJV_VAL_BOOKS and b not in tiny.KJV_HOLDOUT_BOOKS
                                    for d in tiny.split_chapter(v))
     assert tiny.text_sha256(val) == tiny.KJV_VAL_TEXT_SHA256
     tiny.build_kjv(tmp_path, progress=False)  # same bytes on a second build
-    for p in [*tiny.shard_paths("train"), *tiny.shard_paths("val")]:
+    for p in [*tiny.shard_paths("train"), *tiny.shard_paths("val"), *tiny.shard_paths("holdout")]:
         assert (tmp_path / p.name).read_bytes() == p.read_bytes()
 
 # -----------------------------------------------------------------------------
@@ -238,6 +243,38 @@ def test_evaluate_bpb_uniform_and_zero(tiny, tok):
     with pytest.raises(ValueError):
         tiny.evaluate_bpb(LossModel(V), tok, 1024)
 
+
+class BigramModel(torch.nn.Module):
+    """Per-token nats of a random bigram table (seeded): non-uniform, different for every token."""
+    def __init__(self, vocab_size):
+        super().__init__()
+        self.table = torch.nn.Embedding(vocab_size, vocab_size)
+        torch.nn.init.normal_(self.table.weight, generator=torch.Generator().manual_seed(0))
+
+    def forward(self, x, y, reduction="mean"):
+        logits = self.table(x)
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1), reduction=reduction)
+
+
+def test_evaluate_bpb_equals_per_batch_readback(tiny, tok):
+    # evaluate_bpb keeps each batch's sums on the device and reads them back once; the number
+    # must be exactly the one of reading each batch's float32 sum back per batch (the earlier
+    # loop), added in the same order as Python floats.
+    model, B, T = BigramModel(tok.get_vocab_size()), 8, tiny.MAX_SEQ_LEN
+    token_bytes = tiny.get_token_bytes("cpu")
+    loader = tiny.make_dataloader(tok, B, T, "val")
+    total_nats, total_bytes = 0.0, 0
+    with torch.no_grad():
+        for _ in range(tiny.EVAL_TOKENS // (B * T)):
+            x, y, _ = next(loader)
+            nats = model(x, y, reduction="none").reshape(-1).float()
+            nbytes = token_bytes[y.reshape(-1)]
+            total_nats += torch.where(nbytes > 0, nats, torch.zeros_like(nats)).sum().item()
+            total_bytes += nbytes.sum().item()
+    expected = total_nats / (math.log(2) * total_bytes)
+    assert tiny.evaluate_bpb(model, tok, B) == expected
+    assert tiny.evaluate_bpb(model, tok, 4) == pytest.approx(expected, rel=1e-6)  # same rows, other sums
+
 # -----------------------------------------------------------------------------
 # Download (climbmix path) against a local HTTP server
 
@@ -317,13 +354,14 @@ def test_download_failures_leave_nothing(tiny, server, tmp_path):
 
 def test_prepare_h100_from_local_mirror(tiny, server, tmp_path, monkeypatch):
     base, root = server
-    fake_climbmix(tiny, root, [*range(10), 6542])
+    fake_climbmix(tiny, root, [*range(10), 6541, 6542])
     monkeypatch.setenv("COCKPIT_DATA_URL", base)
     cache = tmp_path / "cache"
     assert tiny.prepare("h100", progress=False, cache_dir=cache)["data"] == "built"
     data_dir, tokenizer_dir = tiny.profile_dirs("h100", cache)
     assert [p.name for p in tiny.shard_paths("val", data_dir)] == ["shard_06542.parquet"]
     assert len(tiny.shard_paths("train", data_dir)) == 10
+    assert tiny.shard_paths("holdout", data_dir) == [data_dir / "holdout.parquet"]  # shard 06541, renamed
     tok = tiny.Tokenizer.from_directory(tokenizer_dir)
     x, y, epoch = next(tiny.make_dataloader(tok, 2, 32, "val", data_dir=data_dir))
     assert tok.decode(x[0, 1:].tolist()).startswith("Document ")
@@ -349,7 +387,7 @@ def test_prepare_is_idempotent(tmp_path):
     assert (first["data"], first["tokenizer"]) == ("built", "trained")
     files = sorted(p for p in tmp_path.rglob("*") if p.is_file())
     assert [p.relative_to(tmp_path).as_posix() for p in files] == [
-        "tiny/data/prepared.txt", "tiny/data/shard_00000.parquet", "tiny/data/shard_00001.parquet",
+        "tiny/data/holdout.parquet", "tiny/data/prepared.txt", "tiny/data/shard_00000.parquet", "tiny/data/shard_00001.parquet",
         "tiny/data/shard_val.parquet", "tiny/tokenizer/prepared.txt", "tiny/tokenizer/token_bytes.pt",
         "tiny/tokenizer/tokenizer.pkl"]
     mtimes = [p.stat().st_mtime_ns for p in files]
@@ -376,3 +414,55 @@ def test_cli_ready(tiny):
     r = subprocess.run([sys.executable, str(PREPARE)], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "data: ready" in r.stdout and "tokenizer: ready" in r.stdout and "(cached)" in r.stdout
+
+
+def test_import_leaves_preparation_only_modules_unloaded(tiny):
+    # train.py imports prepare; what only preparation needs (progress bars, the kjv database,
+    # BPE training) is imported where it is used, to keep start-up short.
+    code = "import sys, prepare; print(sorted(m for m in ('rich.progress', 'sqlite3', 'rustbpe') if m in sys.modules))"
+    env = {**os.environ, "COCKPIT_PROFILE": "tiny", "COCKPIT_CACHE_DIR": str(tiny.CACHE_DIR)}
+    r = subprocess.run([sys.executable, "-c", code], cwd=PREPARE.parent, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+# -----------------------------------------------------------------------------
+# Holdout (cockpit.holdout): scored aside, only for a run that could be kept
+
+
+def test_evaluate_bpb_scores_the_holdout_aside_only_below_the_best(tiny, tok, tmp_path, monkeypatch, capsys):
+    V, B, out = tok.get_vocab_size(), 8, tmp_path / "holdout.json"
+    monkeypatch.setenv(tiny.HOLDOUT_OUT_ENV, str(out))
+    monkeypatch.delenv(tiny.HOLDOUT_BEST_ENV, raising=False)
+    val = tiny.evaluate_bpb(LossModel(V), tok, B)  # no best given (a baseline): scored
+    scored = json.loads(out.read_text())
+    steps = max(1, tiny.HOLDOUT_TOKENS // (B * tiny.MAX_SEQ_LEN))
+    loader = tiny.make_dataloader(tok, B, tiny.MAX_SEQ_LEN, "holdout")
+    targets = [t for _ in range(steps) for t in next(loader)[1].reshape(-1).tolist()]
+    special = {tok.enc.encode_single_token(s) for s in tiny.SPECIAL_TOKENS}
+    n_tokens = sum(t not in special for t in targets)
+    n_bytes = sum(len(tok.enc.decode_single_token_bytes(t)) for t in targets if t not in special)
+    assert scored["holdout_bpb"] == pytest.approx(math.log2(V) * n_tokens / n_bytes, rel=1e-6)
+    assert scored["holdout_bpb"] != pytest.approx(val, rel=1e-9) and scored["tokens"] == steps * B * tiny.MAX_SEQ_LEN
+    assert "holdout" not in capsys.readouterr().out  # nothing printed: the agent may read the output
+    out.unlink()
+    monkeypatch.setenv(tiny.HOLDOUT_BEST_ENV, repr(val - 0.01))  # not better than the best: not scored
+    tiny.evaluate_bpb(LossModel(V), tok, B)
+    assert not out.exists()
+    monkeypatch.setenv(tiny.HOLDOUT_BEST_ENV, repr(val + 0.01))
+    tiny.evaluate_bpb(LossModel(V), tok, B)
+    assert json.loads(out.read_text())["holdout_bpb"] == pytest.approx(scored["holdout_bpb"])
+
+
+def test_a_missing_holdout_shard_is_said_in_the_file(tiny, tok, tmp_path, monkeypatch):
+    out = tmp_path / "holdout.json"
+    monkeypatch.setenv(tiny.HOLDOUT_OUT_ENV, str(out))
+    monkeypatch.delenv(tiny.HOLDOUT_BEST_ENV, raising=False)
+    holdout = tiny.shard_paths("holdout")[0]
+    moved = holdout.with_name("moved.parquet")
+    holdout.rename(moved)
+    try:
+        tiny.evaluate_bpb(LossModel(tok.get_vocab_size()), tok, 8)
+    finally:
+        moved.rename(holdout)
+    assert "no holdout shard" in json.loads(out.read_text())["error"]

@@ -71,6 +71,42 @@ def test_optimizer_groups_and_a_step_lowers_the_loss():
     assert losses[-1] < losses[0]
 
 
+def test_optimizer_is_built_without_importing_dynamo():
+    # torch.optim.Optimizer.add_param_group's wrapper imports torch._dynamo (~1 s of start-up
+    # on a 2-core CPU); MuonAdamW calls the wrapped method, keeping its checks.
+    code = ("import sys, torch, train\n"
+            "config = train.GPTConfig(sequence_len=32, vocab_size=97, n_layer=2, n_head=2, n_kv_head=2, n_embd=64)\n"
+            "model = train.GPT(config)\n"
+            "opt = train.MuonAdamW(model.param_groups(0.04, 0.6, 0.004, 0.5, (0.8, 0.95), 0.2))\n"
+            "assert len(opt.param_groups) > 4 and all(isinstance(g['params'], list) for g in opt.param_groups)\n"
+            "print('torch._dynamo' in sys.modules)\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=SUBSTRATE, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
+    with pytest.raises(ValueError, match="non-leaf"):
+        train.MuonAdamW([dict(kind="adamw", params=[torch.ones(2, requires_grad=True) * 2], lr=0.1)])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
+def test_tune_cpu_allocator_keeps_results_bit_identical():
+    # Process-wide, so in a child process: the same model and batch give the same loss bits
+    # before and after the allocator setting.
+    code = ("import torch, train\n"
+            "torch.manual_seed(0)\n"
+            "config = train.GPTConfig(sequence_len=64, vocab_size=512, n_layer=2, n_head=2, n_kv_head=2, n_embd=64)\n"
+            "model = train.GPT(config)\n"
+            "x = torch.randint(0, 512, (4, 64))\n"
+            "with torch.no_grad():\n"
+            "    before = model(x, x, reduction='none')\n"
+            "    print(train.tune_cpu_allocator())\n"
+            "    after = [model(x, x, reduction='none') for _ in range(3)]\n"
+            "assert all(torch.equal(before, a) for a in after)\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=SUBSTRATE, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() in ("glibc malloc: no mmap for large blocks, trim threshold 1 GiB",
+                                "allocator unchanged (no glibc mallopt)")
+
+
 def test_schedules():
     assert train.lr_multiplier(0.0) == 1.0
     assert train.lr_multiplier(0.49) == 1.0
