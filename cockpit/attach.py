@@ -28,6 +28,8 @@ from cockpit.clock import now_iso
 from cockpit.rundir import EngineBusy, RunDir
 
 READY_TIMEOUT_S = 30.0  # seconds a new engine gets to open its socket
+READY_POLL_S = 0.01  # seconds between two looks at a starting engine's state (the cockpit's first frame waits)
+READ_BYTES = 16 * 1024  # bytes read from the engine's socket at a time (about a hundred step lines)
 
 
 class DaemonError(RuntimeError):
@@ -65,14 +67,45 @@ class AttachedEngine:
             writer.write(line)
         self._pending.clear()
         try:
-            while line := await reader.readline():
-                self._take(line)
+            await self._relay(reader)
         except (ConnectionError, ValueError) as exc:  # ValueError: a line over MAX_LINE
             self._emit(EngineMessage(f"connection to the engine failed: {exc}", "warning"))
         finally:
             self._writer = None
             writer.close()
         return self._reason()
+
+    async def _relay(self, reader: asyncio.StreamReader) -> None:
+        """Emit the event of every line until EOF, reading up to READ_BYTES at a time (a line per
+        await costs more than its decoding) and letting the event loop run between two reads,
+        however much is buffered: keys and redraws are not held up by a backlog. Raises
+        ValueError for a line over wire.MAX_LINE."""
+        held: list[bytes] = []  # the start of an unfinished line
+        held_bytes = 0
+        while chunk := await reader.read(READ_BYTES):
+            cut = chunk.rfind(b"\n")
+            if cut < 0:
+                held.append(chunk)
+                held_bytes += len(chunk)
+            else:
+                block = b"".join([*held, chunk[:cut]]) if held else chunk[:cut]
+                held, held_bytes = ([chunk[cut + 1:]], len(chunk) - cut - 1) if cut + 1 < len(chunk) else ([], 0)
+                self._take_block(block)
+            if held_bytes > wire.MAX_LINE:
+                raise ValueError(f"a line from the engine is over {wire.MAX_LINE} bytes")
+            await asyncio.sleep(0)
+        if held:
+            self._take(b"".join(held))
+
+    def _take_block(self, block: bytes) -> None:
+        """Take each line of ``block`` (complete lines, without the last newline)."""
+        try:
+            lines: list = block.decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            lines = block.split(b"\n")  # each line on its own: the bad one is reported, the others taken
+        for line in lines:
+            if line:
+                self._take(line)
 
     def _take(self, line: bytes | str) -> None:
         try:
@@ -178,7 +211,7 @@ def wait_ready(rundir: RunDir, proc: subprocess.Popen, timeout_s: float = READY_
             proc.terminate()
             raise DaemonError(f"the engine did not open its socket within {timeout_s:.0f}s; "
                               f"see {rundir.engine_log}")
-        time.sleep(0.05)
+        time.sleep(READY_POLL_S)
 
 
 def start_daemon(rundir: RunDir, argv: Sequence[str]) -> subprocess.Popen:

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import re
 import shlex
 import signal
 import sys
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Optional, Sequence
@@ -40,7 +42,7 @@ from cockpit.context import session_program
 from cockpit.events import Resume, Stop
 from cockpit.headless import HeadlessPrinter
 from cockpit.programs import ProgramError, is_name
-from cockpit.ratchet import Engine, SessionConfig
+from cockpit.session import SessionConfig
 from cockpit.clock import now_iso
 from cockpit.rundir import RunDir, RunDirError
 from cockpit.settings import AgentSettings
@@ -291,6 +293,8 @@ def _session(args: argparse.Namespace) -> int:
     workspace = load_workspace(args.workspace)
     if args.headless:
         config, agent = session_setup(args, workspace, headless=True)
+        from cockpit.ratchet import Engine  # the engine's modules only where it runs here
+
         return _headless(workspace, lambda emit: Engine(workspace, config, agent, emit), config.tag)
     return _cockpit(args, workspace)
 
@@ -353,7 +357,9 @@ def _cockpit(args: argparse.Namespace, workspace: Workspace) -> int:
     def start():
         config, _ = session_setup(args, workspace, headless=False)  # a bad flag: one line, no daemon
         session_program(config.program, workspace)
-        return start_daemon(rundir, serve_argv(args, workspace, config.tag))
+        daemon = start_daemon(rundir, serve_argv(args, workspace, config.tag))
+        _import_ui_meanwhile()
+        return daemon
 
     attachment = attach_or_start(rundir, start, typed_session_flags(args))
     for note in attachment.notes:
@@ -361,6 +367,14 @@ def _cockpit(args: argparse.Namespace, workspace: Workspace) -> int:
     program = attachment.state.get("program")
     return _tui(attachment.state, title=f"cockpit · {workspace.path.name}",
                 program_path=Path(program) if program else None)
+
+
+def _import_ui_meanwhile() -> None:
+    """Import the Textual app in a thread while the new engine daemon starts up (this thread only
+    polls its state file then): the first frame waits for the later of the two, not for both one
+    after the other. ``_tui``'s import then finds the module loaded, or waits for it."""
+    threading.Thread(target=importlib.import_module, args=("cockpit.app.app",), name="import-ui",
+                     daemon=True).start()
 
 
 def _tui(state: dict, title: str, program_path: Optional[Path]) -> int:

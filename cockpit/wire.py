@@ -37,18 +37,28 @@ class WireError(ValueError):
     """A line that is not valid JSON, or not an event (command) with valid fields."""
 
 
+# One encoder for every line (json.dumps with options builds a new one per call) and the field
+# names of each class looked up once: the daemon encodes every event, some 10,000 steps a second.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def to_dict(message: Any) -> dict:
     """``message`` (an event or a command) as a JSON-ready dict with its ``type``."""
-    name = type(message).__name__
+    cls = type(message)
+    name = cls.__name__
     if name not in EVENT_TYPES and name not in COMMAND_TYPES:
         raise WireError(f"{name} is not an event or a command of cockpit.events")
-    return {"type": name, **{f.name: getattr(message, f.name) for f in fields(message)}}
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(message))
+    return {"type": name, **{field: getattr(message, field) for field in names}}
 
 
 def encode(message: Any) -> str:
     """One JSON line for ``message`` (no trailing newline). Raises WireError for an
     object that is not an event or command."""
-    return json.dumps(to_dict(message), ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(to_dict(message))
 
 
 def _decode(line: str | bytes, types: dict[str, type], what: str) -> Any:

@@ -8,6 +8,7 @@ from typing import Callable, Optional
 
 from cockpit.app import CockpitApp
 from cockpit.app.widgets import AgentPane, ResultsTable, StatusBar, TrainLog
+from cockpit.app.widgets.results_table import FIXED_COLUMNS
 from cockpit.events import ProposalReady, StepLogged
 from scripted_engine import ScriptedEngine
 
@@ -44,7 +45,8 @@ class Harness:
 
     def statuses(self) -> list[str]:
         table = self.app.query_one(ResultsTable)
-        return [table.get_row_at(index)[4].plain for index in range(table.row_count)]
+        column = [label for label, _ in FIXED_COLUMNS].index("status")
+        return [table.get_row_at(index)[column].plain for index in range(table.row_count)]
 
     def steps(self, experiment: int) -> list[StepLogged]:
         return [e for e in self.engine.events if isinstance(e, StepLogged) and e.experiment == experiment]

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from cockpit.app.widgets.results_table import FIXED_COLUMNS
 from app_harness import Harness, ended, until
 from cockpit.app.dialogs import ConfirmScreen
 from cockpit.app import EngineEvent, StepsLogged
@@ -26,8 +27,9 @@ async def test_session_renders_rows_log_and_status(size):
         await until(pilot, ended(harness))
         assert harness.statuses() == ["keep", "keep", "discard", "crash"]
         table = harness.app.query_one(ResultsTable)
-        assert "green" in str(table.get_row_at(0)[4].style)
-        assert "red" in str(table.get_row_at(3)[4].style)
+        status = [label for label, _ in FIXED_COLUMNS].index("status")
+        assert "green" in str(table.get_row_at(0)[status].style)
+        assert "red" in str(table.get_row_at(3)[status].style)
         assert table.cursor_row == 3  # the newest row is selected, so in view
         assert any(line.startswith("step 00004 100.0% │ loss 3.000000") for line in harness.log_lines())
         status = harness.status()

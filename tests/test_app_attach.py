@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import time
 
+from cockpit.app.widgets.results_table import FIXED_COLUMNS
 from app_harness import until
 from cockpit import wire
 from cockpit.app import CockpitApp
@@ -25,7 +26,8 @@ async def recorded_session(**options) -> list:
 
 def statuses(app: CockpitApp) -> list[str]:
     table = app.query_one(ResultsTable)
-    return [table.get_row_at(index)[4].plain for index in range(table.row_count)]
+    status = [label for label, _ in FIXED_COLUMNS].index("status")
+    return [table.get_row_at(index)[status].plain for index in range(table.row_count)]
 
 
 def status(app: CockpitApp) -> str:

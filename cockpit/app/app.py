@@ -19,6 +19,7 @@ breakpoint classes (``-wide``, ``-tall``) pick the layout in ``app.tcss``.
 
 from __future__ import annotations
 
+import gc
 import time
 from functools import partial
 from pathlib import Path
@@ -28,7 +29,9 @@ from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Container
+from textual.reactive import Reactive
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import DataTable, Footer
 from textual.worker import Worker, WorkerState
 
@@ -36,6 +39,7 @@ from cockpit.app.controls import CONTROLS, ControlActions, control_bindings
 from cockpit.app.handlers import EventHandlers
 from cockpit.app.messages import EngineEvent, Relay, StepsLogged
 from cockpit.app.run_details import RunDetailsStore
+from cockpit.app.widgets.status_bar import format_left
 from cockpit.app.widgets import (
     AgentPane,
     DiffView,
@@ -49,6 +53,11 @@ from cockpit.app.widgets import (
     TrainLog,
 )
 from cockpit.events import Command, Emit
+
+# The collector's thresholds while the app runs (Python's: 700, 10, 10). A flood of steps allocates
+# millions of short-lived objects: at 700 a young collection ran every few hundred lines and a
+# full one, over every object of the app, took 100-200 ms now and then (a key waited for it).
+GC_THRESHOLDS = (10_000, 50, 100)
 
 # (pane, label) in key order 1-6; the widget with the pane's id takes the focus when it is picked.
 PANES = (
@@ -70,6 +79,42 @@ class Engine(Protocol):
 
 
 EngineFactory = Callable[[Emit], Engine]
+
+
+class KeysFooter(Footer):
+    """Textual's Footer, recomposed only when the keys it shows change. Textual's own mounts
+    every key anew on each change of the focus (every pane key) and of the screen stack."""
+
+    def __init__(self, *, show_command_palette: bool = True) -> None:
+        super().__init__(show_command_palette=show_command_palette)
+        self._shown: Optional[tuple] = None  # the keys of the last compose
+        self._check_due = False
+
+    def bindings_changed(self, screen: Screen) -> None:
+        """Recompose after the next refresh if the keys shown differ (once for a burst of changes)."""
+        self._bindings_ready = True
+        if not screen.app.app_focus:
+            return
+        if self.is_attached and screen is self.screen and not self._check_due:
+            self._check_due = True
+            self.call_after_refresh(self._recompose_if_changed)
+
+    async def _recompose_if_changed(self) -> None:
+        self._check_due = False
+        shown = tuple((binding.key, binding.action, binding.description, enabled, tooltip)
+                      for _, binding, enabled, tooltip in self.screen.active_bindings.values()
+                      if binding.show or binding.action == "command_palette")
+        if shown != self._shown:
+            self._shown = shown
+            await self.recompose()
+
+
+class CockpitScreen(Screen):
+    """The app's screen. A change of the focus does not repaint all of it, as Textual's screen
+    does (every pane key at 160x48 and up): the widgets whose look depends on the focus (the
+    :focus border, a cursor) repaint themselves when their styles change."""
+
+    focused: Reactive[Optional[Widget]] = Reactive(None, repaint=False)
 
 
 def pane_bindings() -> list[Binding]:
@@ -125,6 +170,7 @@ class CockpitApp(ControlActions, EventHandlers, App[None]):
         self._gate = False  # what this cockpit last set (the engine starts with it off)
         self._echoes: set[str] = set()  # EngineMessage texts that echo an ActionApplied shown
         self.run_details = RunDetailsStore()  # timings, cost, output tail per experiment
+        self._gc_thresholds: Optional[tuple[int, ...]] = None  # Python's, while the app has its own
         self._handlers = self.handlers()
 
     def get_key_display(self, binding: Binding) -> str:
@@ -132,19 +178,23 @@ class CockpitApp(ControlActions, EventHandlers, App[None]):
         key = binding.key
         return key.upper() if key[:1] == "f" and key[1:].isdigit() else super().get_key_display(binding)
 
+    def get_default_screen(self) -> Screen:
+        """The screen the panes are composed on (see CockpitScreen)."""
+        return CockpitScreen(id="_default")
+
     def compose(self) -> ComposeResult:
         yield StatusBar(clock=self._clock, id="status")
         yield PaneTabs(self.panes, id="tabs")
-        with Container(id="panes", classes="-show-results"):
-            yield ResultsTable(self._rows, id="results")
+        with Container(id="panes"):
+            yield ResultsTable(self._rows, id="results").add_class("-shown")  # the results pane first
             yield StaircasePlot(id="staircase")
             if self._program_path is not None:
                 yield ProgramEditor(self._program_path, id="program")
-            yield TrainLog(max_lines=self._max_log_lines, id="log")
+            yield TrainLog(max_lines=self._max_log_lines, id="log").add_class("-shown")
             yield LiveCurves(id="curves")
             yield DiffView(id="diff")
             yield AgentPane(id="agent")
-        yield Footer(show_command_palette=False)
+        yield KeysFooter(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.status_bar.title = self.title
@@ -154,6 +204,22 @@ class CockpitApp(ControlActions, EventHandlers, App[None]):
         self.results_table.focus()
         self._engine = self._engine_factory(self._relay.emit)
         self.run_worker(self._engine.run(), name="engine", group="engine", exit_on_error=False)
+        self.call_after_refresh(self._settle_gc)
+
+    def _settle_gc(self) -> None:
+        """After the first frame: what exists now (modules, widgets, styles) lives as long as the app,
+        so the collector leaves it out (``gc.freeze``), and it collects less often (GC_THRESHOLDS)."""
+        if self._gc_thresholds is None:
+            self._gc_thresholds = gc.get_threshold()
+            gc.freeze()
+            gc.set_threshold(*GC_THRESHOLDS)
+
+    def on_unmount(self) -> None:
+        """The collector as it was: the process may go on (tests, a detach prints a line)."""
+        if self._gc_thresholds is not None:
+            gc.unfreeze()
+            gc.set_threshold(*self._gc_thresholds)
+            self._gc_thresholds = None
 
     @property
     def status_bar(self) -> StatusBar:
@@ -194,9 +260,17 @@ class CockpitApp(ControlActions, EventHandlers, App[None]):
         """Show ``pane`` (below 160x48; the editor at any size) and focus it."""
         if pane not in dict(self.panes):
             return
-        self.query_one("#panes").update_classes({f"-show-{name}": name == pane for name, _ in PANES})
+        self._pick_pane(pane)
         self.query_one(PaneTabs).active = pane
         self.query_one(f"#{pane}").focus()
+
+    def _pick_pane(self, pane: str) -> None:
+        """Mark ``pane``'s widgets -shown (results: the table and the log; the program covers the
+        staircase): only widgets whose class changes are restyled, not the whole main area."""
+        shown = {pane, "log"} if pane == "results" else {pane}
+        for widget in self.query_one("#panes").children:
+            widget.set_class(widget.id in shown, "-shown")
+        self.staircase.set_class(pane == "program", "-covered")
 
     @on(PaneTabs.Picked)
     def _pane_clicked(self, message: PaneTabs.Picked) -> None:
@@ -212,7 +286,8 @@ class CockpitApp(ControlActions, EventHandlers, App[None]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for control in CONTROLS:
-            yield SystemCommand(control.title, f"{control.help} ({control.fkey.upper()} or {control.letter})",
+            keys = f"{control.fkey.upper()} or {control.letter}" if control.fkey else control.letter
+            yield SystemCommand(control.title, f"{control.help} ({keys})",
                                 getattr(self, f"action_{control.action}"))
         yield SystemCommand("Stop the session", "End the session now: kill the running training (x; asks y/n)",
                             self.action_stop_session)
@@ -236,6 +311,7 @@ class CockpitApp(ControlActions, EventHandlers, App[None]):
             self.exit()
         elif not self.status_bar.ended:
             self.status_bar.ended = "engine gone · q to quit"
+        self.train_log.flush()  # the session's last lines, now rather than at the next flush
 
     # -------------------------------------------------------------- events --
 
@@ -249,6 +325,8 @@ class CockpitApp(ControlActions, EventHandlers, App[None]):
     def _show_steps(self, message: StepsLogged) -> None:
         """A batch of steps: the curves take them all, the log and status bar the newest."""
         steps = self._relay.take(message)
-        self.status_bar.remaining_s = steps[-1].remaining_s
+        shown = self.status_bar.remaining_s
+        if shown is None or format_left(steps[-1].remaining_s) != format_left(shown):
+            self.status_bar.remaining_s = steps[-1].remaining_s  # a repaint only when the seconds shown change
         self.train_log.add_step(steps[-1])
         self.curves.add_steps(steps)

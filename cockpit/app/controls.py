@@ -31,6 +31,7 @@ from textual.screen import ModalScreen
 from cockpit.app.dialogs import ConfirmScreen, SteerScreen
 from cockpit.events import (
     Approve,
+    DropQueued,
     Command,
     ForceKeep,
     Pause,
@@ -53,13 +54,15 @@ class Control:
     label: str
     title: str
     help: str
+    footer: bool = True  # shown in the footer (the palette lists every control)
 
 
 # In footer order: the ones needed most first.
 CONTROLS = (
     Control("toggle_pause", "f12", "p", "Pause", "Pause / resume", "Pause after the running experiment, or resume"),
     Control("veto", "f6", "v", "Veto", "Veto", "Reject the pending proposal, or end the running experiment as a discard"),
-    Control("approve", "f8", "a", "Approve", "Approve", "Let the proposal the approval gate holds train"),
+    Control("approve", "f8", "a", "Approve", "Approve", "Let the proposal the approval gate holds train (also a queued one, ahead)"),
+    Control("drop_queued", "", "d", "Drop", "Drop the queued proposal", "Drop the proposal queued at the gate while a run trains; the agent is asked for another", footer=False),
     Control("toggle_gate", "f9", "g", "Gate", "Approval gate on / off", "Hold every proposal until it is approved or vetoed"),
     Control("steer", "f10", "s", "Steer", "Steer the agent", "Send a note the agent sees with every following proposal"),
     Control("force_keep", "f7", "k", "Keep", "Force-keep", "Keep the running or just-finished experiment although it did not improve"),
@@ -75,8 +78,9 @@ def control_bindings() -> list[Binding]:
     """For each control its letter (shown in the footer when it works) and its F-key (priority)."""
     bindings = []
     for control in CONTROLS:
-        bindings.append(Binding(control.letter, control.action, control.label))
-        bindings.append(Binding(control.fkey, control.action, control.label, priority=True))
+        bindings.append(Binding(control.letter, control.action, control.label, show=control.footer))
+        if control.fkey:
+            bindings.append(Binding(control.fkey, control.action, control.label, priority=True))
     return bindings
 
 
@@ -128,6 +132,9 @@ class ControlActions:
 
     def action_approve(self) -> None:
         self._send(Approve(), "Approval sent: the held proposal trains.")
+
+    def action_drop_queued(self) -> None:
+        self._send(DropQueued(), "Drop sent: the queued proposal is dropped and the agent asked for another.")
 
     def action_toggle_gate(self) -> None:
         gate = not self._gate

@@ -17,7 +17,9 @@ from cockpit.app.widgets.status_bar import cost_of
 from cockpit.events import (
     EngineMessage,
     LogLine,
+    NoiseMeasured,
     PhaseChanged,
+    ProposalQueued,
     ProposalReady,
     ProposalRejected,
     RowLogged,
@@ -25,6 +27,7 @@ from cockpit.events import (
     RunStarted,
     SessionEnded,
     SessionStarted,
+    TimeAccounted,
 )
 
 LEVEL_STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
@@ -36,7 +39,7 @@ ActionApplied = getattr(events, "ActionApplied", None)
 
 # Actions the agent pane shows from ActionApplied; pause, resume, stop and steer
 # show through the engine's own message, the status bar and the note as sent.
-SHOWN_ACTIONS = ("veto", "force-keep", "approve", "gate-on", "gate-off", "revert")
+SHOWN_ACTIONS = ("veto", "force-keep", "approve", "drop-queued", "gate-on", "gate-off", "revert")
 
 
 def describe_action(event: Any) -> str:
@@ -69,6 +72,9 @@ class EventHandlers:
             PhaseChanged: self._show_phase,
             ProposalReady: self._show_proposal,
             ProposalRejected: self._show_rejection,
+            ProposalQueued: self._show_queued,
+            TimeAccounted: self._show_time_account,
+            NoiseMeasured: self._show_noise,
             RunStarted: self._show_run_started,
             LogLine: self._show_log_line,
             RunFinished: self._show_run_finished,
@@ -115,6 +121,29 @@ class EventHandlers:
         self.diff_view.add_proposal(event)
         self.agent_pane.add_proposal(event)
 
+    def _show_queued(self, event: ProposalQueued) -> None:
+        """A proposal asked ahead is ready while ``event.running`` trains (at the gate: decide it now)."""
+        waits = " · awaits approval: F8/a approve · d drop" if event.awaiting_approval else ""
+        self.train_log.add_line(f"exp {event.experiment} queued while exp {event.running} trains: "
+                                f"{event.description}{waits}", "cyan")
+        self.agent_pane.add_proposal(event)
+        if event.awaiting_approval:
+            self.diff_view.add_proposal(event)  # to be read before deciding
+            self.set_timer(AWAITING_NOTICE_DELAY_S, lambda: self._notify_queued(event))
+
+    def _notify_queued(self, event: ProposalQueued) -> None:
+        phase = self._phase_event
+        if phase is not None and phase.experiment == event.running and phase.phase == "training":
+            # still true (a cockpit attaching late replays old queued proposals in one burst)
+            self.notify(f"exp {event.experiment} is queued and awaits approval: F8/a approve · d drop", timeout=8)
+
+    def _show_noise(self, event: NoiseMeasured) -> None:
+        self.status_bar.sigma = event.sigma  # the engine's EngineMessage says it in the agent pane
+
+    def _show_time_account(self, event: TimeAccounted) -> None:
+        self.status_bar.account(event.session)
+        self.run_details.time_accounted(event)
+
     def _show_rejection(self, event: ProposalRejected) -> None:
         first_line = event.reason.strip().splitlines()[0] if event.reason.strip() else ""
         self.train_log.add_line(
@@ -147,6 +176,7 @@ class EventHandlers:
         self.results_table.add_result(ResultRow(
             experiment=event.experiment, commit=event.commit, val_bpb=event.val_bpb,
             memory_gb=event.memory_gb, status=event.status, description=event.description,
+            delta_sigma=getattr(event, "delta_sigma", None), holdout_bpb=getattr(event, "holdout_bpb", None),
         ))
         self.status_bar.record_row(event.status, event.val_bpb, event.best_val_bpb)
         self.status_bar.count_row(event.memory_gb, getattr(event, "agent_usage", None))

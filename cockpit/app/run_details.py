@@ -1,8 +1,9 @@
 """What the cockpit remembers of each experiment beyond its results row.
 
 Built only from engine events (live or replayed on attach): the run's timings
-and exit from RunFinished, the agent's tokens and cost from RowLogged, and the
-last lines of its output from LogLine. The diff pane shows them when a results
+and exit from RunFinished, the agent's tokens and cost from RowLogged, where
+its seconds went (model, start-up, training, eval, git, the cockpit's own
+overhead) from TimeAccounted, and the last lines of its output from LogLine. The diff pane shows them when a results
 row is selected.
 """
 
@@ -14,7 +15,7 @@ from typing import Any, Mapping, Optional
 
 from rich.text import Text
 
-from cockpit.events import LogLine, RowLogged, RunFinished
+from cockpit.events import LogLine, RowLogged, RunFinished, TimeAccounted
 
 LOG_TAIL_LINES = 12  # output lines kept per experiment
 
@@ -29,6 +30,7 @@ class RunDetails:
     returncode: Optional[int] = None
     timed_out: bool = False
     usage: Any = None
+    account: Optional[dict] = None
     log_tail: deque = field(default_factory=lambda: deque(maxlen=LOG_TAIL_LINES))
 
 
@@ -55,6 +57,9 @@ class RunDetailsStore:
         if usage:
             self._of(event.experiment).usage = usage
 
+    def time_accounted(self, event: TimeAccounted) -> None:
+        self._of(event.experiment).account = dict(event.timings)
+
     def describe(self, experiment: int) -> Optional[Text]:
         """Timings, usage and output tail of ``experiment`` as text (None when nothing is known)."""
         details = self.runs.get(experiment)
@@ -64,6 +69,8 @@ class RunDetailsStore:
         facts = _timings(details) + _usage(details.usage)
         if facts:
             text.append(" · ".join(facts) + "\n", style="dim")
+        if details.account:
+            text.append(account_line(details.account) + "\n", style="dim")
         if details.log_tail:
             text.append("output, last lines:\n", style="dim")
             text.append("\n".join(details.log_tail) + "\n")
@@ -81,6 +88,22 @@ def _timings(details: RunDetails) -> list[str]:
     if details.returncode not in (None, 0):
         facts.append("timed out" if details.timed_out else f"exit {details.returncode}")
     return facts
+
+
+def account_line(timings: Mapping) -> str:
+    """Where an experiment's seconds went (TimeAccounted.timings), one line: the
+    model's time and how much of it the GPU waited for, start-up, training,
+    eval, the human, the pause, git and the rest of the cockpit's overhead."""
+    get = lambda key: float(timings.get(key) or 0.0)  # noqa: E731
+    parts = [f"model {get('propose_s'):.1f} s (GPU waited {get('wait_model_s'):.1f} s)",
+             f"start-up {get('startup_s'):.1f} s", f"training {get('training_s'):.1f} s",
+             f"eval {get('eval_s'):.1f} s"]
+    if get("wait_human_s"):
+        parts.append(f"approval {get('wait_human_s'):.1f} s")
+    if get("paused_s"):
+        parts.append(f"paused {get('paused_s'):.1f} s")
+    parts.append(f"cockpit {get('overhead_s'):.2f} s (git {get('git_s'):.2f} s)")
+    return "time: " + " · ".join(parts)
 
 
 def _usage(usage: Any) -> list[str]:

@@ -15,7 +15,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
-from textual.app import ComposeResult
+from textual.app import ComposeResult, RenderResult
 from textual.widget import Widget
 from textual_plotext import PlotextPlot
 
@@ -23,6 +23,7 @@ from cockpit.events import StepLogged
 
 REDRAW_INTERVAL_S = 0.25  # at most 4 redraws a second, whatever the step rate
 MAX_POINTS = 400  # points per line handed to plotext (thinned evenly, the newest kept)
+POINTS_PER_CELL = 2  # a braille cell is two dots wide: more points per cell are not seen, only paid for
 RUNNING_COLOR, INCUMBENT_COLOR = "cyan", "gray"  # plotext's names for ANSI 6 and 8
 LEGEND = {RUNNING_COLOR: "ansi_cyan", INCUMBENT_COLOR: "ansi_bright_black"}  # the same in Textual markup
 
@@ -72,6 +73,35 @@ def thin(xs: Sequence[float], ys: Sequence[float], limit: int = MAX_POINTS) -> t
     return [x for x, _ in kept], [y for _, y in kept]
 
 
+class CachedPlot(PlotextPlot):
+    """A PlotextPlot that builds its picture only when its data (``changed()``), size or theme
+    changed. Textual repaints a widget on every restyle (a pane key's focus change restyles the
+    pane and what it holds), and PlotextPlot builds the whole plot on every repaint."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._data_version = 0
+        self._built: Optional[tuple[tuple, RenderResult]] = None  # (what it was built from, the picture)
+
+    def changed(self) -> None:
+        """The plot's data changed: build it anew at the next repaint (and ask for one)."""
+        self._data_version += 1
+        self.refresh()
+
+    def render(self) -> RenderResult:
+        """The plot, built anew only when its data, size or theme changed since the last build."""
+        key = (self._data_version, self.size, self.app.theme, self.theme)
+        if self._built is None or self._built[0] != key:
+            self._built = (key, super().render())
+        return self._built[1]
+
+
+def points_shown(width: int) -> int:
+    """Points per line worth plotting ``width`` cells wide (MAX_POINTS before the width is known):
+    plotext's cost grows with the points, the picture does not past POINTS_PER_CELL a cell."""
+    return MAX_POINTS if width <= 0 else max(16, min(MAX_POINTS, POINTS_PER_CELL * width))
+
+
 class LiveCurves(Widget, can_focus=True):
     """Three plots (loss; MFU; tokens/s) of the running run over the incumbent's."""
 
@@ -86,10 +116,14 @@ class LiveCurves(Widget, can_focus=True):
 
     def compose(self) -> ComposeResult:
         for _, plot_id, _, _ in SERIES:
-            yield PlotextPlot(id=plot_id)
+            yield CachedPlot(id=plot_id)
 
     def on_mount(self) -> None:
         self.set_interval(REDRAW_INTERVAL_S, self.redraw_if_dirty)
+
+    def on_resize(self) -> None:
+        """The points plotted depend on the width: redraw at the next tick."""
+        self.dirty = True
 
     def start_run(self, experiment: int, description: str, budget_s: float) -> None:
         """A new run: its curve starts empty."""
@@ -125,20 +159,21 @@ class LiveCurves(Widget, can_focus=True):
         now = self.running.t[-1] if self.running else 0.0
         for series, plot_id, name, number in SERIES:
             self.titles[series] = self._title(series, name, number, now)
-            self._draw(self.query_one(f"#{plot_id}", PlotextPlot), series, self.titles[series])
+            self._draw(self.query_one(f"#{plot_id}", CachedPlot), series, self.titles[series])
         self.border_title = self._legend(now)
 
-    def _draw(self, plot: PlotextPlot, series: str, title: str) -> None:
+    def _draw(self, plot: CachedPlot, series: str, title: str) -> None:
         plt = plot.plt
         plt.clear_data()
         lines = [(self.incumbent if self._overlay else None, INCUMBENT_COLOR), (self.running, RUNNING_COLOR)]
+        limit = points_shown(plot.size.width)
         for curve, color in lines:
             if curve is not None and len(curve):
-                plt.plot(*thin(curve.t, getattr(curve, series)), color=color, marker="braille")
+                plt.plot(*thin(curve.t, getattr(curve, series), limit), color=color, marker="braille")
         budget = self.running.budget_s if self.running else self.budget_s
         plt.xlim(0, max(budget, 1.0))
         plt.title(title)
-        plot.refresh()
+        plot.changed()
 
     def _title(self, series: str, name: str, number: str, now: float) -> str:
         """``name``, the running value now and the incumbent's at the same training time."""

@@ -1,8 +1,11 @@
-"""The results table: one row per experiment (results.tsv plus the experiment number)."""
+"""The results table: one row per experiment (results.tsv plus the experiment number),
+its delta against the best before it in units of the noise floor's sigma (Δσ,
+negative is better; cockpit.noise) and, for kept rows, the holdout shard's
+bits per byte (holdout; the agent never sees it)."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import Any, Iterable, Mapping, NamedTuple, Optional
 
 from rich.text import Text
 from textual import events
@@ -13,7 +16,7 @@ STATUS_STYLES = {"keep": "bold green", "discard": "yellow", "crash": "bold red"}
 ROW_STYLES = {"keep": "", "discard": "dim", "crash": "dim"}
 
 # (label, width) of every column but the description, which takes what is left.
-FIXED_COLUMNS = (("#", 3), ("commit", 7), ("val_bpb", 8), ("mem GB", 6), ("status", 7))
+FIXED_COLUMNS = (("#", 3), ("commit", 7), ("val_bpb", 8), ("Δσ", 5), ("holdout", 8), ("mem GB", 6), ("status", 7))
 MIN_DESCRIPTION = 12
 
 
@@ -34,6 +37,8 @@ class ResultRow(NamedTuple):
     memory_gb: float
     status: str
     description: str
+    delta_sigma: Optional[float] = None
+    holdout_bpb: Optional[float] = None
 
     @classmethod
     def from_dict(cls, row: Mapping[str, Any], index: int) -> "ResultRow":
@@ -60,6 +65,8 @@ def _cells(row: ResultRow, description_width: int) -> list[Text]:
         Text(str(row.experiment), style=style, justify="right"),
         Text(row.commit, style=style),
         Text("—" if crashed else f"{row.val_bpb:.6f}", style=bpb_style, justify="right"),
+        Text("" if row.delta_sigma is None else f"{row.delta_sigma:+.1f}", style=style, justify="right"),
+        Text("" if row.holdout_bpb is None else f"{row.holdout_bpb:.6f}", style=style, justify="right"),
         Text(f"{row.memory_gb:.1f}", style=style, justify="right"),
         Text(row.status, style=STATUS_STYLES.get(row.status, "")),
         Text(description, style=style),

@@ -12,8 +12,7 @@ from __future__ import annotations
 import math
 from typing import Iterable, NamedTuple, Optional
 
-from textual_plotext import PlotextPlot
-
+from cockpit.app.widgets.live_curves import CachedPlot
 from cockpit.app.widgets.results_table import ResultRow
 
 KEEP_COLOR, DISCARD_COLOR = "green", "gray"
@@ -81,7 +80,7 @@ def _ticks(first: int, last: int) -> list[int]:
     return list(range(first, last + 1, step))
 
 
-class StaircasePlot(PlotextPlot, can_focus=True):
+class StaircasePlot(CachedPlot, can_focus=True):
     """val_bpb per experiment, redrawn whenever a results row is added."""
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -109,7 +108,7 @@ class StaircasePlot(PlotextPlot, can_focus=True):
             plt.xticks(_ticks(min(numbers), max(numbers)))
         plt.title(self._title(len(data.discarded) - len(shown)))
         plt.xlabel("experiment")
-        self.refresh()
+        self.changed()
 
     def _title(self, above: int) -> str:
         data = self.data

@@ -1,11 +1,12 @@
 """The status bar: where the session stands, in two lines.
 
 Line 1: title, tag, experiment, phase, budget left; best val_bpb and its delta
-from the baseline (the first kept row). Line 2: the session's state (running,
+from the baseline (the first kept row), the noise floor's sigma once measured. Line 2: the session's state (running,
 pausing, paused, awaiting approval with the keys to press, stopping, ended),
 the approval gate, experiments per hour (this session's rows over the time
-since it started), the agent's cost so far, the last run's peak memory; and
-where it runs (branch, profile, agent).
+since it started) against the ideal 3600 / budget and the GPU-idle share
+(both from the engine's TimeAccounted, cockpit.timekeeping), the agent's cost
+so far, the last run's peak memory; and where it runs (branch, profile, agent).
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ class StatusBar(Widget):
     session_rows: reactive[int] = reactive(0)
     cost_usd: reactive[Optional[float]] = reactive(None)
     memory_gb: reactive[Optional[float]] = reactive(None)
+    idle_share: reactive[Optional[float]] = reactive(None)
+    sigma: reactive[Optional[float]] = reactive(None)
+    ideal_per_hour: reactive[Optional[float]] = reactive(None)
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -81,6 +85,13 @@ class StatusBar(Widget):
         self.session_rows += 1
         self.memory_gb = memory_gb if memory_gb > 0 else None
         self.add_cost(cost_of(usage))
+
+    def account(self, session: Mapping) -> None:
+        """The engine's session figures (TimeAccounted.session): GPU-idle share
+        (0..1) and the ideal experiments per hour."""
+        share, ideal = session.get("idle_share"), session.get("ideal_per_hour")
+        self.idle_share = float(share) if share is not None else None
+        self.ideal_per_hour = float(ideal) if ideal else None
 
     def add_cost(self, cost: Optional[float]) -> None:
         if cost is not None:
@@ -130,6 +141,8 @@ class StatusBar(Widget):
         if self.baseline is not None:
             delta = self.best - self.baseline
             text.append(f" (Δ {delta:+.6f})", style="green" if delta < 0 else "dim")
+        if self.sigma is not None:
+            text.append(f" σ {self.sigma:.6f}", style="dim")
         return text
 
     def _state(self) -> Text:
@@ -150,7 +163,10 @@ class StatusBar(Widget):
         elapsed = None if self.started_at is None else self.clock() - self.started_at
         rate = None if elapsed is None else per_hour(self.session_rows, elapsed)
         if rate is not None:
-            text.append(f" │ {rate:.1f} exp/h")
+            ideal = f"/{self.ideal_per_hour:.0f}" if self.ideal_per_hour else ""
+            text.append(f" │ {rate:.1f}{ideal} exp/h")
+        if self.idle_share is not None:
+            text.append(f" │ GPU idle {100 * self.idle_share:.1f}%")
         if self.cost_usd is not None:
             text.append(f" │ ${self.cost_usd:.4f}")
         if self.memory_gb is not None:
