@@ -85,6 +85,21 @@ def substrate_sizes(mod: types.ModuleType) -> dict:
                 window_pattern=mod.WINDOW_PATTERN)
 
 
+def forward_backward(model: nn.Module, x: torch.Tensor, y: torch.Tensor, grad_accum: int) -> dict:
+    """``grad_accum`` forward + backward passes of ``model`` on inputs/targets int64
+    [B, T], gradients accumulated; {"forward": s, "backward": s} summed, "loss": the last."""
+    t = {"forward": 0.0, "backward": 0.0}
+    for _ in range(grad_accum):
+        t0 = time.perf_counter()
+        loss = model(x, y)
+        t1 = time.perf_counter()
+        (loss / grad_accum).backward()
+        t["forward"] += t1 - t0
+        t["backward"] += time.perf_counter() - t1
+    t["loss"] = loss.item()  # the last micro-batch's
+    return t
+
+
 class SubstrateRunner:
     """The substrate's GPT + MuonAdamW; step(x, y) runs one optimizer step like train.py's
     main() (learning-rate multiplier 1, momentum and weight decay of step 0) and returns the
@@ -118,14 +133,7 @@ class SubstrateRunner:
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> dict:
         """One step on inputs/targets int64 [B, T]; {phase: seconds}."""
-        t = {"forward": 0.0, "backward": 0.0}
-        for _ in range(self.grad_accum):
-            t0 = time.perf_counter()
-            loss = self.model(x, y)
-            t1 = time.perf_counter()
-            (loss / self.grad_accum).backward()
-            t["forward"] += t1 - t0
-            t["backward"] += time.perf_counter() - t1
+        t = forward_backward(self.model, x, y, self.grad_accum)
         self._inner.update(newton_schulz=0.0, normuon=0.0)
         muon = adamw = 0.0
         with torch.no_grad():  # MuonAdamW.step, one group at a time
@@ -146,7 +154,6 @@ class SubstrateRunner:
         t["    normuon rescale"] = self._inner["normuon"]
         t["    rest of muon"] = muon - self._inner["newton_schulz"] - self._inner["normuon"]
         t["  adamw"] = adamw
-        t["loss"] = loss.item()
         return t
 
 
@@ -206,14 +213,7 @@ class ReferenceRunner:
         self.grad_accum = sizes["grad_accum"]
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> dict:
-        t = {"forward": 0.0, "backward": 0.0}
-        for _ in range(self.grad_accum):
-            t0 = time.perf_counter()
-            loss = self.model(x, y)
-            t1 = time.perf_counter()
-            (loss / self.grad_accum).backward()
-            t["forward"] += t1 - t0
-            t["backward"] += time.perf_counter() - t1
+        t = forward_backward(self.model, x, y, self.grad_accum)
         t0 = time.perf_counter()
         self.optimizer.step()
         t1 = time.perf_counter()
@@ -221,7 +221,6 @@ class ReferenceRunner:
         t["zero_grad"] = time.perf_counter() - t1
         t["optimizer"] = t1 - t0
         t["  adamw"] = t1 - t0
-        t["loss"] = loss.item()
         return t
 
 

@@ -23,7 +23,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 from cockpit.redact import redact, redact_data
 
@@ -281,23 +281,28 @@ def _finite(value):
     return value
 
 
-def read_records(path: str | os.PathLike) -> list[dict]:
+def read_records(path: str | os.PathLike, skip: Optional[Callable[[str], None]] = None) -> list[dict]:
     """All objects of records.jsonl (``[]`` when absent). Raises LedgerError with the
-    line number of a line that is not a JSON object."""
+    line number of a line that is not a JSON object; with ``skip``, such a line is
+    passed over and ``skip(message)`` says so instead (readers that only report)."""
     path = Path(path)
     if not path.exists():
         return []
     records = []
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8", errors="replace" if skip else "strict") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
+                problem = None if isinstance(record, dict) else "expected a JSON object"
             except json.JSONDecodeError as exc:
-                raise LedgerError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise LedgerError(f"{path}:{number}: expected a JSON object")
-            records.append(record)
+                problem = f"not valid JSON ({exc.msg})"
+            if problem is None:
+                records.append(record)
+            elif skip is None:
+                raise LedgerError(f"{path}:{number}: {problem}")
+            else:
+                skip(f"{path}:{number}: {problem}; skipped")
     return records
 

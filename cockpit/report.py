@@ -33,7 +33,6 @@ Nothing here imports matplotlib at module level: ``draw_staircase`` imports it
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import statistics
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
 from cockpit.ledger import HEADER, LedgerError, Row, _parse_row, clean_description
+from cockpit.ledger import read_records as ledger_records
 from cockpit.usage import add_usage
 
 Warn = Callable[[str], None]
@@ -210,20 +210,7 @@ def read_records(path: Path, warn: Warn) -> list[dict]:
     is not a JSON object. Raises ReportError when the file is missing or holds none."""
     if not path.is_file():
         raise ReportError(f"no {path.name} in {path.parent}: nothing to report (run a session first)")
-    records = []
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                warn(f"{path}:{number}: not valid JSON ({exc.msg}); skipped")
-                continue
-            if not isinstance(record, dict):
-                warn(f"{path}:{number}: not a JSON object; skipped")
-                continue
-            records.append(record)
+    records = ledger_records(path, skip=warn)
     if not records:
         raise ReportError(f"{path} holds no records: nothing to report (run a session first)")
     return records
