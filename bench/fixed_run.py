@@ -32,7 +32,8 @@ start = time.monotonic()
 for step in range(steps + 1):  # a line at 0 s, then every budget / steps: first to last line = the budget
     time.sleep(max(0.0, start + step * budget / steps - time.monotonic()))
     pct = 100.0 * step / steps
-    print(f"step {step:05d} ({pct:.1f}%) | loss: {4.0 - 2.0 * pct / 100:.6f} | lrm: 1.00 | dt: 500ms | "
+    dt_ms = 0 if step == 0 else round(1000 * budget / steps)
+    print(f"step {step:05d} ({pct:.1f}%) | loss: {4.0 - 2.0 * pct / 100:.6f} | lrm: 1.00 | dt: {dt_ms}ms | "
           f"tok/sec: 16,384 | mfu: 1.0% | epoch: 1 | remaining: {budget * (1 - pct / 100):.0f}s",
           end="\r", flush=True)
 print()

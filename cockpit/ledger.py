@@ -58,8 +58,9 @@ class ExperimentRecord:
     branch moved under it; ``reason`` says which). Human actions are plain objects
     (``kind`` "action", see cockpit.actions).
 
-    Times: ``timings`` holds propose_s, startup_s (process start -> first step
-    line), training_s (first -> last step line), eval_s (last step line -> exit)
+    Times: ``timings`` holds propose_s, startup_s (process start -> the first
+    counted training step, RunResult.counted_start), training_s (-> the last step
+    line), eval_s (last step line -> exit)
     and wall_s, and the idle gap before the run (gap_s = wait_model_s +
     wait_human_s + paused_s + overhead_s; git_s part of the overhead), in
     seconds (cockpit.timekeeping); ``session`` the session's sums at that row

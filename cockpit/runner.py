@@ -63,6 +63,12 @@ class RunResult:
     last_step: Optional[float]
     log_error: str = ""
     stray_processes: int = 0
+    counted_start: Optional[float] = None
+    """When the first counted training step began (the budget's clock started): the
+    end of the last step line that still showed 0% progress minus that step's own
+    time, i.e. the start of the first step whose time counted (train.py leaves
+    warm-up and compile steps out, as upstream does); None when no line showed
+    progress (then the first step line stands in)."""
 
     def last_line(self) -> str:
         """The last non-empty line of the output (usually the error), or "no output"."""
@@ -70,14 +76,18 @@ class RunResult:
         return lines[-1][:300] if lines else "no output"
 
     def timings(self) -> dict:
-        """{startup_s, training_s, eval_s, wall_s}: start -> first step line, first ->
-        last step line, last step line -> exit, start -> exit (seconds)."""
+        """{startup_s, training_s, eval_s, wall_s}: start -> the first counted training
+        step (``counted_start``, else the first step line: imports, data, compile and the
+        uncounted warm-up steps), then -> the last step line, last step line -> exit,
+        start -> exit (seconds)."""
         wall = self.ended - self.started
         if self.first_step is None or self.last_step is None:
             return {"startup_s": wall, "training_s": 0.0, "eval_s": 0.0, "wall_s": wall}
+        begun = self.counted_start if self.counted_start is not None else self.first_step
+        begun = min(max(begun, self.started), self.last_step)
         return {
-            "startup_s": self.first_step - self.started,
-            "training_s": self.last_step - self.first_step,
+            "startup_s": begun - self.started,
+            "training_s": self.last_step - begun,
             "eval_s": self.ended - self.last_step,
             "wall_s": wall,
         }
@@ -123,6 +133,8 @@ class Run:
         self._pieces: list[str] = []
         self._first_step: Optional[float] = None
         self._last_step: Optional[float] = None
+        self._counted_start: Optional[float] = None
+        self._uncounted: Optional[tuple[float, float]] = None  # (time, dt s) of the newest 0% line
         self._strays: set[int] = set()
 
     def kill(self) -> None:
@@ -167,7 +179,8 @@ class Run:
         if self._killer is not None:
             await self._killer
         return RunResult(returncode, timed_out, self._stopped, "".join(self._pieces),
-                         started, ended, self._first_step, self._last_step, self._log_error, len(self._strays))
+                         started, ended, self._first_step, self._last_step, self._log_error, len(self._strays),
+                         self._counted_start)
 
     async def _wait_exit(self) -> int:
         """The child's exit status, as soon as it exits. (asyncio's ``Process.wait()``
@@ -235,12 +248,27 @@ class Run:
         if step is not None:
             self._first_step = self._first_step if self._first_step is not None else now
             self._last_step = now
+            self._count_from(step, now)
         if self.emit is None:
             return
         if step is not None:
             self.emit(StepLogged(experiment=self.experiment, **step))
         else:
             self.emit(LogLine(experiment=self.experiment, text=line))
+
+    def _count_from(self, step: dict, now: float) -> None:
+        """Find when the counted training began (RunResult.counted_start): a step line
+        prints the progress counted before its own step, so the first line above 0%
+        follows the first counted step, whose line (the last at 0%) ended it."""
+        if self._counted_start is not None:
+            return
+        if step["progress_pct"] <= 0.0:
+            self._uncounted = (now, step["dt_ms"] / 1000.0)
+        elif self._uncounted is not None:
+            line_time, dt = self._uncounted
+            self._counted_start = line_time - dt
+        else:  # progress from the first line on: the run counts every step
+            self._counted_start = now - step["dt_ms"] / 1000.0
 
     def _signal_group(self, sig: int) -> None:
         if self._proc is None:

@@ -130,3 +130,29 @@ time.sleep(0.3)
     pid = int(result.text.split("grandchild ")[1].split()[0])
     assert result.returncode == 0 and result.stray_processes == 1
     assert await gone(pid)
+
+
+async def test_start_up_runs_to_the_first_counted_step(tmp_path):
+    """Warm-up steps print 0% progress (their time is not counted); start-up ends where
+    the first counted step began: the last 0% line's time minus that step's own dt."""
+    line = ("step {:05d} ({:.1f}%) | loss: 4.0 | lrm: 1.00 | dt: {}ms | tok/sec: 1,000 | mfu: 1.0% | "
+            "epoch: 1 | remaining: 1s")
+    body = f"""
+import sys, time
+def step(n, pct, dt_ms, sleep_s):
+    time.sleep(sleep_s)
+    sys.stdout.write({line!r}.format(n, pct, dt_ms) + "\\r")
+    sys.stdout.flush()
+step(0, 0.0, 600, 0.6)   # compile: not counted
+step(1, 0.0, 800, 0.8)   # warm-up: not counted
+step(2, 0.0, 800, 0.8)   # the first counted step: began at 1.4 s, its line (still 0%) at 2.2 s
+step(3, 40.0, 800, 0.8)  # its progress includes step 2
+step(4, 80.0, 800, 0.8)
+"""
+    result = await Run(script(tmp_path, body), tmp_path, tmp_path / "run.log").wait()
+    timings = result.timings()
+    assert result.counted_start is not None
+    first_line = result.first_step - result.started
+    assert 1.3 <= timings["startup_s"] <= 1.4 + 0.6  # compile + warm-up + the interpreter
+    assert timings["startup_s"] > first_line + 0.5  # not the first step line (0.6 s + the interpreter)
+    assert abs(timings["training_s"] - 2.4) < 0.5  # steps 2-4
