@@ -254,6 +254,8 @@ def test_a_person_at_the_cockpit_in_tmux(session):
     screen = pane.wait_for("exp 0", "training", "gate off")
     assert "tmux" in status_bar(screen) and "running" in status_bar(screen)
     pid = engine_pid(ws)
+    # "training" is on screen as the run is spawned: its ticket may come a moment later
+    until(lambda: tickets.started() == 1, "the baseline run to take its ticket")
     assert process_alive(pid) and tickets.started() == 1
 
     # -- 2. the approval gate: on before the baseline ends, so the first proposal waits
