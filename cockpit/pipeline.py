@@ -33,7 +33,6 @@ from typing import Optional
 
 from cockpit.bookkeeping import Asked, Trial
 from cockpit.clock import now_iso
-from cockpit.context import build_context, kept_diffs, vetoed_proposals
 from cockpit.edits import EditError, apply_reply, unified_diff
 from cockpit.events import EngineMessage, ProposalQueued, ProposalRejected
 from cockpit.programs import ProgramError
@@ -62,7 +61,7 @@ class Queued:
 class Pipelining:
     """The engine's pipelining half (mixed into cockpit.ratchet.Engine, which
     provides ``config``, ``book``, ``control``, ``actions``, ``agent``,
-    ``repo``, ``ws``, ``emit``, ``_state`` and ``_read_program``)."""
+    ``ws``, ``emit``, ``_state`` and ``_context``)."""
 
     queued: Optional[Queued] = None
 
@@ -83,11 +82,7 @@ class Pipelining:
     async def _ask_ahead(self, n: int, source: str, running: Trial) -> Asked:
         started = now_iso()
         program = self.book.program.read()
-        context = build_context(
-            experiment=n, train_py=source, program=program, results_tsv=self.ws.results_tsv,
-            diffs=kept_diffs(self.repo, self.ws.records_jsonl, self._state.last_kept),
-            steering=self.control.steering, max_fix_attempts=self.config.fix_attempts,
-            vetoed=vetoed_proposals(self.ws.records_jsonl), in_flight=(running.description,))
+        context = self._context(n, source, program, in_flight=(running.description,))
         outcome = await obtain_proposal(self.agent, context, self.config.max_reasks,
                                         lambda reason, attempt: self.emit(ProposalRejected(n, reason, attempt)))
         return Asked(outcome, program, started, context.steering,

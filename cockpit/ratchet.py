@@ -34,7 +34,7 @@ import asyncio
 from typing import Optional
 
 from cockpit.actions import HumanActions
-from cockpit.agents.base import Agent, AgentExhausted, AgentFatal, NoFix
+from cockpit.agents.base import Agent, AgentExhausted, AgentFatal, NoFix, ProposalContext
 from cockpit.bookkeeping import Asked, Bookkeeper, Trial
 from cockpit.clock import now_iso
 from cockpit.context import build_context, kept_diffs, log_tail, vetoed_proposals
@@ -236,11 +236,7 @@ class Engine(SessionStart, Pipelining, Measuring):
             started = now_iso()
             try:
                 program = self._read_program(n)
-                context = build_context(
-                    experiment=n, train_py=source, program=program, results_tsv=self.ws.results_tsv,
-                    diffs=kept_diffs(self.repo, self.ws.records_jsonl, self._state.last_kept),
-                    steering=self.control.steering, crash_log_tail=crash_tail, fix_attempt=fix_attempt,
-                    max_fix_attempts=self.config.fix_attempts, vetoed=vetoed_proposals(self.ws.records_jsonl))
+                context = self._context(n, source, program, crash_log_tail=crash_tail, fix_attempt=fix_attempt)
                 with self.times.waiting("wait_model_s"):
                     outcome = await self.control.until_stopped(obtain_proposal(
                         self.agent, context, self.config.max_reasks,
@@ -253,6 +249,16 @@ class Engine(SessionStart, Pipelining, Measuring):
             with self.times.waiting("paused_s"):
                 await self.control.wait_if_paused(n)
             self.control.check_restart()
+
+    def _context(self, n: int, source: str, program: Program, **extra) -> ProposalContext:
+        """The agent's context for experiment ``n`` on train.py ``source`` (cockpit.context:
+        history, kept diffs up to the last keep, steering notes, vetoed proposals);
+        ``extra``: crash_log_tail and fix_attempt for a fix, in_flight when asked ahead."""
+        return build_context(
+            experiment=n, train_py=source, program=program, results_tsv=self.ws.results_tsv,
+            diffs=kept_diffs(self.repo, self.ws.records_jsonl, self._state.last_kept),
+            steering=self.control.steering, max_fix_attempts=self.config.fix_attempts,
+            vetoed=vetoed_proposals(self.ws.records_jsonl), **extra)
 
     def _read_program(self, n: int) -> Program:
         """The program read now; says so when its text changed since the last proposal."""

@@ -36,7 +36,7 @@ async def test_next_proposal_is_asked_while_the_run_trains(tmp_path):
     assert all(c.train_py == base for c in agent.contexts)
     queued = [e for e in events if isinstance(e, ProposalQueued)]
     assert [(q.experiment, q.running) for q in queued] == [(1, 0), (2, 1)]
-    assert queued.index(queued[1]) >= 0 and not any(q.awaiting_approval for q in queued)
+    assert not any(q.awaiting_approval for q in queued)  # the gate is off
     order = [type(e).__name__ for e in events if isinstance(e, (ProposalQueued, RunStarted))]
     assert order == ["RunStarted", "ProposalQueued", "RunStarted", "ProposalQueued", "RunStarted"]
     rows = read_rows(ws.results_tsv)
@@ -75,7 +75,7 @@ async def test_a_queued_proposal_that_no_longer_applies_is_superseded_and_asked_
         "baseline", "MATRIX_LR 0.04 -> 0.08", "MATRIX_LR 0.08 -> 0.16"]
     assert agent.contexts[2].in_flight == () and "MATRIX_LR = 0.08" in agent.contexts[2].train_py
     third = experiments(ws)[2]
-    assert third["timings"]["wait_model_s"] >= 0 and third["queued"] == {}
+    assert third["queued"] == {}  # asked after the keep, not ahead
 
 
 async def test_a_steering_note_after_the_ask_supersedes_it(tmp_path):
