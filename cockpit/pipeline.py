@@ -155,7 +155,7 @@ class Pipelining:
         rebased = queued.base != self._state.last_kept
         if rebased:
             try:
-                proposal, new_source = apply_reply(asked.outcome.replies[-1], source)
+                proposal, new_source = apply_reply(asked.outcome.replies[-1], source, base=queued.source)
             except EditError as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else "it does not apply"
                 return self._supersede(queued, asked, f"it no longer applies to the new best "

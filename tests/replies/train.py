@@ -1,0 +1,576 @@
+"""
+Pretrain a small GPT for a fixed wall-clock budget, then report val_bpb.
+
+This is the one file the research agent edits: model, optimizer, training loop
+and hyper-parameters all live here. The fixed harness (data, tokenizer,
+dataloader, the val_bpb metric, MAX_SEQ_LEN and TIME_BUDGET) is prepare.py,
+which must not be edited.
+
+Run:  python -u train.py      (after `python prepare.py` has prepared the data)
+
+Output: one progress line per step, separated by carriage returns, then a
+`---` summary block whose `val_bpb:` line is the result (lower is better).
+Exit status 1 if the loss becomes NaN or exceeds 100.
+"""
+
+import time
+
+T_START = time.time()  # start of the run, for total_seconds (includes imports)
+
+import contextlib
+import ctypes
+import gc
+import math
+import os
+import resource
+import sys
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from prepare import PROFILE, MAX_SEQ_LEN, TIME_BUDGET, CACHE_DIR, Tokenizer, make_dataloader, evaluate_bpb
+
+# =============================================================================
+# Hyper-parameters
+# =============================================================================
+# Model
+DEPTH = 8                      # number of transformer layers
+ASPECT_RATIO = 64              # model width = DEPTH * ASPECT_RATIO, rounded up to a multiple of HEAD_DIM
+HEAD_DIM = 128                 # channels per attention head (heads = width / HEAD_DIM)
+N_KV_HEAD = 0                  # key/value heads for grouped-query attention; 0 = one per query head
+WINDOW_PATTERN = "SSSL"        # attention window per layer, cycled: S = half context, L = full; last layer L
+# Batch
+TOTAL_BATCH_SIZE = 524288      # tokens per optimizer step (sum of DEVICE_BATCH_SIZE x MAX_SEQ_LEN passes)
+DEVICE_BATCH_SIZE = 128        # sequences per forward/backward pass; lower it if memory runs out
+# Optimizer
+MATRIX_LR = 0.04               # Muon learning rate for the 2-D matrices of the blocks
+EMBEDDING_LR = 0.6             # AdamW learning rate, token + value embeddings (x (width/768)**-0.5)
+UNEMBEDDING_LR = 0.004         # AdamW learning rate, LM head (x (width/768)**-0.5)
+SCALAR_LR = 0.5                # AdamW learning rate, x0 scalars; residual scalars get SCALAR_LR * 0.01
+ADAM_BETA1 = 0.8               # AdamW first-moment decay
+ADAM_BETA2 = 0.95              # AdamW second-moment decay
+WEIGHT_DECAY = 0.2             # Muon cautious weight decay at the start; decays linearly to 0 over the budget
+MUON_MOMENTUM_START = 0.85     # Muon Nesterov momentum at step 0
+MUON_MOMENTUM_END = 0.95       # Muon Nesterov momentum after the ramp
+MUON_MOMENTUM_STEPS = 300      # optimizer steps over which the momentum ramps up
+MUON_BETA2 = 0.95              # decay of Muon's per-row/column second moment (NorMuon rescale)
+# Schedule (fractions of the training-time budget)
+WARMUP_RATIO = 0.0             # fraction of the budget with a linear learning-rate warm-up
+WARMDOWN_RATIO = 0.5           # fraction of the budget, at the end, with a linear warm-down
+FINAL_LR_FRAC = 0.0            # learning-rate multiplier reached at the end of the warm-down
+
+# =============================================================================
+# Model
+# =============================================================================
+
+@dataclass
+class GPTConfig:
+    sequence_len: int = 2048
+    vocab_size: int = 8192
+    n_layer: int = 8
+    n_head: int = 4
+    n_kv_head: int = 4
+    n_embd: int = 512
+    window_pattern: str = "SSSL"
+    softcap: float = 15.0          # logits = softcap * tanh(logits / softcap)
+    ve_gate_channels: int = 32     # input channels of the value-embedding gate
+
+
+def norm(x):
+    """RMSNorm without learnable weights."""
+    return F.rms_norm(x, (x.size(-1),))
+
+
+def has_value_embedding(layer, n_layer):
+    """Value embeddings on alternating layers, the last one always included."""
+    return layer % 2 == (n_layer - 1) % 2
+
+
+def layer_windows(pattern, n_layer, seq_len):
+    """Left window (tokens back, besides the current one) per layer: S = seq_len // 2, L = seq_len."""
+    pattern = pattern.upper()
+    if not pattern or set(pattern) - {"S", "L"}:
+        raise ValueError(f"WINDOW_PATTERN must use only 'S' and 'L', got {pattern!r}")
+    size = {"S": seq_len // 2, "L": seq_len}
+    windows = [size[pattern[i % len(pattern)]] for i in range(n_layer)]
+    windows[-1] = seq_len
+    return windows
+
+
+def rotary_tables(seq_len, head_dim, base=10000.0):
+    """cos/sin tables for rotary embeddings, shaped [1, T, 1, head_dim / 2]."""
+    inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+    angles = torch.outer(torch.arange(seq_len, dtype=torch.float32), inv_freq)
+    return angles.cos()[None, :, None, :], angles.sin()[None, :, None, :]
+
+
+def apply_rotary(x, cos, sin):
+    """Rotate channel pairs (i, i + D/2) of x [B, T, H, D] by position-dependent angles."""
+    d = x.size(-1) // 2
+    x1, x2 = x[..., :d], x[..., d:]
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat([x1 * cos + x2 * sin, x2 * cos - x1 * sin], dim=-1)
+
+
+# --- attention backends ------------------------------------------------------
+FLASH_ATTN = None  # FlashAttention-3 interface module, set by load_flash_attention() on CUDA
+
+
+def load_flash_attention(device):
+    """FA3 through the `kernels` package on CUDA; None (PyTorch SDPA) on any failure."""
+    if device.type != "cuda":
+        print(f"attention: PyTorch SDPA (device {device.type})")
+        return None
+    # Hopper (9.0) has its own build; other GPUs use the community build.
+    # kernels >= 0.15 needs an explicit version=; both repos are loaded as major version 1.
+    major, minor = torch.cuda.get_device_capability(device)
+    repo = "varunneal/flash-attention-3" if (major, minor) == (9, 0) else "kernels-community/flash-attn3"
+    try:
+        from kernels import get_kernel
+        module = get_kernel(repo, version=1, trust_remote_code=repo.startswith("varunneal/"))
+        module = getattr(module, "flash_attn_interface", module)
+        module.flash_attn_func  # fail here, not mid-training, if the interface differs
+    except Exception as e:  # no network, no build for this GPU/torch, API change, ...
+        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        print(f"attention: FlashAttention-3 ({repo}) unavailable: {reason}; using PyTorch SDPA")
+        return None
+    print(f"attention: FlashAttention-3 from {repo}")
+    return module
+
+
+def banded_causal_mask(T, window, device):
+    """Boolean [T, T] mask, True where query i may attend key j: i - window <= j <= i."""
+    i = torch.arange(T, device=device)[:, None]
+    j = torch.arange(T, device=device)[None, :]
+    return (j <= i) & (j >= i - window)
+
+
+def attention(q, k, v, window):
+    """Causal attention on [B, T, H, D] tensors (k, v may have fewer heads), `window` keys back."""
+    T = q.size(1)
+    if FLASH_ATTN is not None:
+        out = FLASH_ATTN.flash_attn_func(q, k, v, causal=True, window_size=(window if window < T else -1, 0))
+        return out[0] if isinstance(out, tuple) else out
+    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # SDPA layout: B, H, T, D
+    gqa = q.size(1) != k.size(1)
+    if window >= T - 1:
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
+    else:
+        mask = banded_causal_mask(T, window, q.device)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
+    return y.transpose(1, 2)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config, layer):
+        super().__init__()
+        self.n_head, self.n_kv_head = config.n_head, config.n_kv_head
+        self.head_dim = config.n_embd // config.n_head
+        kv_dim = self.n_kv_head * self.head_dim
+        self.c_q = nn.Linear(config.n_embd, config.n_embd, bias=False)
+        self.c_k = nn.Linear(config.n_embd, kv_dim, bias=False)
+        self.c_v = nn.Linear(config.n_embd, kv_dim, bias=False)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
+        self.ve_gate_channels = config.ve_gate_channels
+        self.ve_gate = None
+        if has_value_embedding(layer, config.n_layer):
+            self.ve_gate = nn.Linear(config.ve_gate_channels, self.n_kv_head, bias=False)
+
+    def forward(self, x, ve, cos, sin, window):
+        B, T, C = x.shape
+        q = self.c_q(x).view(B, T, self.n_head, self.head_dim)
+        k = self.c_k(x).view(B, T, self.n_kv_head, self.head_dim)
+        v = self.c_v(x).view(B, T, self.n_kv_head, self.head_dim)
+        dtype = q.dtype  # bf16 under autocast
+        if ve is not None:  # value embedding, mixed in through a per-head gate in (0, 2); 1 at init
+            gate = 2 * torch.sigmoid(self.ve_gate(x[..., :self.ve_gate_channels]))
+            v = v + gate.unsqueeze(-1) * ve.view(B, T, self.n_kv_head, self.head_dim)
+        q, k = norm(apply_rotary(q, cos, sin)), norm(apply_rotary(k, cos, sin))  # QK-norm
+        y = attention(q.to(dtype), k.to(dtype), v.to(dtype), window)
+        return self.c_proj(y.reshape(B, T, C))
+
+
+class MLP(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=False)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=False)
+
+    def forward(self, x):
+        return self.c_proj(F.relu(self.c_fc(x)).square())  # ReLU^2
+
+
+class Block(nn.Module):
+    def __init__(self, config, layer, window):
+        super().__init__()
+        self.window = window
+        self.attn = CausalSelfAttention(config, layer)
+        self.mlp = MLP(config)
+
+    def forward(self, x, ve, cos, sin):
+        x = x + self.attn(norm(x), ve, cos, sin, self.window)
+        return x + self.mlp(norm(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        kv_dim = config.n_kv_head * (config.n_embd // config.n_head)
+        windows = layer_windows(config.window_pattern, config.n_layer, config.sequence_len)
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.blocks = nn.ModuleList([Block(config, i, w) for i, w in enumerate(windows)])
+        self.value_embeds = nn.ModuleDict({
+            str(i): nn.Embedding(config.vocab_size, kv_dim)
+            for i in range(config.n_layer) if has_value_embedding(i, config.n_layer)})
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.resid_lambdas = nn.Parameter(torch.ones(config.n_layer))  # scale of the residual stream per layer
+        self.x0_lambdas = nn.Parameter(torch.full((config.n_layer,), 0.1))  # skip from the embedding per layer
+        cos, sin = rotary_tables(config.sequence_len, config.n_embd // config.n_head)
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
+        self.init_weights()
+
+    @torch.no_grad()
+    def init_weights(self):
+        bound = 3 ** 0.5 * self.config.n_embd ** -0.5  # uniform with std n_embd ** -0.5
+        nn.init.normal_(self.wte.weight, std=1.0)
+        nn.init.normal_(self.lm_head.weight, std=0.001)
+        for ve in self.value_embeds.values():
+            nn.init.uniform_(ve.weight, -bound, bound)
+        for block in self.blocks:
+            for lin in (block.attn.c_q, block.attn.c_k, block.attn.c_v, block.mlp.c_fc):
+                nn.init.uniform_(lin.weight, -bound, bound)
+            nn.init.zeros_(block.attn.c_proj.weight)  # each block starts as the identity
+            nn.init.zeros_(block.mlp.c_proj.weight)
+            if block.attn.ve_gate is not None:
+                nn.init.zeros_(block.attn.ve_gate.weight)  # gate 2*sigmoid(0) = 1: neutral
+        self.resid_lambdas.fill_(1.0)
+        self.x0_lambdas.fill_(0.1)
+
+    def forward(self, idx, targets=None, reduction="mean"):
+        """Logits [B, T, V] without targets; with targets, the loss in nats
+        (mean, or per token [B, T] with reduction="none")."""
+        B, T = idx.shape
+        cos, sin = self.cos[:, :T], self.sin[:, :T]
+        x = x0 = norm(self.wte(idx))
+        for i, block in enumerate(self.blocks):
+            x = self.resid_lambdas[i] * x + self.x0_lambdas[i] * x0
+            ve = self.value_embeds[str(i)](idx) if str(i) in self.value_embeds else None
+            x = block(x, ve, cos, sin)
+        logits = self.lm_head(norm(x)).float()
+        logits = self.config.softcap * torch.tanh(logits / self.config.softcap)
+        if targets is None:
+            return logits
+        loss = F.cross_entropy(logits.view(B * T, -1), targets.reshape(B * T),
+                               ignore_index=-1, reduction=reduction)
+        return loss.view(B, T) if reduction == "none" else loss
+
+    def num_flops_per_token(self):
+        """6 x (non-embedding parameters) + attention (12 x heads x head_dim x window, per layer)."""
+        embedding = self.wte.weight.numel() + sum(p.numel() for p in self.value_embeds.parameters())
+        scalars = self.resid_lambdas.numel() + self.x0_lambdas.numel()
+        matmul_params = sum(p.numel() for p in self.parameters()) - embedding - scalars
+        c, T = self.config, self.config.sequence_len
+        attn = sum(12 * c.n_head * (c.n_embd // c.n_head) * min(b.window, T) for b in self.blocks)
+        return 6 * matmul_params + attn
+
+    def param_groups(self, matrix_lr, embedding_lr, unembedding_lr, scalar_lr, betas, weight_decay):
+        """Muon for the 2-D block matrices (one group per shape), AdamW for the rest."""
+        scale = (self.config.n_embd / 768) ** -0.5  # AdamW lrs were tuned at width 768
+        adamw = dict(kind="adamw", betas=betas, eps=1e-10, weight_decay=0.0)
+        groups = [
+            dict(adamw, params=[self.lm_head.weight], lr=unembedding_lr * scale),
+            dict(adamw, params=[self.wte.weight, *self.value_embeds.parameters()], lr=embedding_lr * scale),
+            dict(adamw, params=[self.resid_lambdas], lr=scalar_lr * 0.01),
+            dict(adamw, params=[self.x0_lambdas], lr=scalar_lr, betas=(0.96, 0.95)),
+        ]
+        by_shape = {}
+        for p in self.blocks.parameters():
+            by_shape.setdefault(tuple(p.shape), []).append(p)
+        for shape in sorted(by_shape):
+            groups.append(dict(kind="muon", params=by_shape[shape], lr=matrix_lr,
+                               momentum=MUON_MOMENTUM_START, beta2=MUON_BETA2, weight_decay=weight_decay))
+        assert sum(len(g["params"]) for g in groups) == len(list(self.parameters()))
+        return groups
+
+# =============================================================================
+# Optimizer: Muon (block matrices) + AdamW (everything else)
+# =============================================================================
+
+# (a, b, c) per iteration of X <- a X + (b A + c A^2) X, A = X X^T ("polar express")
+POLAR_EXPRESS_COEFFS = [
+    (8.156554524902461, -22.48329292557795, 15.878769915207462),
+    (4.042929935166739, -2.808917465908714, 0.5000178451051316),
+    (3.8916678022926607, -2.772484153217685, 0.5060648178503393),
+    (3.285753657755655, -2.3681294933425376, 0.46449024233003106),
+    (2.3465413258596377, -1.7097828382687081, 0.42323551169305323),
+]
+
+
+def polar_express(G):
+    """Approximately orthogonalise G [..., rows, cols]: singular values pushed towards 1."""
+    X = G.bfloat16() if G.is_cuda else G.float()  # bf16 on GPU; fp32 elsewhere (no fast bf16)
+    X = X / (X.norm(dim=(-2, -1), keepdim=True) * 1.02 + 1e-6)
+    tall = X.size(-2) > X.size(-1)
+    if tall:  # iterate on the wide orientation so that A = X X^T is the smaller square
+        X = X.mT
+    for a, b, c in POLAR_EXPRESS_COEFFS:
+        A = X @ X.mT
+        X = a * X + (b * A + c * (A @ A)) @ X
+    return X.mT if tall else X
+
+
+def normuon_rescale(U, second_moment, beta2):
+    """Equalise the update's per-row (or per-column, for wide matrices) RMS with a running
+    second moment, keeping the update's overall Frobenius norm."""
+    dim = -1 if U.size(-2) >= U.size(-1) else -2
+    n = U.size(dim)
+    v = U.float().square().mean(dim=dim, keepdim=True)
+    second_moment.lerp_(v, 1 - beta2)
+    scale = second_moment.clamp_min(1e-10).rsqrt()
+    norm_before = (v * n).sum(dim=(-2, -1), keepdim=True).sqrt()
+    norm_after = (v * n * scale.square()).sum(dim=(-2, -1), keepdim=True).sqrt()
+    return U.float() * (scale * norm_before / norm_after.clamp_min(1e-10))
+
+
+class MuonAdamW(torch.optim.Optimizer):
+    """One optimizer; each param group says whether it is updated by Muon or AdamW."""
+
+    def __init__(self, param_groups):
+        super().__init__(param_groups, defaults={})
+        for group in self.param_groups:
+            group["initial_lr"] = group["lr"]
+
+    def add_param_group(self, param_group):
+        """torch.optim.Optimizer.add_param_group, called past its torch._disable_dynamo wrapper:
+        the wrapper's first call imports torch._dynamo (about 1 s of start-up on a 2-core CPU),
+        which nothing needs unless the model is compiled (then torch.compile imports it anyway)."""
+        base = torch.optim.Optimizer.add_param_group
+        getattr(base, "__wrapped__", base)(self, param_group)
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            if group["kind"] == "muon":
+                self._muon_step(group)
+            else:
+                self._adamw_step(group)
+
+    def _adamw_step(self, group):
+        beta1, beta2 = group["betas"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state[p]
+            if not state:
+                state["step"] = 0
+                state["m"] = torch.zeros_like(p)
+                state["v"] = torch.zeros_like(p)
+            state["step"] += 1
+            state["m"].lerp_(p.grad, 1 - beta1)
+            state["v"].lerp_(p.grad.square(), 1 - beta2)
+            m_hat = state["m"] / (1 - beta1 ** state["step"])
+            v_hat = state["v"] / (1 - beta2 ** state["step"])
+            if group["weight_decay"]:
+                p.mul_(1 - group["lr"] * group["weight_decay"])
+            p.sub_(group["lr"] * m_hat / (v_hat.sqrt() + group["eps"]))
+
+    def _muon_step(self, group):
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            return
+        rows, cols = params[0].shape
+        state = self.state[params[0]]  # the group's state lives on its first parameter
+        if not state:
+            state["momentum"] = torch.zeros(len(params), rows, cols, device=params[0].device)
+            moment_shape = (len(params), rows, 1) if rows >= cols else (len(params), 1, cols)
+            state["second_moment"] = torch.zeros(moment_shape, device=params[0].device)
+        grads = torch.stack([p.grad.float() for p in params])
+        weights = torch.stack(params).float()
+        momentum = group["momentum"]
+        state["momentum"].lerp_(grads, 1 - momentum)
+        grads = grads.lerp_(state["momentum"], momentum)  # Nesterov
+        update = normuon_rescale(polar_express(grads), state["second_moment"], group["beta2"])
+        lr = group["lr"] * max(1.0, rows / cols) ** 0.5
+        agree = (update * weights) > 0  # cautious weight decay: only where update and weight agree in sign
+        weights.sub_(lr * update + lr * group["weight_decay"] * weights * agree)
+        for p, w in zip(params, weights.unbind(0)):
+            p.copy_(w)
+
+# =============================================================================
+# Schedules (progress = training time / TIME_BUDGET, in [0, 1])
+# =============================================================================
+
+def lr_multiplier(progress):
+    if progress < WARMUP_RATIO:
+        return (progress + 1e-8) / WARMUP_RATIO
+    if progress < 1.0 - WARMDOWN_RATIO:
+        return 1.0
+    cooldown = max(0.0, 1.0 - progress) / WARMDOWN_RATIO  # 1 -> 0 over the warm-down
+    return cooldown + (1.0 - cooldown) * FINAL_LR_FRAC
+
+
+def muon_momentum(step):
+    frac = min(step / MUON_MOMENTUM_STEPS, 1.0)
+    return (1 - frac) * MUON_MOMENTUM_START + frac * MUON_MOMENTUM_END
+
+
+def weight_decay(progress):
+    return WEIGHT_DECAY * (1.0 - progress)
+
+# =============================================================================
+# Training
+# =============================================================================
+
+def tune_cpu_allocator():
+    """glibc malloc (Linux): serve large blocks from the heap and keep freed memory, instead of a
+    fresh mmap, zeroed page by page on first touch, for every block over the mmap threshold (at
+    most 32 MiB: each [B, T, V] fp32 logits tensor at the cpu profile is 32 MiB). Measured on a
+    2-core CPU: a forward pass at the cpu profile takes ~40% less CPU time; results are
+    bit-identical; freed memory stays with the process (peak RSS can be higher).
+    mallopt(3): M_MMAP_MAX (-4) = 0, M_TRIM_THRESHOLD (-1) = 1 GiB. Returns what was done."""
+    if not sys.platform.startswith("linux"):
+        return "allocator unchanged (not Linux)"
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return "allocator unchanged (no glibc mallopt)"
+    if mallopt(-4, 0) == 1 and mallopt(-1, 1 << 30) == 1:
+        return "glibc malloc: no mmap for large blocks, trim threshold 1 GiB"
+    return "allocator unchanged (mallopt refused)"
+
+
+H100_BF16_PEAK_FLOPS = 989.5e12  # dense bf16, H100 SXM
+# Nominal (not measured) fp32 peaks for MFU off CUDA. CPU: per core 2.5 GHz x 64 FLOP/cycle
+# (two 512-bit FMA units: 2 x 16 lanes x 2); times the threads torch uses. MPS: a round
+# figure for an Apple GPU. Compare MFU only between runs on the same device.
+CPU_PEAK_FLOPS_PER_CORE = 2.5e9 * 64
+MPS_PEAK_FLOPS = 10e12
+
+
+def main():
+    torch.manual_seed(42)
+    if torch.cuda.is_available():
+        device = torch.device("cuda")
+    elif torch.backends.mps.is_available():
+        device = torch.device("mps")
+    else:
+        device = torch.device("cpu")
+    if device.type == "cuda":
+        # torch.compile's caches (FX graph, AOTAutograd, Triton) under the cockpit cache, so that
+        # they outlive /tmp (the default): a run whose model graph is unchanged (e.g. only the
+        # optimizer's hyper-parameters were edited) skips most of the compile.
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(CACHE_DIR / "torchinductor"))
+        torch.set_float32_matmul_precision("high")
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16)
+        peak_flops = H100_BF16_PEAK_FLOPS
+    else:  # fp32 on CPU (faster than emulated bf16) and MPS
+        autocast = contextlib.nullcontext()
+        peak_flops = MPS_PEAK_FLOPS if device.type == "mps" else CPU_PEAK_FLOPS_PER_CORE * torch.get_num_threads()
+    sync = {"cuda": torch.cuda.synchronize, "mps": torch.mps.synchronize}.get(device.type, lambda: None)
+    excluded_steps = 10 if device.type == "cuda" else 2  # start-up/compilation steps not timed
+    global FLASH_ATTN
+    FLASH_ATTN = load_flash_attention(device)
+
+    tokenizer = Tokenizer.from_directory()
+    n_embd = math.ceil(DEPTH * ASPECT_RATIO / HEAD_DIM) * HEAD_DIM  # rounded up to a multiple of HEAD_DIM
+    n_head = n_embd // HEAD_DIM
+    n_kv_head = N_KV_HEAD or n_head
+    assert n_head % n_kv_head == 0, f"N_KV_HEAD={n_kv_head} must divide the {n_head} query heads"
+    config = GPTConfig(sequence_len=MAX_SEQ_LEN, vocab_size=tokenizer.get_vocab_size(), n_layer=DEPTH,
+                       n_head=n_head, n_kv_head=n_kv_head, n_embd=n_embd, window_pattern=WINDOW_PATTERN)
+    model = GPT(config).to(device)
+    num_params = sum(p.numel() for p in model.parameters())
+    flops_per_token = model.num_flops_per_token()
+    optimizer = MuonAdamW(model.param_groups(MATRIX_LR, EMBEDDING_LR, UNEMBEDDING_LR, SCALAR_LR,
+                                             (ADAM_BETA1, ADAM_BETA2), WEIGHT_DECAY))
+    tokens_per_pass = DEVICE_BATCH_SIZE * MAX_SEQ_LEN
+    assert TOTAL_BATCH_SIZE % tokens_per_pass == 0, \
+        f"TOTAL_BATCH_SIZE {TOTAL_BATCH_SIZE} must be a multiple of DEVICE_BATCH_SIZE * MAX_SEQ_LEN = {tokens_per_pass}"
+    grad_accum_steps = TOTAL_BATCH_SIZE // tokens_per_pass
+    print(f"model: depth {DEPTH}, width {n_embd}, heads {n_head} (kv {n_kv_head}), vocab {config.vocab_size}, "
+          f"windows {[b.window for b in model.blocks]}, {num_params / 1e6:.1f}M parameters")
+    print(f"batch: {TOTAL_BATCH_SIZE:,} tokens per step = {grad_accum_steps} x {DEVICE_BATCH_SIZE} x {MAX_SEQ_LEN}; "
+          f"device {device.type}; profile {PROFILE}, time budget {TIME_BUDGET:g}s")
+    train_model = torch.compile(model, dynamic=False) if device.type == "cuda" else model
+    train_loader = make_dataloader(tokenizer, DEVICE_BATCH_SIZE, MAX_SEQ_LEN, "train", device=device)
+    x, y, epoch = next(train_loader)
+
+    # --- the loop: stop once the timed steps have used TIME_BUDGET seconds ---
+    training_time, step, smooth_loss = 0.0, 0, 0.0
+    while True:
+        sync()
+        t0 = time.time()
+        for _ in range(grad_accum_steps):
+            with autocast:
+                loss = train_model(x, y)
+            train_loss = loss.detach()
+            (loss / grad_accum_steps).backward()
+            x, y, epoch = next(train_loader)
+        progress = min(training_time / TIME_BUDGET, 1.0)
+        lrm = lr_multiplier(progress)
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * lrm
+            if group["kind"] == "muon":
+                group["momentum"] = muon_momentum(step)
+                group["weight_decay"] = weight_decay(progress)
+        optimizer.step()
+        model.zero_grad(set_to_none=True)
+        loss_value = train_loss.item()
+        if math.isnan(loss_value) or loss_value > 100:
+            print(f"\nFAIL: training loss is {loss_value} at step {step}; stopping (exit status 1)", flush=True)
+            sys.exit(1)
+        sync()
+        dt = time.time() - t0
+        if step >= excluded_steps:
+            training_time += dt
+        smooth_loss = 0.9 * smooth_loss + 0.1 * loss_value
+        debiased_loss = smooth_loss / (1 - 0.9 ** (step + 1))
+        mfu = 100 * flops_per_token * TOTAL_BATCH_SIZE / dt / peak_flops
+        remaining = max(0.0, TIME_BUDGET - training_time)
+        print(f"\rstep {step:05d} ({100 * progress:.1f}%) | loss: {debiased_loss:.6f} | lrm: {lrm:.2f} | "
+              f"dt: {dt * 1000:.0f}ms | tok/sec: {int(TOTAL_BATCH_SIZE / dt):,} | mfu: {mfu:.1f}% | "
+              f"epoch: {epoch} | remaining: {remaining:.0f}s", end="", flush=True)
+        if step == 0:  # nothing is freed by the collector later on; avoid its pauses
+            gc.collect()
+            gc.freeze()
+            gc.disable()
+        step += 1
+        if step > excluded_steps and training_time >= TIME_BUDGET:
+            break
+    print()
+
+    # --- evaluation and summary ---
+    if device.type == "cpu":
+        tune_cpu_allocator()  # here, not before training: it would change the steps per budget
+    model.eval()
+    with autocast:
+        val_bpb = evaluate_bpb(train_model, tokenizer, DEVICE_BATCH_SIZE)
+    if device.type == "cuda":
+        peak_memory_mb = torch.cuda.max_memory_allocated() / 1024 ** 2
+    else:  # CPU and MPS: peak resident set size of the process (ru_maxrss: KiB on Linux, bytes on macOS)
+        max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak_memory_mb = max_rss / (1024 ** 2 if sys.platform == "darwin" else 1024)
+    timed_steps = step - excluded_steps
+    mfu_percent = 100 * flops_per_token * TOTAL_BATCH_SIZE * timed_steps / training_time / peak_flops
+    summary = {
+        "val_bpb": f"{val_bpb:.6f}",
+        "training_seconds": f"{training_time:.1f}",
+        "total_seconds": f"{time.time() - T_START:.1f}",
+        "peak_vram_mb": f"{peak_memory_mb:.1f}",
+        "mfu_percent": f"{mfu_percent:.2f}",
+        "total_tokens_M": f"{step * TOTAL_BATCH_SIZE / 1e6:.1f}",
+        "num_steps": f"{step}",
+        "num_params_M": f"{num_params / 1e6:.1f}",
+        "depth": f"{DEPTH}",
+    }
+    print("---")
+    for key, value in summary.items():
+        print(f"{key + ':':<18}{value}")
+
+
+if __name__ == "__main__":
+    main()
