@@ -5,6 +5,8 @@
             [--tag TAG] [--agent offline|litellm] [--model MODEL] [--api-base URL]
             [--program NAME|PATH] [--run-command CMD] [--approve]
     cockpit report [--workspace DIR] [--tag TAG] [--out PATH]
+    cockpit status [--workspace DIR]
+    cockpit stop [--workspace DIR]
     cockpit serve --workspace DIR [session flags]     (hidden: started by ``cockpit``)
 
 These flag names are a contract that other tools script against. A flag
@@ -19,6 +21,11 @@ needs the UI: with ``--headless`` it is refused, and cockpit.toml's
 for an error. The Textual UI is imported only when it is opened. ``cockpit report``
 (cockpit.report) exits 0, or 2 with one line when there is nothing to report or
 its files cannot be written; matplotlib is imported only when it draws.
+``cockpit status`` prints one screen on the workspace's session and exits 0 when
+an engine runs there, 1 when none does; ``cockpit stop`` stops the running engine
+as ``x`` then ``y`` would and waits until it is gone (exit 0; 1 when none ran).
+A default tag (``dec04-2041``) never collides: when ``autoresearch/<tag>`` or a
+journaled session of that tag exists, ``-2``, ``-3``, ... is added.
 """
 
 from __future__ import annotations
@@ -66,6 +73,32 @@ def default_tag(now: Optional[datetime] = None) -> str:
     return (now or datetime.now()).strftime("%b%d-%H%M").lower()
 
 
+def free_tag(workspace: Path, tag: str) -> str:
+    """``tag``, or ``tag-2``, ``tag-3``, ... when branch ``autoresearch/<tag>`` or a session
+    of that tag in the journal already exists (a default tag never collides)."""
+    from cockpit.journal import Journal, JournalError
+    from cockpit.repo import GitRepo, RepoError
+
+    try:
+        entries, _ = Journal(workspace).read()
+    except (JournalError, OSError):
+        entries = []
+    taken = {e.get("tag") for e in entries if e.get("entry") == "session"}
+    repo = GitRepo(workspace)
+
+    def exists(name: str) -> bool:
+        try:
+            return repo.branch_exists(name)
+        except RepoError:  # not a repository yet: start-up says so in its own words
+            return False
+
+    candidate, k = tag, 1
+    while candidate in taken or exists(f"autoresearch/{candidate}"):
+        k += 1
+        candidate = f"{tag}-{k}"
+    return candidate
+
+
 def _count(text: str) -> int:
     """An integer, 0 or more (argparse type)."""
     try:
@@ -103,14 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
                "[--tag TAG]\n               [--agent offline|litellm] [--model MODEL] [--api-base URL] "
                "[--program NAME|PATH] [--run-command CMD] [--approve]"
                "\n       cockpit init DIR [--profile {cpu,h100,tiny}] [--no-prepare]"
-               "\n       cockpit report [--workspace DIR] [--tag TAG] [--out PATH]"),
+               "\n       cockpit report [--workspace DIR] [--tag TAG] [--out PATH]"
+               "\n       cockpit status [--workspace DIR]\n       cockpit stop [--workspace DIR]"),
         description="Run the autoresearch ratchet on a workspace, in a terminal UI or headless. "
                     "The UI's engine runs in the background: q detaches, `cockpit` again attaches.")
     parser.add_argument("--workspace", metavar="DIR", default=".", help="workspace directory (default: .)")
     parser.add_argument("--headless", action="store_true",
                         help="run the engine in this process and print events as lines instead of the UI")
     _session_flags(parser)
-    commands = parser.add_subparsers(dest="command", metavar="{init,report}")
+    commands = parser.add_subparsers(dest="command", metavar="{init,report,status,stop}")
     init = commands.add_parser("init", help="create a workspace: cockpit init DIR [--profile P] [--no-prepare]")
     init.add_argument("dir", metavar="DIR", help="new or empty directory")
     init.add_argument("--profile", choices=PROFILES, default="cpu", help="harness profile (default: cpu)")
@@ -130,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", metavar="PATH",
                         help="the markdown file, or a directory for it (default: DIR/report-TAG.md); the PNG "
                              "goes next to it as <name>-staircase.png (default: DIR/report-TAG-staircase.png)")
+    for name, text in (("status", "print the workspace's session on one screen; exit 0 when an engine runs, 1 "
+                                  "when none does"),
+                       ("stop", "stop the engine running on the workspace (as x then y in the cockpit) and wait "
+                                "until it is gone; exit 1 when none runs")):
+        sub = commands.add_parser(name, help=text, description=text, usage=f"cockpit {name} [--workspace DIR]")
+        sub.add_argument("--workspace", metavar="DIR", default=argparse.SUPPRESS,
+                         help="workspace directory (default: .)")
     serve = commands.add_parser("serve", description="the engine daemon `cockpit` starts (not for direct use)")
     serve.add_argument("--workspace", metavar="DIR", default=".", help="workspace directory (default: .)")
     _session_flags(serve)
@@ -176,6 +217,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _serve(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "status":
+            return _status(args)
+        if args.command == "stop":
+            return _stop(args)
         return _session(args)
     except (WorkspaceError, ValueError, ProgramError, RunDirError, DaemonError) as exc:
         print(f"cockpit: {exc}", file=sys.stderr)
@@ -191,6 +236,32 @@ def _init(args: argparse.Namespace) -> int:
             print(f"cockpit: prepare.py failed (exit {code}); see {workspace.logs / 'prepare.log'}", file=sys.stderr)
             return 1
     print(f"start a session with: cockpit --workspace {args.dir}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    """``cockpit status``: one screen; 0 when an engine runs on the workspace, else 1."""
+    from cockpit.status import format_status, read_status
+
+    status = read_status(Path(args.workspace).resolve())
+    print(format_status(status))
+    return 0 if status.running else 1
+
+
+def _stop(args: argparse.Namespace) -> int:
+    """``cockpit stop``: stop the engine and wait until it is gone; 1 when none runs."""
+    from cockpit.status import stop_engine
+
+    workspace = Path(args.workspace).resolve()
+    try:
+        stopped = stop_engine(workspace)
+    except TimeoutError as exc:
+        print(f"cockpit: {exc}", file=sys.stderr)
+        return 1
+    if not stopped:
+        print(f"cockpit: no engine runs on {workspace}", file=sys.stderr)
+        return 1
+    print("stopped: the engine is gone")
     return 0
 
 
@@ -259,7 +330,7 @@ def session_setup(args: argparse.Namespace, workspace: Workspace, headless: bool
     SettingsError (a WorkspaceError) or ProgramError with one line."""
     gate = approval_gate(args.approve, workspace, headless)
     agent = build_agent(workspace.agent.with_flags(args.agent, args.model, args.api_base), workspace.seed)
-    config = SessionConfig(tag=args.tag or default_tag(), max_experiments=args.max_experiments,
+    config = SessionConfig(tag=args.tag or free_tag(workspace.path, default_tag()), max_experiments=args.max_experiments,
                            budget_s=args.budget, run_command=run_command(args.run_command, workspace),
                            fix_attempts=workspace.fix_attempts, program=program_flag(args.program),
                            approval_gate=gate, pipeline=workspace.pipeline and not args.no_pipeline,
