@@ -51,6 +51,7 @@ from cockpit.events import (ActionApplied, Approve, Command, DropQueued, EngineM
                             Pause, PhaseChanged, Resume, RevertLastKeep, SetApprovalGate, Steer, Stop, Veto)
 from cockpit.ledger import append_record
 from cockpit.repo import short
+from cockpit.standing import REVERTED
 
 BETWEEN = ("proposing", "awaiting-approval", "paused")  # phases between two runs
 
@@ -209,10 +210,10 @@ class HumanActions:
             return
         target, before = kept[-1], kept[-2]
         self.book.move_to(before.commit)
-        self.book.state.unkeep()
         self._record("revert", f"un-kept #{target.experiment} {short(target.commit)}; back to "
                      f"#{before.experiment} {short(before.commit)} (val_bpb {before.val_bpb:.6f})", target.commit)
-        self.book.relog(target, "discard", f"{target.description} [reverted]")
+        # the row un-keeps it: the state folds it as every reader of results.tsv does (cockpit.standing)
+        self.book.relog(target, "discard", f"{target.description} {REVERTED}")
         self.control.restart()
 
     def _approve(self) -> None:

@@ -33,9 +33,9 @@ from cockpit.redact import redact
 from cockpit.proposing import Outcome
 from cockpit.repo import GitRepo, short
 from cockpit.runner import RunResult
-from cockpit.session import Logged, SessionConfig, SessionError, SessionState, decide, fixable
+from cockpit.session import Logged, SessionConfig, SessionError, SessionState, fixable, judge_run
 from cockpit.summary import summary_memory_gb, summary_val_bpb
-from cockpit.noise import Judgement, NoiseFloor, judge
+from cockpit.noise import Judgement, KeepRule, NoiseFloor, noise_mark
 from cockpit.timekeeping import TimeKeeper
 from cockpit.usage import add_usage
 from cockpit.workspace import Workspace, sha256_file
@@ -89,6 +89,12 @@ class Bookkeeper:
         self.pending: list[tuple[str, Callable[[], None]]] = []
         self.times = TimeKeeper()  # where the session's seconds go (cockpit.timekeeping)
         self.noise: Optional[NoiseFloor] = None  # measured at session start (cockpit.noise)
+
+    @property
+    def rule(self) -> KeepRule:
+        """The session's keep rule (cockpit.noise): ``keep_threshold`` from the
+        config, sigma of the noise floor once measured (0.0 before)."""
+        return KeepRule(self.config.keep_threshold, self.noise.sigma if self.noise else 0.0)
 
     # -------------------------------------------------------------- storage --
 
@@ -248,15 +254,10 @@ class Bookkeeper:
         early]"; "force-keep": a discard becomes a keep, " [forced]" (a crash stays
         a crash, with a warning; a keep needs no force). Otherwise a finite run is
         judged against the best by cockpit.noise (with ``confirm``'s runs averaged
-        in): an improvement within the noise is a discard " [within noise]", a
-        confirmed keep " [confirmed]"."""
-        status = decide(result, summary, self.state.best)
-        val = summary_val_bpb(summary)
-        judged = None
-        if status != "crash" and val is not None and self.state.best is not None and not human:
-            sigma = self.noise.sigma if self.noise else 0.0
-            judged = judge(self.state.best, (val, *confirm), self.config.keep_threshold, sigma, can_confirm=False)
-            status = judged.verdict
+        in; the one rule, ``self.rule``): an improvement within the noise is a
+        discard " [within noise]", a confirmed keep " [confirmed]". A forced keep is
+        marked " [forced]" when that rule would have discarded it."""
+        status, judged = judge_run(result, summary, self.state.best, self.rule, confirm)
         if human == "veto":
             return "discard", " [vetoed]", judged
         if human == "abort":
@@ -265,10 +266,9 @@ class Bookkeeper:
             return "keep", " [forced]", judged
         if human == "force-keep" and status == "crash":
             self.emit(EngineMessage("force-keep: the run crashed (no val_bpb), so it cannot be kept", "warning"))
-        if judged is not None and judged.delta > 0 and status == "discard":
-            return status, " [within noise]", judged
-        if judged is not None and len(judged.runs) > 1 and status == "keep":
-            return status, " [confirmed]", judged
+        mark = noise_mark(status, judged)
+        if mark:
+            return status, mark, judged
         return status, (" [stopped]" if result.stopped else " [timed out]" if result.timed_out else ""), judged
 
     def _log_row(self, row: Logged, usage: Optional[dict] = None, record: Optional[ExperimentRecord] = None,
@@ -293,8 +293,9 @@ class Bookkeeper:
     def relog(self, source: Logged, status: str, description: str) -> Logged:
         """Append a row for ``source``'s commit that did not train again (a forced keep
         of a finished experiment, a revert): its val_bpb and memory, the new
-        ``status`` and ``description``. The caller moved the branch and, for a
-        revert, the state (``SessionState.unkeep``) first."""
+        ``status`` and ``description``. The caller moved the branch first; the
+        state follows the row (``SessionState.log``: a keep row is the reference, a
+        " [reverted]" discard of the incumbent puts the keep before it back)."""
         row = Logged(self.state.rows, source.commit, status, source.val_bpb, source.memory_gb, description)
         self._log_row(row)
         return row

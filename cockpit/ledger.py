@@ -214,6 +214,7 @@ def _parse_row(path: Path, number: int, line: str) -> Row:
     if len(fields) != len(HEADER):
         raise LedgerError(f"{path}:{number}: expected {len(HEADER)} tab-separated fields, found {len(fields)}: {line!r}")
     commit, val, mem, status, description = fields
+    status = status.strip().lower()  # upstream sessions' files may write KEEP or Keep
     if status not in STATUSES:
         raise LedgerError(f"{path}:{number}: status {status!r} is not keep, discard or crash")
     try:

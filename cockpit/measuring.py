@@ -20,7 +20,7 @@ from cockpit.bookkeeping import Trial
 from cockpit.control import Stopped
 from cockpit.events import EngineMessage, NoiseMeasured, PhaseChanged, RunFinished, RunStarted
 from cockpit.holdout import holdout_env, read_holdout
-from cockpit.noise import NoiseFloor, judge, threshold
+from cockpit.noise import NoiseFloor, threshold
 from cockpit.repo import short
 from cockpit.runner import Run, RunResult
 from cockpit.summary import parse_summary, summary_val_bpb
@@ -65,8 +65,8 @@ class Measuring:
         if (verdict or floor is None or best is None or val is None or result.returncode != 0
                 or result.stopped or result.timed_out):
             return ()
-        judged = judge(best, (val,), self.config.keep_threshold, floor.sigma)
-        if judged.verdict != "confirm":
+        status, judged = self.book.rule.decide(val, best, can_confirm=True)
+        if status != "confirm":
             return ()
         self.emit(EngineMessage(f"#{trial.n} improves by {judged.delta:.6f}, within the noise "
                                 f"(threshold {judged.threshold:.6f}): running it once more to confirm"))

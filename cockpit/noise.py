@@ -19,6 +19,15 @@ runs clears ``threshold(2)``. With the noise floor off (``noise_runs = 0``)
 and ``keep_threshold = 0`` this is upstream's strict rule. 2 sigma: a
 one-sided test at about the 2.3 % level for one normal run against a fixed
 reference.
+
+``KeepRule`` is the one place every caller takes a verdict from: the live
+engine (cockpit.session ``decide``, cockpit.bookkeeping, cockpit.measuring) and
+the restart path (cockpit.reconcile, which rebuilds the rule of a dead session
+from disk with ``rule_on_disk``: the session's ``noise-floor`` record and
+``keep_threshold`` from cockpit.toml). A close call needs a confirming re-run;
+where none can happen (the restart, a re-run that crashed) the run stands
+alone and is judged on its single value against ``threshold(1)``: a discard,
+marked " [within noise]", never a keep on a value inside the noise.
 """
 
 from __future__ import annotations
@@ -26,7 +35,10 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Sequence
+
+from cockpit.ledger import read_records
 
 
 @dataclass(frozen=True)
@@ -98,3 +110,66 @@ def judge(best: float, runs: Sequence[float], keep_threshold: float, sigma: floa
     else:
         verdict = "discard"
     return Judgement(verdict, delta, bar, sigma, tuple(runs))
+
+
+WITHIN_NOISE, CONFIRMED = " [within noise]", " [confirmed]"
+
+
+def noise_mark(status: str, judged: Optional[Judgement]) -> str:
+    """The description mark a judged run's row gets: " [within noise]" for a
+    discard that improved by no more than the threshold, " [confirmed]" for a
+    keep on the mean of two runs, "" otherwise (no judgement: baseline, crash)."""
+    if judged is None:
+        return ""
+    if status == "discard" and judged.delta > 0:
+        return WITHIN_NOISE
+    if status == "keep" and len(judged.runs) > 1:
+        return CONFIRMED
+    return ""
+
+
+@dataclass(frozen=True)
+class KeepRule:
+    """The keep rule of one session: ``keep_threshold`` (bits per byte, from
+    cockpit.toml) and ``sigma`` (bits per byte, the noise floor's; 0.0 when none
+    was measured). ``KeepRule()`` is upstream's strict rule: keep iff lower."""
+
+    keep_threshold: float = 0.0
+    sigma: float = 0.0
+
+    def decide(self, val_bpb: Optional[float], best: Optional[float], confirm: Sequence[float] = (),
+               can_confirm: bool = False) -> tuple[str, Optional[Judgement]]:
+        """(status, judgement) of one run's finite ``val_bpb`` (None: "crash")
+        against ``best``, the incumbent's val_bpb (None before the baseline:
+        "keep", no judgement). ``confirm`` holds a confirming re-run's value,
+        averaged in. Status "keep", "discard" or, only with ``can_confirm``, for a
+        single close run when sigma > 0, "confirm" (run it once more). Without
+        ``can_confirm`` a close run is a discard (see the module docstring)."""
+        if val_bpb is None or not math.isfinite(val_bpb):
+            return "crash", None
+        if best is None:
+            return "keep", None
+        judged = judge(best, (val_bpb, *confirm), self.keep_threshold, self.sigma, can_confirm=can_confirm)
+        return judged.verdict, judged
+
+
+def rule_on_disk(records_jsonl: Path, tag: str, keep_threshold: float) -> KeepRule:
+    """The keep rule session ``tag`` ran under, rebuilt from disk: ``sigma`` from
+    its last ``noise-floor`` record in ``records_jsonl`` (the record's
+    ``sigma``, else the sample standard deviation of its ``runs``; 0.0 when it
+    has none: the floor was off or never measured), ``keep_threshold`` as
+    cockpit.toml says now (the session read it from there too). Lines that are
+    not JSON objects are passed over: a damaged line elsewhere does not stop a
+    restart here."""
+    records = read_records(records_jsonl, skip=lambda message: None)
+    floors = [r for r in records if r.get("kind") == "noise-floor" and r.get("tag") == tag]
+    sigma = 0.0
+    if floors:
+        value, raw = floors[-1].get("sigma"), floors[-1].get("runs")
+        runs = [float(v) for v in (raw if isinstance(raw, list) else [])
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            sigma = float(value)
+        elif len(runs) >= 2:
+            sigma = statistics.stdev(runs)
+    return KeepRule(keep_threshold, sigma)

@@ -20,8 +20,15 @@ every unclosed journal entry belongs to a dead engine). The restart rule:
    died after the row: the entry is closed (and the record written if missing;
    a keep row stays kept).
    Otherwise, when its log ends with a complete summary block (every contract
-   key) it is decided as usual against the val_bpb of its parent keep: keep or
-   discard, description ``<description> [recovered]``; else it is a crash row
+   key) it is decided by the session's own keep rule (cockpit.noise.KeepRule,
+   rebuilt by ``rule_on_disk`` from the dead session's ``noise-floor`` record
+   and cockpit.toml's ``keep_threshold``) against the val_bpb of its parent
+   keep: keep or discard, description ``<description> [recovered]`` (after
+   " [within noise]" when it improved by no more than the threshold). A close
+   call would need a confirming re-run, which cannot happen here (the run is
+   over, the engine starting is another session): it is judged on its one
+   value, so it is a discard, the conservative side (as the live engine
+   decides when a confirming re-run crashes). Else it is a crash row
    ``<description> [interrupted]`` with val_bpb 0. Either way a record
    ``"kind": "experiment", "interrupted": true`` with the reason, and the entry
    closes. Never a second row for the same experiment.
@@ -43,6 +50,7 @@ from cockpit.bookkeeping import PRESERVED
 from cockpit.clock import now_iso
 from cockpit.journal import Journal, unclosed
 from cockpit.ledger import HEADER, ExperimentRecord, Row, append_record, append_row, read_records, read_rows, torn_tail
+from cockpit.noise import Judgement, KeepRule, noise_mark, rule_on_disk
 from cockpit.repo import GitRepo, RepoError, short
 from cockpit.summary import parse_summary, summary_memory_gb, summary_val_bpb
 from cockpit.workspace import Workspace
@@ -144,33 +152,42 @@ def settle(ws: Workspace, repo: GitRepo, journal: Journal, entry: dict, session:
         journal.append("row", id=entry["id"], tag=tag, experiment=n, commit=commit, status=row.status, kept=kept)
         journal.append("close", id=entry["id"], reconciled=True)
         return "info", f"{where}: the engine died after writing its row; nothing else was missing"
-    row, summary, reason = judge(ws.path / entry.get("log_path", ""), entry, reference(before, parent))
+    rule = rule_on_disk(ws.records_jsonl, tag, ws.keep_threshold)
+    row, summary, reason, judged = judge(ws.path / entry.get("log_path", ""), entry, reference(before, parent), rule)
     append_row(ws.results_tsv, row)
-    append_record(ws.records_jsonl, _record(ws, repo, entry, session, row, summary, reason))
+    append_record(ws.records_jsonl, _record(ws, repo, entry, session, row, summary, reason,
+                                            judged.as_record() if judged else {}))
     kept = commit if row.status == "keep" else parent
     journal.append("row", id=entry["id"], tag=tag, experiment=n, commit=commit, status=row.status, kept=kept)
     journal.append("close", id=entry["id"], reconciled=True)
     return "warning", f"{where} was interrupted (the engine died): {reason}; row {row.status} '{row.description}'"
 
 
-def judge(log: Path, entry: dict, best: Optional[float]) -> tuple[Row, dict, str]:
-    """(row, summary, reason) of an interrupted experiment from its log: decided
-    as usual when the log ends with a complete summary block, else a crash."""
+def judge(log: Path, entry: dict, best: Optional[float],
+          rule: KeepRule = KeepRule()) -> tuple[Row, dict, str, Optional[Judgement]]:
+    """(row, summary, reason, noise judgement) of an interrupted experiment from
+    its log: when the log ends with a complete summary block, decided by
+    ``rule`` against ``best`` (the parent keep's val_bpb) without a confirming
+    re-run (a close call is a discard: module docstring); else a crash."""
     text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
     summary = parse_summary(text)
     val, commit, description = summary_val_bpb(summary), short(entry["commit"]), entry["description"]
     complete = all(key in summary for key in SUMMARY_KEYS)
     if complete and val is not None and (entry["experiment"] == 0 or best is not None):
-        status = "keep" if best is None or val < best else "discard"
-        why = f"its log holds a complete summary (val_bpb {val:.6f}), decided as usual"
-        return Row(commit, val, summary_memory_gb(summary), status, description + " [recovered]"), summary, why
+        status, judged = rule.decide(val, None if entry["experiment"] == 0 else best, can_confirm=False)
+        why = f"its log holds a complete summary (val_bpb {val:.6f}), decided by the session's keep rule"
+        if judged is not None and (rule.sigma or rule.keep_threshold):
+            why += f" (improvement {judged.delta:+.6f}, threshold {judged.threshold:.6f}; no confirming re-run)"
+        row = Row(commit, val, summary_memory_gb(summary), status, description + noise_mark(status, judged)
+                  + " [recovered]")
+        return row, summary, why, judged
     if not text:
         why = "its log is missing or empty (the run had not started)"
     elif not complete:
         why = "its log has no complete summary block (it died before the run ended)"
     else:
         why = "no finite val_bpb" if val is None else "its reference val_bpb is unknown"
-    return Row(commit, 0.0, 0.0, "crash", description + " [interrupted]"), summary, why
+    return Row(commit, 0.0, 0.0, "crash", description + " [interrupted]"), summary, why, None
 
 
 def split_rows(path: Path, offset: int) -> tuple[list[Row], list[Row]]:
@@ -197,7 +214,7 @@ def has_record(records: Path, tag: str, n: int, commit: str) -> bool:
 
 
 def _record(ws: Workspace, repo: GitRepo, entry: dict, session: dict, row: Row, summary: dict,
-            reason: str) -> ExperimentRecord:
+            reason: str, noise: Optional[dict] = None) -> ExperimentRecord:
     parent = entry.get("parent", "")
     try:
         diff = repo.diff(parent, entry["commit"]) if parent else ""
@@ -210,7 +227,7 @@ def _record(ws: Workspace, repo: GitRepo, entry: dict, session: dict, row: Row, 
         budget_s=session.get("budget_s", 0.0), program_sha256="", harness_sha256=entry.get("harness_sha256", ""),
         started=entry.get("started", ""), ended=now_iso(), commit=row.commit, parent=short(parent) if parent else "",
         val_bpb=None if crash else row.val_bpb, memory_gb=row.memory_gb, diff=diff, summary=summary,
-        log_path=entry.get("log_path", ""), reason=reason, interrupted=True)
+        log_path=entry.get("log_path", ""), reason=reason, interrupted=True, noise=noise or {})
 
 
 def last_kept(entries: list[dict], tag: str) -> str:

@@ -7,8 +7,26 @@ experiment); ``records.jsonl`` enriches them and says which session each row
 belongs to. Rows and records are appended in the same order, so each row is
 matched to the next experiment record with its commit, status and description
 (rows without one, a forced keep or a revert, belong to the session of the row
-before them). A corrupt line in either file is skipped with a warning; a
-missing or empty file, or a session with no rows, is a ``ReportError``.
+before them).
+
+**results.tsv alone** (an upstream autoresearch session: no records.jsonl, or
+none of its experiment records matches a row) is enough. Any file of the
+upstream schema reads: the header ``commit val_bpb memory_gb status
+description``, tab-separated; a commit cell ``baseline``; free-text
+descriptions (commas, quotes, unicode; a stray tab stays in the description);
+statuses in any case; crash rows at ``0.000000``; a last line without its
+newline when it is a whole row. Sessions are told apart by their baseline rows
+(cockpit.standing ``starts_session``: each later row whose commit cell or
+description reads ``baseline`` starts a new one) and named ``session-1``,
+``session-2``, ... in file order; the report covers the last one unless
+``tag`` names another, and says how many the file holds. Settings, dates,
+cost and the noise floor are then "not recorded".
+
+A corrupt line in either file is skipped with a warning, and the report lists
+it under "Notes"; a missing or empty results.tsv, or a session with no rows, is
+a ``ReportError``. The running best, the incumbent after each row, the best
+and the wins come from cockpit.standing, the fold the engine and the cockpit
+use, so the report agrees with the status bar and the staircase.
 
 Records written by features built elsewhere are read when present, and the
 report says "not measured in this session" when they are not:
@@ -41,8 +59,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
-from cockpit.ledger import HEADER, LedgerError, Row, _parse_row, clean_description
+from cockpit.ledger import HEADER, STATUSES, Row, clean_description
 from cockpit.ledger import read_records as ledger_records
+from cockpit.standing import running_best
 from cockpit.usage import add_usage
 
 Warn = Callable[[str], None]
@@ -73,7 +92,8 @@ class ReportRow:
     matched records.jsonl object (None for forced-keep and revert rows);
     ``delta`` (keeps only) val_bpb minus the kept val_bpb in force before it;
     ``incumbent`` the kept val_bpb in force after this row (what the next run
-    must beat); ``reverted`` marks a keep that a later revert un-kept."""
+    must beat, cockpit.standing); ``reverted`` marks a keep that a later revert
+    un-kept; ``line`` its line number in results.tsv."""
 
     experiment: int
     commit: str
@@ -85,6 +105,7 @@ class ReportRow:
     delta: Optional[float] = None
     incumbent: Optional[float] = None
     reverted: bool = False
+    line: int = 0  # its line in results.tsv (1 is the header)
 
 
 class Win(NamedTuple):
@@ -114,7 +135,12 @@ class Report:
     display strings ("not recorded" when no record says); ``usage`` is the
     summed agent usage (cockpit.usage; None when the agent reported none);
     ``run_s`` the summed wall seconds of the session's runs; ``holdout`` the kept
-    rows with a holdout score, as (row, holdout_bpb)."""
+    rows with a holdout score, as (row, holdout_bpb). ``best`` is the incumbent
+    at the session's end (cockpit.standing: what the status bar shows, a forced
+    keep's even when worse); ``lowest`` the lowest kept val_bpb not reverted when
+    that is another row. ``sessions`` names the sessions the files hold, oldest
+    first; ``results_only``: read from results.tsv alone (module docstring);
+    ``notes`` the skipped lines and other warnings, as said."""
 
     tag: str
     workspace: Path
@@ -136,6 +162,10 @@ class Report:
     run_s: float = 0.0
     noise: Optional[NoiseFloor] = None
     holdout: list = field(default_factory=list)
+    lowest: Optional[ReportRow] = None
+    sessions: list = field(default_factory=list)
+    results_only: bool = False
+    notes: list = field(default_factory=list)
 
     @property
     def counts(self) -> dict:
@@ -178,42 +208,86 @@ class Report:
 
 # ------------------------------------------------------------------ reading --
 
-def read_results(path: Path, warn: Warn) -> list[Row]:
-    """The rows of results.tsv, skipping (with a ``warn`` line each) a corrupt row or
-    a last line cut off mid-write. Raises ReportError when the file is missing, its
-    header is wrong or it has no row."""
+class Line(NamedTuple):
+    """A results.tsv row and its line number in the file (1 is the header)."""
+
+    row: Row
+    line: int
+
+
+def parse_line(path: Path, number: int, line: str) -> Row:
+    """One results.tsv line of the upstream schema as a Row, read leniently: the
+    status in any case (stored lower-case), a tab inside the description kept as
+    a space, a commit cell such as ``baseline``, an empty memory cell as 0.0.
+    Raises ValueError naming ``path:number`` for anything else."""
+    fields = line.split("\t", len(HEADER) - 1)
+    if len(fields) != len(HEADER):
+        raise ValueError(f"{path}:{number}: expected {len(HEADER)} tab-separated fields, found {len(fields)}: "
+                         f"{line!r}")
+    commit, val, mem, status, description = (f.strip() for f in fields)
+    status = status.lower()
+    if status not in STATUSES:
+        raise ValueError(f"{path}:{number}: status {status!r} is not keep, discard or crash")
+    try:
+        val_bpb, memory_gb = float(val), float(mem) if mem else 0.0
+    except ValueError:
+        raise ValueError(f"{path}:{number}: val_bpb {val!r} or memory_gb {mem!r} is not a number") from None
+    if not commit or " " in commit:
+        raise ValueError(f"{path}:{number}: commit {commit!r} is not a short hash")
+    return Row(commit, val_bpb, memory_gb, status, description.replace("\t", " "))
+
+
+def read_lines(path: Path, warn: Warn, whole_last_line: bool = False) -> list[Line]:
+    """The rows of results.tsv with their line numbers, skipping (with a ``warn``
+    line each) a corrupt row and a last line without its newline (a write cut
+    off); with ``whole_last_line`` (results.tsv alone: an upstream agent may
+    end the file without one) such a line is read when it is a whole row.
+    Raises ReportError when the file is missing, its header is wrong or it has
+    no row."""
     if not path.is_file():
         raise ReportError(f"no {path.name} in {path.parent}: nothing to report (run a session first)")
-    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    lines = path.read_text(encoding="utf-8", errors="replace").removeprefix("\ufeff").split("\n")
     torn = lines.pop() if lines else ""
-    if torn:
-        warn(f"{path}:{len(lines) + 1}: the last line is incomplete (no newline at its end); skipped")
-    if not lines or not any(line.strip() for line in lines):
+    if not lines and not torn.strip():
         raise ReportError(f"{path} is empty: nothing to report (run a session first)")
-    if tuple(lines[0].rstrip("\r").split("\t")) != HEADER:
-        raise ReportError(f"{path}:1: header is {lines[0]!r}, expected {chr(9).join(HEADER)!r}")
+    header = (lines[0] if lines else torn).rstrip("\r")
+    if tuple(f.strip().lower() for f in header.split("\t")) != HEADER:
+        raise ReportError(f"{path}:1: header is {header!r}, expected {chr(9).join(HEADER)!r}")
     rows = []
     for number, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
         try:
-            rows.append(_parse_row(path, number, line.rstrip("\r")))
-        except LedgerError as exc:
+            rows.append(Line(parse_line(path, number, line.rstrip("\r")), number))
+        except ValueError as exc:
             warn(f"{exc}; skipped")
+    if torn.strip() and lines:
+        number = len(lines) + 1
+        try:
+            row = parse_line(path, number, torn.rstrip("\r")) if whole_last_line else None
+        except ValueError:
+            row = None
+        if row is None:
+            warn(f"{path}:{number}: the last line is incomplete (no newline at its end); skipped")
+        else:
+            rows.append(Line(row, number))
     if not rows:
         raise ReportError(f"{path} has no results rows: nothing to report (run a session first)")
     return rows
 
 
+def read_results(path: Path, warn: Warn) -> list[Row]:
+    """The rows of results.tsv (``read_lines`` without the line numbers)."""
+    return [line.row for line in read_lines(path, warn)]
+
+
 def read_records(path: Path, warn: Warn) -> list[dict]:
     """The objects of records.jsonl, skipping (with a ``warn`` line each) a line that
-    is not a JSON object. Raises ReportError when the file is missing or holds none."""
+    is not a JSON object; ``[]`` when the file is missing or holds none (the
+    report is then made from results.tsv alone)."""
     if not path.is_file():
-        raise ReportError(f"no {path.name} in {path.parent}: nothing to report (run a session first)")
-    records = ledger_records(path, skip=warn)
-    if not records:
-        raise ReportError(f"{path} holds no records: nothing to report (run a session first)")
-    return records
+        return []
+    return ledger_records(path, skip=warn)
 
 
 def session_tags(records: list[dict]) -> list[str]:
@@ -272,13 +346,31 @@ def _row_tags(matched: list[Optional[dict]]) -> list[Optional[str]]:
 # ---------------------------------------------------------------- building --
 
 def build_report(workspace: Path, tag: Optional[str] = None, warn: Optional[Warn] = None) -> Report:
-    """The report of session ``tag`` (default: the newest session in records.jsonl)
-    of the workspace at ``workspace``. Corrupt lines are skipped and passed to
-    ``warn``. Raises ReportError with one line when there is nothing to report."""
-    warn = warn or (lambda text: None)
+    """The report of session ``tag`` (default: the newest session in records.jsonl;
+    from results.tsv alone, the last one: module docstring) of the workspace at
+    ``workspace``. Corrupt lines are skipped, passed to ``warn`` and listed in
+    the report's notes. Raises ReportError with one line when there is nothing
+    to report."""
+    notes: list[str] = []
+
+    def note(text: str) -> None:
+        notes.append(text)
+        if warn is not None:
+            warn(text)
+
     workspace = Path(workspace)
-    rows = read_results(workspace / "results.tsv", warn)
-    records = read_records(workspace / "records.jsonl", warn)
+    later: list[str] = []  # records.jsonl's notes, said after results.tsv's (the order the files are named in)
+    records = read_records(workspace / "records.jsonl", later.append)
+    results = workspace / "results.tsv"
+    lines = read_lines(results, note, whole_last_line=not records)
+    for text in later:
+        note(text)
+    rows = [line.row for line in lines]
+    matched = match_records(rows, records)
+    if not any(matched):
+        report = _results_only(workspace, lines, tag, bool(records))
+        report.notes = notes
+        return report
     tags = session_tags(records)
     tag = tag or newest_tag(records)
     if tag is None:
@@ -287,12 +379,11 @@ def build_report(workspace: Path, tag: Optional[str] = None, warn: Optional[Warn
     if tag not in tags:
         raise ReportError(f"no session {tag!r} in {workspace / 'records.jsonl'}; sessions there: "
                           f"{', '.join(tags) or 'none'}")
-    matched = match_records(rows, records)
-    session_rows = _session_rows(rows, matched, _row_tags(matched), tag)
+    session_rows = _session_rows(lines, matched, _row_tags(matched), tag)
     if not session_rows:
-        raise ReportError(f"session {tag!r} has no results rows in {workspace / 'results.tsv'}")
+        raise ReportError(f"session {tag!r} has no results rows in {results}")
     own = [r for r in records if r.get("tag") == tag]
-    report = Report(tag=tag, workspace=workspace, rows=session_rows, records=own)
+    report = Report(tag=tag, workspace=workspace, rows=session_rows, records=own, sessions=tags, notes=notes)
     report.started, report.ended = _time_range(own)
     experiments = [r for r in own if r.get("kind") == "experiment"]
     report.hardware = hardware(workspace, experiments)
@@ -312,38 +403,73 @@ def build_report(workspace: Path, tag: Optional[str] = None, warn: Optional[Warn
     return report
 
 
-def _session_rows(rows: list[Row], matched: list[Optional[dict]], tags: list[Optional[str]],
+def results_sessions(lines: list[Line]) -> list[list[Line]]:
+    """results.tsv's rows split into sessions at their baseline rows
+    (cockpit.standing ``starts_session``), oldest first."""
+    sessions: list[list[Line]] = []
+    for line, standing in zip(lines, running_best(line.row for line in lines)):
+        if standing.session == len(sessions):
+            sessions.append([])
+        sessions[-1].append(line)
+    return sessions
+
+
+def _results_only(workspace: Path, lines: list[Line], tag: Optional[str], had_records: bool) -> Report:
+    """The report of one session of results.tsv read alone: ``tag`` ``session-N``
+    (default: the last)."""
+    sessions = results_sessions(lines)
+    names = [f"session-{i}" for i in range(1, len(sessions) + 1)]
+    tag = tag or names[-1]
+    if tag not in names:
+        where = "no records.jsonl matches its rows" if had_records else "no records.jsonl"
+        raise ReportError(f"no session {tag!r} in {workspace / 'results.tsv'} ({where}: its sessions are told "
+                          f"apart by their baseline rows); sessions there: {', '.join(names)}")
+    rows = [ReportRow(n, line.row.commit, _scored(line.row), line.row.memory_gb, line.row.status,
+                      line.row.description, line=line.line)
+            for n, line in enumerate(sessions[names.index(tag)])]
+    report = Report(tag=tag, workspace=workspace, rows=rows, records=[], sessions=names, results_only=True)
+    _ratchet(report)
+    return report
+
+
+def _scored(row: Row) -> Optional[float]:
+    """A row's val_bpb, None for a crash or a row without one (0.000000)."""
+    return row.val_bpb if row.status != "crash" and math.isfinite(row.val_bpb) and row.val_bpb > 0 else None
+
+
+def _session_rows(lines: list[Line], matched: list[Optional[dict]], tags: list[Optional[str]],
                   tag: str) -> list[ReportRow]:
     out: list[ReportRow] = []
-    for row, record, row_tag in zip(rows, matched, tags):
+    for line, record, row_tag in zip(lines, matched, tags):
         if row_tag != tag:
             continue
+        row = line.row
         number = record.get("experiment") if record else None
         if not isinstance(number, int):
             number = out[-1].experiment + 1 if out else 0
-        scored = row.status != "crash" and math.isfinite(row.val_bpb) and row.val_bpb > 0
-        out.append(ReportRow(number, row.commit, row.val_bpb if scored else None, row.memory_gb, row.status,
-                             row.description, record))
+        out.append(ReportRow(number, row.commit, _scored(row), row.memory_gb, row.status, row.description, record,
+                             line=line.line))
     return out
 
 
 def _ratchet(report: Report) -> None:
-    """Replay the keeps (a ``[reverted]`` discard row un-keeps the last keep of its
-    commit): each keep's delta, the incumbent after each row, the baseline, the
-    best (lowest kept val_bpb not reverted) and the wins."""
-    stack: list[ReportRow] = []
-    for row in report.rows:
-        if row.status == "keep" and row.val_bpb is not None:
-            row.delta = row.val_bpb - stack[-1].val_bpb if stack else None
-            stack.append(row)
-        elif (row.status == "discard" and row.description.endswith("[reverted]") and len(stack) > 1
-              and stack[-1].commit == row.commit):
-            stack.pop().reverted = True
-        row.incumbent = stack[-1].val_bpb if stack else None
+    """The running best over the session's rows (cockpit.standing): each keep's
+    delta against the incumbent before it, the incumbent after each row, the
+    reverted keeps, the baseline (the first keep), the best (the incumbent at
+    the end), the lowest kept val_bpb not reverted, and the wins (standing keeps
+    that lowered the incumbent)."""
+    for row, standing in zip(report.rows, running_best(report.rows)):
+        row.delta = standing.delta if standing.change == "keep" else None
+        row.incumbent = standing.best
+        if standing.reverted is not None:
+            standing.reverted.reverted = True
+        report.best = standing.incumbent
     kept = [r for r in report.rows if r.status == "keep" and r.val_bpb is not None]
     report.baseline = kept[0] if kept else None
     standing = [r for r in kept if not r.reverted]
-    report.best = min(standing, key=lambda r: r.val_bpb) if standing else None
+    lowest = min(standing, key=lambda r: r.val_bpb) if standing else None
+    report.lowest = lowest if lowest is not None and report.best is not None and lowest.val_bpb < report.best.val_bpb \
+        else None
     wins = [Win(r.experiment, r.commit, r.val_bpb, r.delta, r.description) for r in standing
             if r.delta is not None and r.delta < 0]
     report.wins = sorted(wins, key=lambda w: (w.delta, w.experiment))[:TOP_WINS]
@@ -482,8 +608,10 @@ def render_markdown(report: Report, staircase_name: str) -> str:
     """The report as markdown; ``staircase_name`` is the PNG's path relative to the
     markdown file (embedded as ``![staircase](...)``)."""
     sigma = report.noise.sigma if report.noise and report.noise.sigma else None
+    branch = "" if report.results_only else f" · branch `autoresearch/{report.tag}`"
     lines = [f"# Session report: {report.tag}", "",
-             f"{_date_range(report)} · workspace `{report.workspace.name}` · branch `autoresearch/{report.tag}`", "",
+             f"{_date_range(report)} · workspace `{report.workspace.name}`{branch}", "",
+             *_source_lines(report),
              "| setting | value |", "| --- | --- |",
              f"| hardware | {_cell(report.hardware)} |", f"| profile | {_cell(report.profile)} |",
              f"| time budget | {_cell(report.budget)} |", f"| agent | {_cell(report.agent)} |",
@@ -493,18 +621,42 @@ def render_markdown(report: Report, staircase_name: str) -> str:
     lines += ["", "## Counts", "", *_count_lines(report)]
     lines += ["", "## Cost", "", *_cost_lines(report)]
     lines += ["", "## Noise floor and holdout", "", *_noise_lines(report), *_holdout_lines(report)]
-    lines += ["", "## Staircase", "", f"![staircase]({staircase_name})", "", "---", "",
-              "Written by `cockpit report` from `results.tsv` and `records.jsonl`.", ""]
+    lines += ["", "## Staircase", "", f"![staircase]({staircase_name})", ""]
+    if report.notes:
+        lines += ["## Notes", "", *(f"- {_cell(text)}" for text in report.notes), ""]
+    sources = "`results.tsv` alone" if report.results_only else "`results.tsv` and `records.jsonl`"
+    lines += ["---", "", f"Written by `cockpit report` from {sources}.", ""]
     return "\n".join(lines)
+
+
+def _source_lines(report: Report) -> list[str]:
+    """Where the report's rows come from and how many sessions the files hold."""
+    count = len(report.sessions)
+    if report.results_only:
+        rows = report.rows
+        span = f"lines {rows[0].line}–{rows[-1].line}" if rows and rows[0].line else "its rows"
+        which = (f"it holds {count} sessions, told apart by their baseline rows; this report covers "
+                 f"{report.tag} ({span}); `--tag session-N` reports another" if count > 1
+                 else f"one session ({span})")
+        return [f"Read from `results.tsv` alone (no `records.jsonl` for its rows: an upstream-style session): "
+                f"{which}. Settings, dates and cost are not recorded there.", ""]
+    if count > 1:
+        return [f"`records.jsonl` names {count} sessions ({', '.join(_cell(t) for t in report.sessions)}); "
+                f"this report covers {_cell(report.tag)} (`--tag TAG` reports another).", ""]
+    return []
 
 
 def _result_lines(report: Report, sigma: Optional[float]) -> list[str]:
     lines = ["| | val_bpb | experiment |", "| --- | --- | --- |"]
-    for label, row in (("baseline", report.baseline), ("best", report.best)):
+    for label, row in (("baseline", report.baseline), ("best", report.best)):  # best: the incumbent at the end
         if row is None:
             lines.append(f"| {label} | none | no kept experiment with a val_bpb (the baseline crashed?) |")
         else:
             lines.append(f"| {label} | {row.val_bpb:.6f} | #{row.experiment} `{row.commit}` {_cell(row.description)} |")
+    if report.lowest is not None:
+        row = report.lowest
+        lines.append(f"| lowest kept | {row.val_bpb:.6f} | #{row.experiment} `{row.commit}` {_cell(row.description)} "
+                     "(not the incumbent: a later forced keep of a worse run is the reference) |")
     improvement, relative = report.improvement, report.relative_improvement
     if improvement is not None:
         words = "" if relative is None else f"{relative:.2f} % lower than the baseline"
@@ -541,6 +693,8 @@ def _count_lines(report: Report) -> list[str]:
              f"| keep / discard / crash | {counts['keep']} / {counts['discard']} / {counts['crash']} |",
              f"| proposals vetoed / dropped / withdrawn (no row) | {proposals.get('vetoed', 0)} / "
              f"{proposals.get('dropped', 0)} / {proposals.get('withdrawn', 0)} |"]
+    if report.results_only:
+        lines[-1] = "| proposals vetoed / dropped / withdrawn (no row) | not recorded (no records.jsonl) |"
     if proposals.get("superseded"):
         lines.append(f"| pipelined proposals superseded (no row) | {proposals['superseded']} |")
     return lines + [f"| forced keeps / reverts / vetoed runs | {forced} / {reverted} / {vetoed_runs} |",
@@ -560,7 +714,11 @@ def _cost_lines(report: Report) -> list[str]:
         lines += [f"| agent tokens (prompt / completion) | {usage.get('prompt_tokens', 0):,} / "
                   f"{usage.get('completion_tokens', 0):,}{calls} |", f"| agent cost | {money} |"]
     no_gpu = "; the runs had no GPU" if "no GPU" in report.hardware else ""
-    lines.append(f"| GPU hours (sum of run wall time) | {report.gpu_hours:.4f} h ({_duration(report.run_s)}{no_gpu}) |")
+    if report.results_only:
+        lines.append("| GPU hours (sum of run wall time) | not recorded (no records.jsonl) |")
+    else:
+        lines.append(f"| GPU hours (sum of run wall time) | {report.gpu_hours:.4f} h "
+                     f"({_duration(report.run_s)}{no_gpu}) |")
     wall = report.wall_s
     lines.append("| session wall hours | "
                  + ("not recorded |" if wall is None else f"{wall / 3600:.4f} h ({_duration(wall)}) |"))

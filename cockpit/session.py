@@ -1,13 +1,22 @@
-"""A session's settings, its mutable state, and the keep / discard / crash rule."""
+"""A session's settings, its mutable state, and the keep / discard / crash rule.
+
+The rule itself (noise floor, threshold, confirming re-runs) is
+cockpit.noise.KeepRule; ``judge_run`` adds what makes a run a crash. The
+session's running best (``SessionState.best``, ``last_kept``, ``kept``) is
+folded by cockpit.standing, the same function the cockpit's staircase and
+status bar and ``cockpit report`` use, so the engine and every view agree
+after keeps, forced keeps, reverts and crashes."""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Sequence
 
+from cockpit.noise import Judgement, KeepRule
 from cockpit.runner import RunResult
 from cockpit.settings import DEFAULT_FIX_ATTEMPTS
+from cockpit.standing import Ladder
 from cockpit.summary import summary_val_bpb
 from cockpit.workspace import prepare_command
 
@@ -60,6 +69,13 @@ class SessionConfig:
     """Share of the budget trained before early abort may judge a run."""
     abort_margin: float = 0.05
     """Smoothed training loss (nats) a run may trail the incumbent's by."""
+    resume_upstream: bool = False
+    """With ``resume``: session ``tag`` is upstream autoresearch's (results.tsv and its
+    branch ``autoresearch/<tag>``, no journal): its rows are imported into the view and
+    the ratchet goes on from the branch head, appending to the same results.tsv."""
+    resume: bool = False
+    """Continue session ``tag`` where its engine died or was stopped (cockpit.resume):
+    its branch, rows, best, noise floor; no baseline re-run. False = a new session."""
     pipeline: bool = True
     """Ask for the next proposal while a run trains (cockpit.pipeline); False =
     upstream's serial loop (the GPU waits while the agent thinks)."""
@@ -72,13 +88,29 @@ class SessionConfig:
         return f"autoresearch/{self.tag}"
 
 
-def decide(result: RunResult, summary: dict, best: Optional[float]) -> str:
-    """keep / discard / crash for a finished run, given the best kept val_bpb (None
-    before the baseline). Crash: killed, non-zero exit, or no finite val_bpb."""
+STRICT = KeepRule()  # upstream's rule: keep iff strictly lower (no noise floor, no threshold)
+
+
+def judge_run(result: RunResult, summary: dict, best: Optional[float], rule: KeepRule = STRICT,
+              confirm: Sequence[float] = (), can_confirm: bool = False) -> tuple[str, Optional[Judgement]]:
+    """(status, noise judgement) of a finished run, given ``best``, the
+    incumbent's val_bpb (None before the baseline), and the session's keep
+    ``rule`` (cockpit.noise.KeepRule, the one rule every caller uses). Crash:
+    killed, timed out, non-zero exit, or no finite val_bpb (no judgement).
+    Otherwise ``rule.decide``: "keep", "discard", or with ``can_confirm``
+    "confirm" for a close single run; ``confirm`` holds a confirming re-run's
+    val_bpb, averaged in."""
     val = summary_val_bpb(summary)
     if result.stopped or result.timed_out or result.returncode != 0 or val is None:
-        return "crash"
-    return "keep" if best is None or val < best else "discard"
+        return "crash", None
+    return rule.decide(val, best, confirm, can_confirm)
+
+
+def decide(result: RunResult, summary: dict, best: Optional[float], rule: KeepRule = STRICT,
+           confirm: Sequence[float] = ()) -> str:
+    """keep / discard / crash for a finished run (``judge_run`` without the
+    judgement, and a close call without a confirming re-run is a discard)."""
+    return judge_run(result, summary, best, rule, confirm)[0]
 
 
 def fixable(result: RunResult) -> bool:
@@ -107,8 +139,11 @@ class SessionState:
     """Mutable session state: best kept val_bpb (the reference the next run must
     beat), last kept commit (full hash), rows logged, dropped proposals in a row,
     summed agent usage, run log names; ``kept`` the stack of this session's kept
-    rows (baseline first; ``kept[-1]`` is ``last_kept``), which RevertLastKeep pops;
-    ``last_row`` the newest row (ForceKeep of a just-discarded experiment)."""
+    rows (baseline first; ``kept[-1]`` is ``last_kept``); ``last_row`` the newest
+    row (ForceKeep of a just-discarded experiment). ``best``, ``last_kept`` and
+    ``kept`` follow the rows through cockpit.standing (``log``), the fold every
+    view of the session uses: a keep (forced or not) pushes, a " [reverted]"
+    discard row of the incumbent pops."""
 
     best: Optional[float] = None
     last_kept: str = ""
@@ -116,22 +151,22 @@ class SessionState:
     drops: int = 0
     usage: Optional[dict] = None
     log_names: dict = field(default_factory=dict)
-    kept: list = field(default_factory=list)
     last_row: Optional[Logged] = None
+    ladder: Ladder = field(default_factory=Ladder, repr=False)
+
+    @property
+    def kept(self) -> list:
+        """This session's kept rows (Logged), baseline first, the incumbent last."""
+        return self.ladder.stack
 
     def log(self, row: Logged) -> None:
-        """Count ``row`` as the newest row; a keep becomes the reference (best, last
-        kept commit, top of ``kept``)."""
+        """Count ``row`` as the newest row and fold it into the running best
+        (cockpit.standing): a keep becomes the reference (best, last kept commit,
+        top of ``kept``); a revert row (RevertLastKeep appends a discard
+        "<description> [reverted]" of the incumbent) puts the keep before it back.
+        Before the first keep ``last_kept`` stays as the engine set it (the base)."""
         self.rows += 1
         self.last_row = row
-        if row.status == "keep":
-            self.best, self.last_kept = row.val_bpb, row.commit
-            self.kept.append(row)
-
-    def unkeep(self) -> Logged:
-        """Pop the last keep; the keep before it becomes the reference again.
-        Returns the popped row. Needs two kept rows (the baseline stays)."""
-        popped = self.kept.pop()
-        restored = self.kept[-1]
-        self.best, self.last_kept = restored.val_bpb, restored.commit
-        return popped
+        standing = self.ladder.step(row)
+        if standing.incumbent is not None:
+            self.best, self.last_kept = standing.best, standing.commit

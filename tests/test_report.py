@@ -163,10 +163,16 @@ def test_a_revert_and_a_forced_keep(tmp_path):
     (ws / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     report = build_report(ws)
     assert [r.experiment for r in report.rows] == [0, 1, 2, 3, 4]  # the revert row has no record: #1 + 1
-    assert report.best.commit == "d000002"  # the reverted 0.9 no longer counts
+    # best is the incumbent at the end (cockpit.standing, as the status bar shows it): the forced C;
+    # the lowest kept value still standing is B's, the reverted 0.9 no longer counts
+    assert report.best.commit == "d000003" and report.lowest.commit == "d000002"
     assert [(w.commit, round(w.delta, 6)) for w in report.wins] == [("d000002", -0.05)]
     assert [r.incumbent for r in report.rows] == [1.0, 0.9, 1.0, 0.95, 0.97]
-    assert "| forced keeps / reverts / vetoed runs | 1 / 1 / 0 |" in render_markdown(report, "x.png")
+    assert [r.reverted for r in report.rows] == [False, True, False, False, False]
+    markdown = render_markdown(report, "x.png")
+    assert "| forced keeps / reverts / vetoed runs | 1 / 1 / 0 |" in markdown
+    assert "| best | 0.970000 | #4 `d000003` C [forced] |" in markdown
+    assert "| lowest kept | 0.950000 | #3 `d000002` B (not the incumbent" in markdown
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
@@ -215,29 +221,47 @@ def test_cli_writes_both_files(tmp_path, capsys):
     assert _png_size((target.parent / "older-staircase.png").read_bytes()) == (1200, 600)
 
 
-@pytest.mark.parametrize("setup", ["missing", "header only", "no records", "corrupt records only", "unknown tag"])
+@pytest.mark.parametrize("setup", ["missing", "header only", "unknown tag", "unknown tag, results.tsv alone"])
 def test_nothing_to_report_exits_2_with_one_line(tmp_path, capsys, setup):
     ws = tmp_path / "ws"
     argv = ["report", "--workspace", str(ws)]
     if setup == "missing":
         ws.mkdir()
-    elif setup == "unknown tag":
+    elif setup.startswith("unknown tag"):
         make_workspace(ws)
         argv += ["--tag", "nope"]
+        if setup.endswith("alone"):
+            (ws / "records.jsonl").unlink()
     else:
         make_workspace(ws)
-        if setup == "header only":
-            (ws / "results.tsv").write_text(HEADER)
-        elif setup == "no records":
-            (ws / "records.jsonl").unlink()
-        else:
-            (ws / "records.jsonl").write_text("{not json\n")
+        (ws / "results.tsv").write_text(HEADER)
     assert main(argv) == 2
     err = capsys.readouterr().err
     error = [line for line in err.splitlines() if not line.startswith("cockpit: warning:")]
     assert len(error) == 1 and error[0].startswith("cockpit: report: "), err
     assert "Traceback" not in err
     assert not list(ws.glob("report-*")) if ws.exists() else True
+
+
+@pytest.mark.parametrize("records", ["missing", "corrupt only"])
+def test_without_usable_records_the_report_comes_from_results_tsv_alone(tmp_path, capsys, records):
+    ws = make_workspace(tmp_path / "ws")
+    if records == "missing":
+        (ws / "records.jsonl").unlink()
+    else:
+        (ws / "records.jsonl").write_text("{not json\n")
+    assert main(["report", "--workspace", str(ws)]) == 0
+    # two baseline rows: nov22's and nov23's; the last session is reported
+    markdown = (ws / "report-session-2.md").read_text()
+    assert "it holds 2 sessions, told apart by their baseline rows; this report covers session-2 (lines 4–11)" \
+        in markdown
+    assert "| best | 0.955000 | #6 `a000006` WEIGHT_DECAY 0.2 -> 0.1 |" in markdown
+    assert "| keep / discard / crash | 4 / 3 / 1 |" in markdown
+    assert "| time budget | not recorded |" in markdown and "from `results.tsv` alone." in markdown
+    if records == "corrupt only":
+        assert "## Notes" in markdown and "records.jsonl:1: not valid JSON" in markdown
+    assert main(["report", "--workspace", str(ws), "--tag", "session-1"]) == 0
+    assert "| best | 1.050000 | #1 `b000001` DEPTH 3 -> 4 |" in (ws / "report-session-1.md").read_text()
 
 
 def test_corrupt_lines_are_skipped_with_a_warning(tmp_path, capsys):
@@ -268,3 +292,40 @@ def test_report_help_names_its_flags_and_default_tag():
     assert done.returncode == 0
     for text in ("--workspace", "--tag", "--out", "newest session"):
         assert text in done.stdout
+
+
+UPSTREAM_TSV = Path(__file__).parent / "fixtures" / "upstream_results.tsv"
+
+
+def test_a_real_upstream_night_reports_from_results_tsv_alone(tmp_path, capsys):
+    """A 120-row upstream results.tsv (commit cell ``baseline``, statuses in any case, free text,
+    one corrupt line), no records.jsonl, no .cockpit/: the report and its PNG are written and agree
+    with a plain reading of the file."""
+    ws = tmp_path / "upstream"
+    ws.mkdir()
+    (ws / "results.tsv").write_bytes(UPSTREAM_TSV.read_bytes())
+    assert main(["report", "--workspace", str(ws)]) == 0
+    err = capsys.readouterr().err
+    assert ":60: val_bpb '0.99x1'" in err  # the one corrupt line: skipped, said once
+    # the plain reading: every well-formed line, statuses in any case
+    lines = UPSTREAM_TSV.read_text(encoding="utf-8").splitlines()[1:]
+    rows = []
+    for line in lines:
+        commit, val, _mem, status, description = line.split("\t", 4)
+        try:
+            rows.append((commit, float(val), status.lower(), description))
+        except ValueError:
+            continue
+    assert len(rows) == 120 and rows[0][0] == "baseline"
+    kept = [r for r in rows if r[2] == "keep"]
+    counts = tuple(sum(r[2] == s for r in rows) for s in ("keep", "discard", "crash"))
+    best = min(kept, key=lambda r: r[1])
+    markdown = (ws / "report-session-1.md").read_text(encoding="utf-8")
+    assert "| experiments (results rows) | 120 |" in markdown
+    assert f"| keep / discard / crash | {counts[0]} / {counts[1]} / {counts[2]} |" in markdown
+    assert f"| baseline | {rows[0][1]:.6f} | #0 `baseline` baseline |" in markdown
+    assert f"| best | {best[1]:.6f} | #{rows.index(best)} `{best[0]}` " in markdown
+    assert _png_size((ws / "report-session-1-staircase.png").read_bytes()) == (1200, 600)
+    pandas = pytest.importorskip("pandas")
+    frame = pandas.read_csv(ws / "results.tsv", sep="\t", on_bad_lines="skip")
+    assert len(frame) == 121  # pandas reads the corrupt line as a row with a text val_bpb: nothing merged

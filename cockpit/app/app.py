@@ -198,9 +198,7 @@ class CockpitApp(ControlActions, EventHandlers, App[None]):
 
     def on_mount(self) -> None:
         self.status_bar.title = self.title
-        for row in self._rows:
-            self.status_bar.record_row(row.status, row.val_bpb)
-        self.staircase.show_rows(self._rows)
+        self.show_standing()  # the rows given (results.tsv's): status bar and staircase
         self.results_table.focus()
         self._engine = self._engine_factory(self._relay.emit)
         self.run_worker(self._engine.run(), name="engine", group="engine", exit_on_error=False)

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from cockpit import events
 from cockpit.app.widgets import ResultRow
 from cockpit.app.widgets.status_bar import cost_of
+from cockpit.standing import running_best
 from cockpit.events import (
     EngineMessage,
     LogLine,
@@ -178,11 +179,18 @@ class EventHandlers:
             memory_gb=event.memory_gb, status=event.status, description=event.description,
             delta_sigma=getattr(event, "delta_sigma", None), holdout_bpb=getattr(event, "holdout_bpb", None),
         ))
-        self.status_bar.record_row(event.status, event.val_bpb, event.best_val_bpb)
+        self.show_standing()
         self.status_bar.count_row(event.memory_gb, getattr(event, "agent_usage", None))
-        self.staircase.show_rows(self.results_table.results)
         self.curves.row_logged(event.experiment, event.status)
         self.run_details.row_logged(event)
+
+    def show_standing(self) -> None:
+        """The running best over the table's rows (cockpit.standing), once, for the
+        status bar and the staircase: both show the same incumbent."""
+        rows = self.results_table.results
+        standings = running_best(rows)
+        self.status_bar.show_standing(standings[-1] if standings else None)
+        self.staircase.show_rows(rows, standings)
 
     def _show_message(self, event: EngineMessage) -> None:
         if event.text in self._echoes:  # the agent pane has it as an action already

@@ -42,13 +42,15 @@ class ResultRow(NamedTuple):
 
     @classmethod
     def from_dict(cls, row: Mapping[str, Any], index: int) -> "ResultRow":
-        """A row from a results.tsv record (strings allowed); ``index`` numbers it if it has no ``experiment``."""
+        """A row from a results.tsv record (strings allowed, as any upstream-schema
+        file holds them: the status in any case, ``0.000000`` for a crash);
+        ``index`` numbers it if it has no ``experiment``."""
         return cls(
             experiment=int(row.get("experiment", index)),
             commit=str(row.get("commit", ""))[:7],
             val_bpb=_number(row.get("val_bpb")),
             memory_gb=_number(row.get("memory_gb")),
-            status=str(row.get("status", "")),
+            status=str(row.get("status", "")).strip().lower(),
             description=str(row.get("description", "")),
         )
 

@@ -1,19 +1,24 @@
 """The val_bpb staircase, drawn like upstream's analysis figure (progress.png).
 
 Every experiment with a val_bpb is a point at (experiment number, val_bpb):
-kept ones green, discarded ones grey; the running minimum of the kept ones is
-a step line. Crashes have no val_bpb and are **not plotted** (the title counts
-them). As upstream, the y axis runs from just below the best to just above the
-baseline (the first keep); discards worse than that are left out and counted.
+kept ones green, discarded ones grey; the running best is a step line. The
+running best is cockpit.standing's, the incumbent's val_bpb after each row
+(the same fold the engine, the status bar and ``cockpit report`` use): it
+goes back up after a revert and follows a forced keep of a worse run, where a
+plain running minimum would not. Crashes have no val_bpb and are **not
+plotted** (the title counts them). As upstream, the y axis runs from just
+below the best to just above the baseline (the first keep); discards worse
+than that are left out and counted. Statuses are read in any case.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Iterable, NamedTuple, Optional
+from typing import Iterable, NamedTuple, Optional, Sequence
 
 from cockpit.app.widgets.live_curves import CachedPlot
 from cockpit.app.widgets.results_table import ResultRow
+from cockpit.standing import Standing, running_best, scored, status_of
 
 KEEP_COLOR, DISCARD_COLOR = "green", "gray"
 LEGEND = "[ansi_green]● keep[/] [ansi_bright_black]• discard[/] [ansi_green]━ best so far[/]"
@@ -27,38 +32,44 @@ class Staircase(NamedTuple):
     kept: list[tuple[int, float]]
     discarded: list[tuple[int, float]]
     crashes: int  # rows with no val_bpb (crash rows): not plotted
-    best: list[tuple[int, float]]  # min of kept val_bpb so far, at every experiment from the first keep on
+    best: list[tuple[int, float]]  # the incumbent's val_bpb (cockpit.standing) at every row from the first keep on
 
     @property
     def baseline(self) -> Optional[float]:
         return self.kept[0][1] if self.kept else None
 
     def y_range(self) -> Optional[tuple[float, float]]:
-        """Just below the best to just above the baseline; None before the first keep."""
+        """Just below the lowest of the best line and the kept points to just above
+        the baseline (or the line, when a forced keep took it higher); None before
+        the first keep."""
         if not self.kept:
             return None
-        top, bottom = self.kept[0][1], self.best[-1][1]
+        line = [y for _, y in self.best]
+        top = max([self.kept[0][1], *line])
+        bottom = min([*line, *(y for _, y in self.kept)])
         margin = max((top - bottom) * MARGIN, top * 1e-3)
         return bottom - margin, top + margin
 
 
-def staircase(rows: Iterable[ResultRow]) -> Staircase:
-    """The staircase of ``rows`` (oldest first)."""
+def staircase(rows: Iterable[ResultRow], standings: Optional[Sequence[Standing]] = None) -> Staircase:
+    """The staircase of ``rows`` (oldest first); ``standings`` is
+    ``cockpit.standing.running_best(rows)`` when the caller has it already."""
+    rows = list(rows)
+    standings = running_best(rows) if standings is None else standings
     kept: list[tuple[int, float]] = []
     discarded: list[tuple[int, float]] = []
     best: list[tuple[int, float]] = []
-    crashes, low = 0, math.inf
-    for row in rows:
-        scored = math.isfinite(row.val_bpb) and row.val_bpb > 0 and row.status != "crash"
-        if not scored:
+    crashes = 0
+    for row, standing in zip(rows, standings):
+        value, status = scored(row), status_of(row)
+        if value is None or status == "crash":
             crashes += 1
-        elif row.status == "keep":
-            kept.append((row.experiment, row.val_bpb))
-            low = min(low, row.val_bpb)
+        elif status == "keep":
+            kept.append((row.experiment, value))
         else:
-            discarded.append((row.experiment, row.val_bpb))
-        if kept:
-            best.append((row.experiment, low))
+            discarded.append((row.experiment, value))
+        if standing.best is not None:
+            best.append((row.experiment, standing.best))
     return Staircase(kept, discarded, crashes, best)
 
 
@@ -89,8 +100,9 @@ class StaircasePlot(CachedPlot, can_focus=True):
         self.border_title = "staircase"
         self.border_subtitle = LEGEND
 
-    def show_rows(self, rows: Iterable[ResultRow]) -> None:
-        self.data = data = staircase(rows)
+    def show_rows(self, rows: Iterable[ResultRow], standings: Optional[Sequence[Standing]] = None) -> None:
+        """Plot ``rows`` (``standings``: their cockpit.standing.running_best, if known)."""
+        self.data = data = staircase(rows, standings)
         plt = self.plt
         plt.clear_data()
         y_range = data.y_range()

@@ -1,7 +1,8 @@
 """The status bar: where the session stands, in two lines.
 
-Line 1: title, tag, experiment, phase, budget left; best val_bpb and its delta
-from the baseline (the first kept row), the noise floor's sigma once measured. Line 2: the session's state (running,
+Line 1: title, tag, experiment, phase, budget left; best val_bpb (the
+incumbent's, cockpit.standing) and its delta from the baseline (the session's
+first kept row), the noise floor's sigma once measured. Line 2: the session's state (running,
 pausing, paused, awaiting approval with the keys to press, stopping, ended),
 the approval gate, experiments per hour (this session's rows over the time
 since it started) against the ideal 3600 / budget and the GPU-idle share
@@ -18,6 +19,8 @@ from typing import Any, Callable, Optional
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
+
+from cockpit.standing import Standing
 
 # What line 2 says for each pause state, and how.
 PAUSE_LABELS = {
@@ -97,14 +100,13 @@ class StatusBar(Widget):
         if cost is not None:
             self.cost_usd = (self.cost_usd or 0.0) + cost
 
-    def record_row(self, status: str, val_bpb: float, best_val_bpb: Optional[float] = None) -> None:
-        """Take a results row into account: the first keep is the baseline."""
-        if status == "keep" and self.baseline is None:
-            self.baseline = val_bpb
-        if best_val_bpb is not None:
-            self.best = best_val_bpb
-        elif status == "keep" and (self.best is None or val_bpb < self.best):
-            self.best = val_bpb
+    def show_standing(self, standing: Optional[Standing]) -> None:
+        """Show where the ratchet stands after the newest row (cockpit.standing,
+        the fold the staircase, the engine and ``cockpit report`` use): ``best``
+        the incumbent's val_bpb (back up after a revert, a forced keep's even when
+        worse), ``baseline`` its session's first keep. None: no row yet."""
+        self.best = standing.best if standing is not None else None
+        self.baseline = standing.baseline if standing is not None else None
 
     def render(self) -> Text:
         width = self.content_size.width
