@@ -63,7 +63,8 @@ _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SESSION_FLAGS = (("max_experiments", "--max-experiments"), ("budget", "--budget"), ("tag", "--tag"),
                  ("agent", "--agent"), ("model", "--model"), ("api_base", "--api-base"),
                  ("program", "--program"), ("run_command", "--run-command"), ("approve", "--approve"),
-                 ("no_pipeline", "--no-pipeline"), ("noise_runs", "--noise-runs"), ("early_abort", "--early-abort"))
+                 ("no_pipeline", "--no-pipeline"), ("noise_runs", "--noise-runs"), ("early_abort", "--early-abort"),
+                 ("new_session", "--new-session"), ("resume_upstream", "--resume-upstream"))
 APPROVE_HEADLESS = ("--approve needs the cockpit UI to approve or veto proposals; in headless mode nothing "
                     "could, and the session would wait forever (drop --approve or --headless)")
 
@@ -71,6 +72,29 @@ APPROVE_HEADLESS = ("--approve needs the cockpit UI to approve or veto proposals
 def default_tag(now: Optional[datetime] = None) -> str:
     """Tag from the local date and time, e.g. ``nov21-2337``."""
     return (now or datetime.now()).strftime("%b%d-%H%M").lower()
+
+
+def choose_session(args: argparse.Namespace, workspace: Workspace) -> tuple[str, bool]:
+    """(tag, resume) for the typed flags: the interrupted or stopped session
+    (cockpit.resume) is continued unless ``--new-session`` is typed or a typed
+    ``--tag`` names another; a new session gets the typed tag or a free default one."""
+    from cockpit.repo import GitRepo, RepoError
+    from cockpit.resume import resumable_session
+
+    def exists(name: str) -> bool:
+        try:
+            return GitRepo(workspace.path).branch_exists(name)
+        except RepoError:
+            return False
+
+    if args.resume_upstream:
+        if args.new_session or (args.tag and args.tag != args.resume_upstream):
+            raise ValueError("--resume-upstream TAG continues session TAG: drop --new-session and --tag")
+        return args.resume_upstream, True
+    point = None if args.new_session else resumable_session(workspace.path, exists)
+    if point is not None and (args.tag is None or args.tag == point.tag):
+        return point.tag, True
+    return args.tag or free_tag(workspace.path, default_tag()), False
 
 
 def free_tag(workspace: Path, tag: str) -> str:
@@ -154,13 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
         usage="cockpit report [--workspace DIR] [--tag TAG] [--out PATH]",
         description="Write a session's markdown report (settings, baseline and best val_bpb, the top wins, "
                     "counts, agent tokens and cost, GPU hours, noise floor and holdout) and a PNG of its "
-                    "val_bpb staircase next to it, from results.tsv and records.jsonl. Exit 2 with one line "
+                    "val_bpb staircase next to it, from results.tsv and records.jsonl (or results.tsv alone, as an "
+                    "upstream session leaves it). Exit 2 with one line "
                     "when there is nothing to report.")
     # SUPPRESS: `cockpit --workspace DIR report` keeps the DIR typed before the sub-command
     report.add_argument("--workspace", metavar="DIR", default=argparse.SUPPRESS,
                         help="workspace directory (default: .)")
     report.add_argument("--tag", type=_tag, default=argparse.SUPPRESS,
-                        help="the session to report (default: the newest session's tag in records.jsonl)")
+                        help="the session to report (default: the newest session's tag in records.jsonl; "
+                             "from results.tsv alone, without records.jsonl: the last session, session-N)")
     report.add_argument("--out", metavar="PATH",
                         help="the markdown file, or a directory for it (default: DIR/report-TAG.md); the PNG "
                              "goes next to it as <name>-staircase.png (default: DIR/report-TAG-staircase.png)")
@@ -202,6 +228,12 @@ def _session_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--early-abort", action="store_true",
                         help="stop a run whose smoothed training loss clearly trails the incumbent's "
                              "(default: early_abort in cockpit.toml, off)")
+    parser.add_argument("--new-session", action="store_true",
+                        help="start a new session from the current best even when the last one was interrupted "
+                             "(default: the same command continues an interrupted or stopped session)")
+    parser.add_argument("--resume-upstream", metavar="TAG", type=_tag,
+                        help="continue the session upstream autoresearch ran in this checkout: results.tsv and "
+                             "branch autoresearch/TAG (its rows shown, new rows appended to the same file)")
     parser.add_argument("--no-pipeline", action="store_true",
                         help="serial loop: ask for the next proposal only after a run ends (default: asked while "
                              "it trains, unless pipeline = false in cockpit.toml)")
@@ -330,7 +362,9 @@ def session_setup(args: argparse.Namespace, workspace: Workspace, headless: bool
     SettingsError (a WorkspaceError) or ProgramError with one line."""
     gate = approval_gate(args.approve, workspace, headless)
     agent = build_agent(workspace.agent.with_flags(args.agent, args.model, args.api_base), workspace.seed)
-    config = SessionConfig(tag=args.tag or free_tag(workspace.path, default_tag()), max_experiments=args.max_experiments,
+    tag, resume = choose_session(args, workspace)
+    config = SessionConfig(tag=tag, resume=resume, resume_upstream=bool(args.resume_upstream),
+                           max_experiments=args.max_experiments,
                            budget_s=args.budget, run_command=run_command(args.run_command, workspace),
                            fix_attempts=workspace.fix_attempts, program=program_flag(args.program),
                            approval_gate=gate, pipeline=workspace.pipeline and not args.no_pipeline,

@@ -85,6 +85,8 @@ class Engine(SessionStart, Pipelining, Measuring):
         self._curve: Optional[list] = None  # (training s, loss) of the running experiment
         self._curves: dict[str, list] = {}  # by commit: the incumbent's curve for early abort
         self._baseline_scores: Optional[tuple[float, float]] = None  # (val_bpb, holdout_bpb) of the baseline
+        self._resumed = None  # what a resumed session knew (cockpit.resume.Restored), set by _start
+        self._noise_done = False  # a resumed session's floor was measured (or is off)
 
     def send(self, command: Command) -> None:
         """Queue a command (cockpit.events); cockpit.actions says what each does when."""
@@ -139,8 +141,10 @@ class Engine(SessionStart, Pipelining, Measuring):
     async def _session(self) -> str:
         await self._start()
         await self._prepare()
-        await self._baseline()
-        await self._measure_noise()
+        if self._resumed is None:
+            await self._baseline()
+        if not self._noise_done:
+            await self._measure_noise()
         while not self._full():
             with self.times.waiting("paused_s"):
                 await self.control.wait_if_paused(self._state.rows)

@@ -94,6 +94,32 @@ class GitRepo:
                 raise RepoError(f"cannot check out {name}: {exc.stderr.strip()}") from None
         return start
 
+    def branches(self, prefix: str = "") -> list[str]:
+        """Names of the local branches that start with ``prefix``, sorted."""
+        with self._open() as repo:
+            return sorted(head.name for head in repo.heads if head.name.startswith(prefix))
+
+    def checkout_branch(self, name: str) -> str:
+        """Check out the existing branch ``name`` (a resumed session's); returns its head's
+        full hash. Raises RepoError when it is missing or cannot be checked out."""
+        with self._open() as repo:
+            if not any(head.name == name for head in repo.heads):
+                raise RepoError(f"branch {name} does not exist")
+            try:
+                repo.heads[name].checkout()
+            except GitCommandError as exc:
+                raise RepoError(f"cannot check out {name}: {exc.stderr.strip()}") from None
+            return repo.heads[name].commit.hexsha
+
+    def full_hash(self, commit: str) -> str:
+        """The full hash of ``commit`` (a short hash as results.tsv holds it); ``commit``
+        itself when git does not know it."""
+        with self._open() as repo:
+            try:
+                return repo.commit(commit).hexsha
+            except (ValueError, GitCommandError, Exception):  # gitdb's BadName among them
+                return commit
+
     def commit_file(self, relpath: str, message: str) -> str:
         """Stage ``relpath`` (as it is on disk) and commit it; returns the full hash."""
         with self._open() as repo:

@@ -21,13 +21,16 @@ from typing import Optional
 
 from cockpit.context import session_program
 from cockpit.control import Stopped
-from cockpit.events import EngineMessage, PhaseChanged, SessionStarted
+from cockpit.events import EngineMessage, NoiseMeasured, PhaseChanged, RowLogged, SessionStarted
 from cockpit.journal import DIRECTORY, JournalLock
 from cockpit.ledger import read_rows
+from cockpit.noise import NoiseFloor, threshold
 from cockpit.preflight import run_problem, start_problem
 from cockpit.reconcile import reconcile
 from cockpit.runner import Run
-from cockpit.session import SessionError
+from cockpit.resume import UPSTREAM, Resumable, restore, resumable_session, upstream_offers, upstream_session
+from cockpit.session import Logged, SessionError
+from cockpit.standing import running_best
 from cockpit.upstream import PREPARE_HINT
 from cockpit.workspace import harness_budget, sha256_file
 
@@ -51,20 +54,115 @@ class SessionStart:
             raise SessionError("train.py or prepare.py has uncommitted changes; commit or discard them first")
         self._reconcile()
         read_rows(self.ws.results_tsv)
-        self.repo.refuse_existing_branch(self.config.branch)
+        point = self._resume_point()
+        if point is None:
+            self.repo.refuse_existing_branch(self.config.branch)
         self.book.program = session_program(self.config.program, self.ws)
         self.book.budget_s = await self._resolve_budget()
         self.repo.exclude(UNTRACKED)
-        self._state.last_kept = self._base = self.repo.create_branch(self.config.branch)
         self.book.harness_sha = sha256_file(self.ws.prepare_py)
+        if point is None:
+            self._state.last_kept = self._base = self.repo.create_branch(self.config.branch)
+        else:
+            self._continue(point)
         self.book.store("the journal", lambda: self.book.journal.append(
             "session", tag=self.config.tag, branch=self.config.branch, base=self._base,
             harness_sha256=self.book.harness_sha, agent=self.agent.name, profile=self.ws.profile,
-            budget_s=self.book.budget_s, pid=os.getpid()))
+            budget_s=self.book.budget_s, pid=os.getpid(), resumed=point is not None,
+            results_offset=point.results_offset if point else self._results_size(),
+            upstream=bool(point and point.ended == UPSTREAM)))
         self.emit(SessionStarted(self.config.tag, self.config.branch, self.ws.profile, self.book.budget_s,
                                  str(self.ws.path), self.agent.name, self.actions.gate,
                                  harness_sha256=self.book.harness_sha))
         self.emit(EngineMessage(f"program: {self.book.program.label} (read again before every proposal)"))
+        if point is not None:
+            self._replay_rows()
+
+    # ------------------------------------------------------------- resume --
+
+    def _resume_point(self) -> Optional[Resumable]:
+        """The session to continue (``config.resume`` and cockpit.resume agree), else None."""
+        if not self.config.resume:
+            self._offer_upstream()
+            return None
+        if self.config.resume_upstream:
+            try:
+                return upstream_session(self.ws.path, self.config.tag, self.repo.branch_exists)
+            except ValueError as exc:
+                raise SessionError(str(exc)) from None
+        point = resumable_session(self.ws.path, self.repo.branch_exists)
+        if point is None or point.tag != self.config.tag:
+            raise SessionError(f"session {self.config.tag} cannot be continued (finished, never kept a "
+                               "baseline, or its branch is gone); start a new one with --new-session")
+        return point
+
+    def _results_size(self) -> int:
+        """results.tsv's size in bytes now (0 when missing): a new session's rows begin there."""
+        try:
+            return self.ws.results_tsv.stat().st_size
+        except OSError:
+            return 0
+
+    def _offer_upstream(self) -> None:
+        """In an upstream checkout, say which upstream sessions ``--resume-upstream`` continues."""
+        if self.ws.layout != "upstream":
+            return
+        for line in upstream_offers(self.ws.path, self.repo.branches("autoresearch/")):
+            self.emit(EngineMessage(line, "warning"))
+
+    def _continue(self, point: Resumable) -> None:
+        """Pick session ``point`` up: its branch, budget, rows folded into the running best,
+        noise floor, baseline scores, steering notes (cockpit.resume). Raises SessionError
+        when the harness changed since it began or its branch moved past its last keep
+        by hand."""
+        if point.harness_sha256 and point.harness_sha256 != self.book.harness_sha:
+            raise SessionError(f"prepare.py changed since session {point.tag} began (sha256 "
+                               f"{point.harness_sha256[:12]} -> {self.book.harness_sha[:12]}): its results would not "
+                               "compare; restore prepare.py, or start a new session with --new-session")
+        if point.budget_s > 0 and point.budget_s != self.book.budget_s:
+            self.emit(EngineMessage(f"session {point.tag} trains {point.budget_s:g} s per run; it goes on with that "
+                                    f"budget, not {self.book.budget_s:g} s (--new-session for another)", "warning"))
+            self.book.budget_s = point.budget_s
+        head = self.repo.checkout_branch(point.branch)
+        self._base = point.base or head
+        restored = restore(self.ws.path, point)
+        for n, row in enumerate(restored.rows):
+            value = row.val_bpb if row.status.lower() != "crash" and row.val_bpb else None
+            self._state.log(Logged(n, self.repo.full_hash(row.commit), row.status.lower(), value, row.memory_gb,
+                                   row.description))
+        self._state.last_kept = self.repo.full_hash(self._state.last_kept)
+        if point.ended == UPSTREAM:  # upstream resets every discard: the branch head is its best keep
+            self._state.last_kept = head
+        elif head != self._state.last_kept:
+            if not self.repo.cockpit_made(self._state.last_kept, head):
+                raise SessionError(f"branch {point.branch} has commits past its last keep "
+                                   f"{self._state.last_kept[:7]} that cockpit did not make; start a new session "
+                                   "with --new-session")
+            self.repo.reset_hard(self._state.last_kept)
+        if restored.noise_measured and len(restored.noise_runs) >= 2:
+            self.book.noise = NoiseFloor(restored.noise_runs, restored.noise_holdout_runs)
+        self._noise_done = restored.noise_measured or self.config.noise_runs <= 0 or len(restored.rows) > 1
+        self._baseline_scores = restored.baseline_scores
+        self.control.steering[:] = restored.steering
+        self._state.log_names.update(restored.log_names)
+        self._resumed = restored
+
+    def _replay_rows(self) -> None:
+        """Show the resumed session's rows (RowLogged, the running best after each) and its
+        noise floor, then say what was picked up."""
+        restored = self._resumed
+        for n, standing in enumerate(running_best(restored.rows)):
+            row = restored.rows[n]
+            self.emit(RowLogged(n, row.commit, row.val_bpb, row.memory_gb, row.status.lower(), row.description,
+                                standing.best))
+        floor = self.book.noise
+        if floor is not None:
+            self.emit(NoiseMeasured(list(floor.runs), floor.sigma, threshold(self.config.keep_threshold, floor.sigma)))
+        best = "-" if self._state.best is None else f"{self._state.best:.6f}"
+        sigma = f"noise floor sigma {floor.sigma:.6f}" if floor else "noise floor not measured"
+        self.emit(EngineMessage(f"resumed session {self.config.tag}: {len(restored.rows)} rows, best {best} at "
+                                f"{self._state.last_kept[:7]}, {sigma}; no baseline re-run; next is experiment "
+                                f"{self._state.rows}"))
 
     def _reconcile(self) -> None:
         """Settle what a dead engine left (cockpit.reconcile) and say what was done."""
