@@ -321,11 +321,23 @@ class LiteLLMAgent:
 
 
 def _content(response: Any) -> str:
-    """The assistant text of a ModelResponse ("" when there is none)."""
+    """The assistant text of a ModelResponse ("" when there is none).
+
+    litellm moves a reasoning model's ``<think>...</think>`` block (and the
+    ``reasoning_content`` field that DeepSeek-R1, Qwen3 and o-series servers
+    send) out of ``content`` into ``message.reasoning_content``. It is put back
+    in front, wrapped as ``<think>\n...\n</think>\n``, so that the record keeps
+    the reasoning and cockpit.replies splits it off the answer (never parsed
+    for edits, never shown as the proposal)."""
     try:
-        return response.choices[0].message.content or ""
+        message = response.choices[0].message
     except (AttributeError, IndexError, TypeError):
         return ""
+    content = getattr(message, "content", None) or ""
+    reasoning = getattr(message, "reasoning_content", None)
+    if isinstance(reasoning, str) and reasoning.strip() and "<think>" not in content:
+        return f"<think>\n{reasoning.strip()}\n</think>\n{content}"
+    return content if isinstance(content, str) else str(content)
 
 
 def _model_window(litellm: Any, model: str) -> Optional[int]:
