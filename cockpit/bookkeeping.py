@@ -33,7 +33,7 @@ from cockpit.redact import redact
 from cockpit.proposing import Outcome
 from cockpit.repo import GitRepo, short
 from cockpit.runner import RunResult
-from cockpit.session import Logged, SessionConfig, SessionError, SessionState, fixable, judge_run
+from cockpit.session import Logged, SessionConfig, SessionState, fixable, judge_run
 from cockpit.summary import summary_memory_gb, summary_val_bpb
 from cockpit.noise import Judgement, KeepRule, NoiseFloor, noise_mark
 from cockpit.timekeeping import TimeKeeper
@@ -326,9 +326,10 @@ class Bookkeeper:
             queued=asked.queued, timings={"propose_s": asked.outcome.propose_s})
         self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
 
-    def drop(self, n: int, asked: Asked, fix_attempt: int = 0) -> None:
+    def drop(self, n: int, asked: Asked, fix_attempt: int = 0) -> bool:
         """Record a proposal dropped after its re-asks (no row, train.py untouched).
-        Raises SessionError after ``max_consecutive_drops`` in a row."""
+        Returns True when it is the ``max_consecutive_drops``-th in a row (the
+        engine then pauses with the last rejection; the count starts again)."""
         state, outcome = self.state, asked.outcome
         state.drops += 1
         state.usage = add_usage(state.usage, outcome.usage)
@@ -338,8 +339,7 @@ class Bookkeeper:
             parent=short(state.last_kept), timings={"propose_s": outcome.propose_s}, fix_attempt=fix_attempt,
             errors=list(outcome.errors), replies=[r[:20_000] for r in outcome.replies])
         self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
-        if state.drops >= self.config.max_consecutive_drops:
-            raise SessionError(f"the agent produced no valid edit in {state.drops} proposals in a row")
+        return state.drops >= self.config.max_consecutive_drops
 
     def _record(self, kind: str, n: int, status: str, description: str, started: str,
                 asked: Optional[Asked], **fields) -> ExperimentRecord:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import unicodedata
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -133,8 +134,23 @@ class ExperimentRecord:
 
 
 def clean_description(text: str) -> str:
-    """One line: tabs, CR and LF become spaces, runs of spaces collapse, capped length."""
-    one_line = " ".join(text.replace("\t", " ").replace("\r", " ").replace("\n", " ").split())
+    """A description as results.tsv, the commit message and the record hold it.
+
+    One line: tabs, CR, LF and other whitespace become spaces, runs of spaces
+    collapse; NUL and the other control characters (Unicode category Cc, and
+    the format characters of category Cf such as zero-width spaces and
+    direction overrides) are dropped; the double quote ``"`` becomes ``'``,
+    because pandas ``read_csv(sep="\t")``, as upstream's analysis notebook
+    reads results.tsv, takes a field that begins with ``"`` for a quoted one
+    (then fails with "EOF inside string" or merges rows). Capped at
+    MAX_DESCRIPTION characters; "(no description)" when nothing is left."""
+    kept = []
+    for char in text.replace('"', "'"):
+        if char in "\t\r\n\v\f\x85\u2028\u2029":
+            kept.append(" ")
+        elif unicodedata.category(char) not in ("Cc", "Cf"):
+            kept.append(char)
+    one_line = " ".join("".join(kept).split())
     return one_line[:MAX_DESCRIPTION] or "(no description)"
 
 

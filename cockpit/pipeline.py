@@ -31,6 +31,7 @@ import asyncio
 from dataclasses import dataclass, replace
 from typing import Optional
 
+from cockpit.agents.base import AgentFatal
 from cockpit.bookkeeping import Asked, Trial
 from cockpit.clock import now_iso
 from cockpit.edits import EditError, apply_reply, unified_diff
@@ -61,7 +62,7 @@ class Queued:
 class Pipelining:
     """The engine's pipelining half (mixed into cockpit.ratchet.Engine, which
     provides ``config``, ``book``, ``control``, ``actions``, ``agent``,
-    ``ws``, ``emit``, ``_state`` and ``_context``)."""
+    ``ws``, ``emit``, ``_state``, ``_context`` and ``_hold``)."""
 
     queued: Optional[Queued] = None
 
@@ -135,14 +136,27 @@ class Pipelining:
         now), waiting for it if needed (counted as model wait): (asked, approved
         ahead), re-applied onto a newer best when the best moved; None when
         nothing is queued or it is stale, failed or no longer applies (then the
-        caller asks as usual). Raises Stopped / Restart from the wait."""
+        caller asks as usual). An ask ahead that failed on the program (ProgramError)
+        or the agent (AgentFatal: a missing key, an unknown model, an unreachable
+        server) pauses the session with one line, as the serial ask does; on Resume
+        the caller asks again. Raises Stopped / Restart from the waits."""
         queued = self.queued
         if queued is None:
             return None
         with self.book.times.waiting("wait_model_s"):
-            await self.control.until_stopped(asyncio.shield(queued.task))
+            # asyncio.wait never raises the task's error (task.result() would, out of
+            # until_stopped, past the handling below) and, cancelled, leaves the task be
+            await self.control.until_stopped(asyncio.wait({queued.task}))
         self.queued = None
         failure = queued.task.exception()
+        if isinstance(failure, (ProgramError, AgentFatal)):
+            # as the serial loop does (Engine._ask): one line, pause, ask afresh on resume
+            self._hold(f"cannot read the program: {failure}" if isinstance(failure, ProgramError)
+                       else f"the agent cannot go on: {failure}")
+            with self.book.times.waiting("paused_s"):
+                await self.control.wait_if_paused(n)
+            self.control.check_restart()
+            return None
         if failure is not None:
             self.emit(EngineMessage(f"the proposal asked ahead for #{n} failed ({failure}); asking again", "warning"))
             return None

@@ -43,7 +43,7 @@ from cockpit.edits import unified_diff
 from cockpit.events import (Command, EngineMessage, Emit, Event, LogLine, PhaseChanged, ProposalReady,
                             ProposalRejected, RunFinished, RunStarted, SessionEnded, StepLogged)
 from cockpit.faults import fault_point
-from cockpit.ledger import LedgerError
+from cockpit.ledger import LedgerError, clean_description
 from cockpit.early_abort import LossWatch
 from cockpit.holdout import divergence, holdout_env, read_holdout
 from cockpit.measuring import Measuring
@@ -188,7 +188,7 @@ class Engine(SessionStart, Pipelining, Measuring):
         taken = await self._take_queued(n, source)
         asked, approved = taken if taken is not None else (await self._ask(n, source), False)
         if asked.outcome.proposal is None:
-            self.book.drop(n, asked)
+            self._dropped(n, asked)
             return
         idea = asked.outcome.proposal.description
         holds = self.config.fix_attempts > 0
@@ -219,7 +219,7 @@ class Engine(SessionStart, Pipelining, Measuring):
                     self.emit(EngineMessage(f"no fix for the crash of {short(crashed.commit)}: {exc}"))
                     return
                 if asked.outcome.proposal is None:
-                    self.book.drop(n, asked, fix_attempt=k)
+                    self._dropped(n, asked, fix_attempt=k)
                     return
                 text = f"{idea} (fix {k}/{total}: {asked.outcome.proposal.description})"
                 fix = (k, short(crashed.commit))
@@ -272,8 +272,23 @@ class Engine(SessionStart, Pipelining, Measuring):
         self._program_sha = program.sha256
         return program
 
+    def _dropped(self, n: int, asked: Asked, fix_attempt: int = 0) -> None:
+        """Record a proposal dropped after its re-asks; the ``max_consecutive_drops``-th
+        in a row pauses the session with one line holding the last rejection (the
+        night resumes with ``p`` after a look at program.md or the model, and gets
+        as many proposals again), where it used to end the session."""
+        if not self.book.drop(n, asked, fix_attempt):
+            return
+        errors = [str(e).strip() for e in asked.outcome.errors if str(e).strip()]
+        last = errors[-1].splitlines()[0] if errors else "no reply"
+        self._state.drops = 0
+        self._hold(f"the agent produced no valid edit in {self.config.max_consecutive_drops} proposals in a row "
+                   f"(last rejection: {last})")
+
     def _hold(self, why: str) -> None:
-        self.emit(EngineMessage(f"{why}; paused: fix it, then resume", "error"))
+        # an agent's message may end with what to do already ("..., then resume")
+        then = "paused" if why.rstrip().endswith("then resume") else "paused: fix it, then resume"
+        self.emit(EngineMessage(f"{why}; {then}", "error"))
         self.control.hold()
 
     async def _try(self, n: int, source: str, asked: Asked, description: str, hold: bool,
@@ -284,7 +299,8 @@ class Engine(SessionStart, Pipelining, Measuring):
         the next proposal against ``base_source``, the best train.py, meanwhile),
         conclude; returns (status, result, trial)."""
         self._state.drops = 0
-        description = redact(description)  # it becomes a commit message, a row, a record
+        # it becomes a commit message, a row, a record: the same one line in each
+        description = clean_description(redact(description))
         self.emit(ProposalReady(n, description, unified_diff(source, asked.outcome.new_source)))
         self.emit(PhaseChanged(n, "committing"))
         self.ws.train_py.write_text(asked.outcome.new_source, encoding="utf-8")

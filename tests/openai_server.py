@@ -118,9 +118,10 @@ class OpenAIServer:
             self.headers.append(headers)
             return self.script[index] if index < len(self.script) else None
 
-    def start(self) -> "OpenAIServer":
+    def start(self, port: int = 0) -> "OpenAIServer":
+        """Listen on 127.0.0.1:``port`` (0: a free one the OS picks)."""
         handler = type("Handler", (_Handler,), {"owner": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 
 import pytest
 
-from engine_support import (DEPTH_COMMENT, FAKES, ScriptedAgent, fast_config, lr, make_workspace, mode,
+from engine_support import (DEPTH_COMMENT, FAKES, LR_COMMENT, ScriptedAgent, fast_config, lr, make_workspace, mode,
                             of_type, reply, run_session, set_line)
 
-from cockpit.events import (Pause, PhaseChanged, ProposalRejected, Resume, RowLogged, RunStarted,
+from cockpit.events import (EngineMessage, Pause, PhaseChanged, ProposalRejected, Resume, RowLogged, RunStarted,
                             SessionEnded, SessionStarted, Stop)
 from cockpit.ledger import read_records, read_rows
 from cockpit.repo import GitRepo, short
@@ -117,11 +118,28 @@ async def test_dropped_proposal_leaves_train_py_unchanged(tmp_path):
     assert before.replace("0.04", "0.08", 1) == ws.train_py.read_text()
 
 
-async def test_too_many_drops_end_the_session(tmp_path):
+@pytest.mark.parametrize("pipeline", [False, True], ids=["serial", "pipelined"])
+async def test_too_many_drops_pause_with_the_last_rejection_and_resume(tmp_path, pipeline):
     ws = make_workspace(tmp_path / "ws")
-    agent = ScriptedAgent(["nonsense"] * 4)
-    reason, _ = await run_session(ws, agent, fast_config(max_reasks=1, max_consecutive_drops=2))
-    assert reason.startswith("error: the agent produced no valid edit in 2 proposals")
+    agent = ScriptedAgent(["nonsense"] * 4 + [lr("0.04", "0.08")])
+    paused = []
+
+    def on_event(engine, event):
+        if isinstance(event, PhaseChanged) and event.phase == "paused":
+            paused.append((event.experiment, len(GitRepo(ws.path).log()), len(agent.contexts)))
+            asyncio.get_running_loop().call_later(0.1, engine.send, Resume())
+
+    reason, events = await run_session(ws, agent, fast_config(max_reasks=1, max_consecutive_drops=2,
+                                                              max_experiments=2, pipeline=pipeline), on_event)
+    assert reason == "max-experiments"  # the session did not end at the second drop
+    assert paused == [(1, 1, 4)]  # paused once, after 4 asks (2 proposals x 2 replies), nothing committed
+    dropped = [r for r in read_records(ws.records_jsonl) if r["kind"] == "dropped"]
+    assert len(dropped) == 2
+    last = dropped[-1]["errors"][-1].strip().splitlines()[0]
+    errors = [e.text for e in of_type(events, EngineMessage) if e.level == "error"]
+    assert errors == [f"the agent produced no valid edit in 2 proposals in a row (last rejection: {last}); "
+                      "paused: fix it, then resume"]
+    assert [r.status for r in read_rows(ws.results_tsv)] == ["keep", "keep"]  # #1 is the good edit after resume
 
 
 async def test_pause_waits_after_the_running_experiment(tmp_path):
@@ -233,3 +251,30 @@ async def test_stop_while_paused_ends_without_another_row(tmp_path):
     reason, events = await run_session(ws, ScriptedAgent([lr("0.04", "0.08")]), fast_config(), on_event)
     assert reason == "stopped" and len(read_rows(ws.results_tsv)) == 1
     assert PhaseChanged(1, "paused") in events and PhaseChanged(1, "proposing") not in events
+
+
+HOSTILE_DESCRIPTIONS = ['"quoted" start, then more', 'a NUL\x00 in the middle', 'tab\tand\x1b[31m escape',
+                        'zero\u200bwidth and "inner" quotes', '"', 'trailing quote"']
+
+
+async def test_descriptions_are_one_clean_line_in_row_commit_and_record_and_pandas_reads_every_row(tmp_path):
+    import pandas as pd
+
+    ws = make_workspace(tmp_path / "ws")
+    steps = [("0.04", "0.05"), ("0.05", "0.06"), ("0.06", "0.07"), ("0.07", "0.08"), ("0.08", "0.09"),
+             ("0.08", "0.10")]  # four keeps, then two discards (train.py back at 0.08)
+    agent = ScriptedAgent([set_line("MATRIX_LR", old, new, LR_COMMENT, description)
+                           for (old, new), description in zip(steps, HOSTILE_DESCRIPTIONS)])
+    reason, _ = await run_session(ws, agent, fast_config(max_experiments=1 + len(HOSTILE_DESCRIPTIONS)))
+    assert reason == "max-experiments"
+    rows = read_rows(ws.results_tsv)
+    descriptions = [r.description for r in rows[1:]]
+    assert descriptions == ["'quoted' start, then more", "a NUL in the middle", "tab and[31m escape",
+                            "zerowidth and 'inner' quotes", "'", "trailing quote'"]
+    frame = pd.read_csv(ws.results_tsv, sep="\t")  # as upstream's analysis notebook reads it
+    assert len(frame) == len(rows) and list(frame["description"])[1:] == descriptions
+    messages = [subprocess.run(["git", "show", "-s", "--format=%B", r.commit], cwd=ws.path, capture_output=True,
+                               text=True, check=True).stdout.strip() for r in rows[1:]]  # discards: reset, not gone
+    assert messages == descriptions
+    records = [r for r in read_records(ws.records_jsonl) if r["kind"] == "experiment"]
+    assert [r["description"] for r in records[1:]] == descriptions
