@@ -16,6 +16,7 @@ one error line until Resume, then checks again.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from typing import Optional
 
@@ -132,6 +133,9 @@ class SessionStart:
                                    row.description))
         self._state.last_kept = self.repo.full_hash(self._state.last_kept)
         if point.ended == UPSTREAM:  # upstream resets every discard: the branch head is its best keep
+            stack = self._state.ladder.stack
+            if stack and stack[-1].commit != head:  # its row's hash is not this head's (a rewritten history)
+                stack[-1] = dataclasses.replace(stack[-1], commit=head)
             self._state.last_kept = head
         elif head != self._state.last_kept:
             if not self.repo.cockpit_made(self._state.last_kept, head):

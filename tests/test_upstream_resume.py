@@ -64,3 +64,39 @@ def test_the_cockpit_continues_an_upstream_session_from_its_best(tmp_path, monke
     parents = subprocess.run(["git", "rev-list", "--parents", "-n", "1", rows[3].commit], cwd=root,
                              capture_output=True, text=True).stdout.split()
     assert parents[1] == head  # the first new experiment was built on upstream's best keep
+
+
+UPSTREAM_TSV = Path(__file__).parent / "fixtures" / "upstream_results.tsv"
+
+
+def test_a_120_row_upstream_night_is_continued_after_its_corrupt_line_is_named(tmp_path, monkeypatch, capsys):
+    """The fixture's night (120 rows, KEEP/Keep/keep, a `baseline` commit cell, one corrupt line)
+    on a checkout whose branch autoresearch/night stands at its best: the engine first names the
+    corrupt line and changes nothing; with the line deleted it goes on from the branch head."""
+    root, head = upstream_session(tmp_path / "autoresearch")
+    subprocess.run(["git", "branch", "-q", "-m", "autoresearch/mar5", "autoresearch/night"], cwd=root, check=True)
+    (root / "results.tsv").write_bytes(UPSTREAM_TSV.read_bytes())
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    args = ["--workspace", str(root), "--headless", "--resume-upstream", "night", "--max-experiments", "122",
+            "--run-command", "python train.py"]
+    before = (root / "results.tsv").read_bytes()
+
+    assert main(args) != 0
+    captured = capsys.readouterr()
+    said = [line for line in captured.out.splitlines() if line.startswith("[error]")]
+    assert len(said) == 1 and "results.tsv:60: val_bpb '0.99x1'" in said[0] and "Traceback" not in captured.err
+    assert (root / "results.tsv").read_bytes() == before and not (root / "records.jsonl").exists()
+
+    lines = before.decode().splitlines(keepends=True)
+    fixed = "".join(line for line in lines if "0.99x1" not in line)
+    (root / "results.tsv").write_text(fixed)
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "resumed session night: 120 rows, best 0.960165" in out, out[-3000:]
+    assert "[exp 0] step" not in out  # no baseline re-run
+    assert (root / "results.tsv").read_text().startswith(fixed)  # appended to the same file
+    rows = read_rows(root / "results.tsv")
+    assert len(rows) == 122 and [r.status for r in rows[120:]] == ["discard", "discard"]  # 1.1 > 0.960165
+    parents = subprocess.run(["git", "rev-list", "--parents", "-n", "1", rows[120].commit], cwd=root,
+                             capture_output=True, text=True).stdout.split()
+    assert parents[1] == head and GitRepo(root).head_commit() == head  # built on the night's best, back there
