@@ -417,8 +417,8 @@ def _headless(workspace: Workspace, engine_factory, tag: str) -> int:
     async def drive() -> str:
         loop = asyncio.get_running_loop()
         for sig in _STOP_SIGNALS:  # end cleanly: kill the training group, log its row
-            loop.add_signal_handler(sig, engine.send, Stop())
-        loop.add_signal_handler(signal.SIGUSR1, engine.send, Resume())  # leave a pause without a UI
+            loop.add_signal_handler(sig, engine.command_now, Stop())
+        loop.add_signal_handler(signal.SIGUSR1, engine.command_now, Resume())  # leave a pause without a UI
         try:
             return await engine.run()
         finally:

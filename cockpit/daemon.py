@@ -31,7 +31,7 @@ from typing import Callable, Optional
 
 from cockpit import wire
 from cockpit.agents.base import Agent
-from cockpit.events import Emit, Event, Resume, SessionStarted, Stop
+from cockpit.events import EngineMessage, Emit, Event, Resume, SessionStarted, Stop
 from cockpit.headless import HeadlessPrinter
 from cockpit.ratchet import Engine, SessionConfig
 from cockpit.repo import GitRepo
@@ -95,8 +95,10 @@ class Broadcaster:
             while line := await reader.readline():
                 try:
                     command = wire.decode_command(line)
-                except wire.WireError as exc:
+                except wire.WireError as exc:  # one log line; the client is told, nobody else
                     _log(f"ignored a client line: {exc}")
+                    refusal = EngineMessage(f"the daemon refused a command line: {exc}", "error")
+                    self._write(writer, (wire.encode(refusal) + "\n").encode("utf-8"))
                     continue
                 if self.engine is not None:
                     self.engine.send(command)
@@ -177,8 +179,8 @@ async def _run(engine: Engine) -> str:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     handled = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
     for sig in handled[:2]:
-        loop.add_signal_handler(sig, engine.send, Stop())
-    loop.add_signal_handler(signal.SIGUSR1, engine.send, Resume())
+        loop.add_signal_handler(sig, engine.command_now, Stop())
+    loop.add_signal_handler(signal.SIGUSR1, engine.command_now, Resume())
     try:
         return await engine.run()
     finally:

@@ -41,7 +41,7 @@ from cockpit.context import build_context, kept_diffs, log_tail, vetoed_proposal
 from cockpit.control import Restart, SessionControl, Stopped
 from cockpit.edits import unified_diff
 from cockpit.events import (Command, EngineMessage, Emit, Event, LogLine, PhaseChanged, ProposalReady,
-                            ProposalRejected, RunFinished, RunStarted, SessionEnded, StepLogged)
+                            ProposalRejected, RunFinished, RunStarted, SessionEnded, StepLogged, Stop)
 from cockpit.faults import fault_point
 from cockpit.ledger import LedgerError, clean_description
 from cockpit.early_abort import LossWatch
@@ -133,8 +133,23 @@ class Engine(SessionStart, Pipelining, Measuring):
             self.times.totals["saved_s"] = self.times.totals.get("saved_s", 0.0) + self.watch.verdict["saved_s"]
 
     async def _listen(self) -> None:
+        """Apply queued commands one by one, forever: a command that fails says so in
+        one error line and the next one is still applied (the listener never dies)."""
         while True:
-            self.actions.apply(await self._commands.get())
+            self.command_now(await self._commands.get())
+
+    def command_now(self, command: Command) -> None:
+        """Apply ``command`` at once, not through the queue (the signal handlers'
+        path: SIGTERM stops the engine even if a command before it misbehaved). An
+        exception of the command is reported as one error line, never raised; a Stop
+        that fails that way still stops the session."""
+        try:
+            self.actions.apply(command)
+        except Exception as exc:  # noqa: BLE001 - one bad command must not take the controls down
+            self.emit(EngineMessage(f"the command {type(command).__name__} failed and was ignored: "
+                                    f"{type(exc).__name__}: {exc}", "error"))
+            if isinstance(command, Stop):
+                self.control.apply(command)
 
     # ------------------------------------------------------------- session --
 

@@ -72,9 +72,59 @@ def _decode(line: str | bytes, types: dict[str, type], what: str) -> Any:
     if cls is None:
         raise WireError(f"unknown {what} type {line[:80]!r}")
     try:
-        return cls(**data)
+        message = cls(**data)
     except TypeError as exc:
         raise WireError(f"bad fields for {cls.__name__}: {exc}") from None
+    problem = _type_problem(cls, data)
+    if problem:
+        raise WireError(f"bad fields for {cls.__name__}: {problem}")
+    return message
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _accepts(hint: Any, value: Any) -> bool:
+    """Whether ``value`` (from JSON) fits the field type ``hint``: bool is only
+    bool (JSON true/false, never "no" or 1), int an int that is not a bool, float
+    any number but a bool, str a str; Optional/Union any of theirs; list, tuple
+    and dict by their container (a JSON array reads as a list); anything else is
+    not checked."""
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin is typing.Union:
+        return any(_accepts(arg, value) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple) or hint in (list, tuple):
+        return isinstance(value, (list, tuple))
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    return True
+
+
+def _type_problem(cls: type, data: dict) -> str:
+    """"" when every field of ``data`` fits ``cls``'s annotation, else what does not."""
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    for name, value in data.items():
+        if name in hints and not _accepts(hints[name], value):
+            return f"{name} must be {_name(hints[name])}, not {type(value).__name__} {str(value)[:40]!r}"
+    return ""
+
+
+def _name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 def decode_event(line: str | bytes) -> Event:
