@@ -22,6 +22,7 @@ from cockpit.events import EngineMessage, NoiseMeasured, PhaseChanged, RunFinish
 from cockpit.holdout import holdout_env, read_holdout
 from cockpit.noise import NoiseFloor, threshold
 from cockpit.repo import short
+from cockpit.run_guard import RunGuard
 from cockpit.runner import Run, RunResult
 from cockpit.summary import parse_summary, summary_val_bpb
 
@@ -93,11 +94,13 @@ class Measuring:
                   hard_limit_s=limit, kill_grace_s=self.config.kill_grace_s, experiment=n, emit=self.emit,
                   on_start=lambda pid: self.book.aux_running(run_id, pid))
         self.times.run_started()
+        guard = RunGuard(self.ws.path)
         try:
             result = await self.control.guarded(run)
         finally:
             self.times.run_ended()
             self.book.aux_closed(run_id)
+            self._restore_after_run(guard, n)
         summary = parse_summary(result.text)
         self.emit(RunFinished(n, short(commit), result.returncode, result.timed_out, summary,
                               result.timings()["wall_s"]))

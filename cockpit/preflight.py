@@ -11,7 +11,9 @@ workspace that cannot take it:
 - the disk nearly full (under ``MIN_FREE_BYTES`` free);
 - the run branch gone (deleted mid-session) or not checked out;
 - the fixed harness (prepare.py) changed since the session started: its
-  sha256 is taken at start and compared before every run.
+  sha256 is taken at start and compared before every run;
+- train.py a symbolic link or not a regular file (edits would leave the
+  workspace).
 """
 
 from __future__ import annotations
@@ -68,13 +70,26 @@ def harness_problem(ws: Workspace, started_sha: str, base: str) -> Optional[str]
             f"{short(base)} (`git checkout {short(base)} -- prepare.py`), or stop and start a new session")
 
 
+def editable_problem(ws: Workspace) -> Optional[str]:
+    """train.py is not a regular file inside the workspace: a symlink (an edit
+    would land where it points, outside git's reach: no diff, no reset) or not
+    a file at all."""
+    path = ws.train_py
+    if path.is_symlink():
+        return (f"{path} is a symbolic link (to {os.readlink(path)}): the agent's edits would land outside "
+                "the workspace, where git neither records nor resets them; replace it with a regular file")
+    if path.exists() and not path.is_file():
+        return f"{path} is not a regular file; train.py must be one"
+    return None
+
+
 def start_problem(ws: Workspace) -> Optional[str]:
     """What stops a session from starting at all (before anything is written)."""
-    return writable_problem(ws) or disk_problem(ws)
+    return editable_problem(ws) or writable_problem(ws) or disk_problem(ws)
 
 
 def run_problem(ws: Workspace, repo: GitRepo, branch: str, kept: str, harness_sha: str,
                 base: str) -> Optional[str]:
     """What stops the next experiment or run (the first problem found)."""
-    return (writable_problem(ws) or disk_problem(ws) or branch_problem(repo, branch, kept)
+    return (editable_problem(ws) or writable_problem(ws) or disk_problem(ws) or branch_problem(repo, branch, kept)
             or harness_problem(ws, harness_sha, base))

@@ -51,6 +51,7 @@ from cockpit.pipeline import Pipelining
 from cockpit.programs import Program, ProgramError
 from cockpit.proposing import obtain_proposal
 from cockpit.redact import redact, redact_event
+from cockpit.run_guard import RunGuard
 from cockpit.repo import GitRepo, RepoError, short
 from cockpit.runner import Run, RunnerError, RunResult
 from cockpit.session import SessionConfig, SessionError, decide, fixable
@@ -369,11 +370,13 @@ class Engine(SessionStart, Pipelining, Measuring):
                       if self.config.early_abort and trial.n > 0 and incumbent else None)
         self._curve = self._curves[trial.commit] = []
         self.times.run_started()
+        guard = RunGuard(self.ws.path)
         try:
             result = await self.control.guarded(run)
         finally:
             self.times.run_ended()
             self._curve = None
+            self._restore_after_run(guard, n)
         summary = parse_summary(result.text)
         if result.log_error:
             self.emit(EngineMessage(f"{result.log_error}; the run's output is kept in memory only", "error"))
@@ -385,6 +388,19 @@ class Engine(SessionStart, Pipelining, Measuring):
         self._state.log_names[n] = log_name
         fault_point("after-run", n)
         return result, summary, self.actions.finish_run(), read_holdout(scores)
+
+    def _restore_after_run(self, guard: RunGuard, n: int) -> None:
+        """Put back what the run changed of git's configuration, hooks and
+        attributes (cockpit.run_guard), before the engine runs git again; one
+        warning line naming them."""
+        try:
+            changed = guard.restore()
+        except OSError as exc:
+            raise SessionError(f"#{n}: the run changed git's configuration or hooks and it cannot be put back "
+                               f"({exc}); check .git/ by hand") from None
+        if changed:
+            self.emit(EngineMessage(f"#{n}: the run changed {', '.join(changed)}; restored (a run may not "
+                                    "change git's configuration, hooks or attributes)", "warning"))
 
     def _holdout_path(self, n: int, commit: str, what: str = "run"):
         """Where the harness writes this run's holdout score (cockpit.holdout)."""

@@ -19,6 +19,24 @@ COCKPIT_ACTOR = Actor("cockpit", "cockpit@localhost")
 SHORT = 7  # characters of a short commit hash
 
 
+# git configuration forced on every git command cockpit runs (like ``git -c``, above
+# every config file): no hooks, no fsmonitor command (cockpit.run_guard says why)
+SAFE_GIT_CONFIG = (("core.hooksPath", "/dev/null"), ("core.fsmonitor", "false"))
+
+
+def safe_git_env() -> dict[str, str]:
+    """GIT_CONFIG_COUNT / GIT_CONFIG_KEY_n / GIT_CONFIG_VALUE_n (git >= 2.31) for
+    SAFE_GIT_CONFIG, after any the environment sets already."""
+    try:
+        start = int(os.environ.get("GIT_CONFIG_COUNT", "0"))
+    except ValueError:
+        start = 0
+    env = {"GIT_CONFIG_COUNT": str(start + len(SAFE_GIT_CONFIG))}
+    for i, (key, value) in enumerate(SAFE_GIT_CONFIG, start=start):
+        env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"] = key, value
+    return env
+
+
 class RepoError(RuntimeError):
     """A git operation failed or was refused; the message says what to do."""
 
@@ -51,9 +69,11 @@ class GitRepo:
 
     def _open(self) -> Repo:
         try:
-            return Repo(self.path)
+            repo = Repo(self.path)
         except (InvalidGitRepositoryError, NoSuchPathError):
             raise RepoError(f"{self.path} is not a git repository") from None
+        repo.git.update_environment(**safe_git_env())
+        return repo
 
     def head_commit(self) -> str:
         """Full hash of HEAD. Raises RepoError when the repository has no commit."""
@@ -124,7 +144,7 @@ class GitRepo:
         """Stage ``relpath`` (as it is on disk) and commit it; returns the full hash."""
         with self._open() as repo:
             repo.index.add([relpath])
-            commit = repo.index.commit(message, author=COCKPIT_ACTOR, committer=COCKPIT_ACTOR)
+            commit = repo.index.commit(message, author=COCKPIT_ACTOR, committer=COCKPIT_ACTOR, skip_hooks=True)
             return commit.hexsha
 
     def reset_hard(self, commit: str, preserve: Iterable[str] = ()) -> None:
@@ -150,12 +170,12 @@ class GitRepo:
     def diff(self, old: str, new: str, relpath: str = "train.py") -> str:
         """Unified diff text of ``relpath`` between commits ``old`` and ``new``."""
         with self._open() as repo:
-            return repo.git.diff(old, new, "--", relpath)
+            return repo.git.diff("--no-ext-diff", "--no-textconv", old, new, "--", relpath)
 
     def diff_worktree(self, relpath: str = "train.py") -> str:
         """Unified diff text of ``relpath``: HEAD -> working tree ("" when unchanged)."""
         with self._open() as repo:
-            return repo.git.diff("HEAD", "--", relpath)
+            return repo.git.diff("--no-ext-diff", "--no-textconv", "HEAD", "--", relpath)
 
     def is_dirty(self, paths: Iterable[str] = ()) -> bool:
         """True when tracked files (only ``paths`` if given) differ from HEAD

@@ -33,6 +33,7 @@ from typing import Callable, Optional, Sequence
 
 from cockpit.events import Emit, LogLine, StepLogged
 from cockpit.redact import redact, secret_values
+from cockpit.run_env import run_environment
 from cockpit.summary import flush_tail, parse_step_line, split_lines
 
 CHUNK_BYTES = 65536
@@ -96,7 +97,8 @@ class RunResult:
 class Run:
     """One subprocess run. Create, then ``await run.wait()``; ``kill()`` stops it.
 
-    ``command`` is the argv list, run in ``cwd`` with ``os.environ`` plus ``env``;
+    ``command`` is the argv list, run in ``cwd`` with ``run_environment(env)``
+    (cockpit.run_env: an allow-list of ``os.environ``, no secrets, plus ``env``);
     output goes to ``log_path`` (created with its folder). ``hard_limit_s`` None
     means no limit. Events carry ``experiment``; ``emit`` None reports nothing.
     ``on_start(pid)`` is called once the process (and its process group) exists.
@@ -119,13 +121,14 @@ class Run:
         self.cwd = Path(cwd)
         self.log_path = Path(log_path)
         self.run_id = uuid.uuid4().hex
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {}), RUN_ID_ENV: self.run_id}
+        # the allow-list (cockpit.run_env): no API key or token reaches the agent's code
+        self.env = run_environment({**(env or {}), RUN_ID_ENV: self.run_id})
         self.hard_limit_s = hard_limit_s
         self.kill_grace_s = kill_grace_s
         self.experiment = experiment
         self.emit = emit
         self.on_start = on_start
-        self._secrets = secret_values(self.env)
+        self._secrets = secret_values({**os.environ, **self.env})  # the engine's keys, redacted from the log
         self._log_error = ""
         self._proc: Optional[asyncio.subprocess.Process] = None
         self._stopped = False

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from cockpit.repo import init_repo
+from cockpit.run_env import run_environment
 from cockpit.settings import DEFAULT_FIX_ATTEMPTS, DEFAULT_NOISE_RUNS, AgentSettings, SettingsError, parse_settings
 from cockpit.upstream import is_upstream_layout, read_time_budget
 
@@ -211,10 +212,10 @@ def prepare_in_terminal(workspace: Workspace) -> int:
     log_path = workspace.logs / "prepare.log"
     if sys.stdout.isatty():
         log_path.write_text("prepare.py ran on the terminal (cockpit init); output not captured\n")
-        return subprocess.call(prepare_command(), cwd=workspace.path)
+        return subprocess.call(prepare_command(), cwd=workspace.path, env=run_environment())
     with open(log_path, "wb") as log, subprocess.Popen(
         prepare_command(), cwd=workspace.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL, env=run_environment(),
     ) as proc:
         assert proc.stdout is not None
         while chunk := proc.stdout.read1(65536):
@@ -234,7 +235,7 @@ def harness_budget(workspace: Workspace, timeout_s: float = 300.0) -> tuple[floa
     code = "import prepare; print(float(prepare.TIME_BUDGET))"
     try:
         done = subprocess.run([sys.executable, "-c", code], cwd=workspace.path, capture_output=True,
-                              text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+                              text=True, timeout=timeout_s, stdin=subprocess.DEVNULL, env=run_environment())
     except subprocess.TimeoutExpired:
         raise WorkspaceError(f"reading TIME_BUDGET from prepare.py took over {timeout_s:.0f}s") from None
     lines = done.stdout.strip().splitlines()

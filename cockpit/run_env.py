@@ -1,0 +1,67 @@
+"""The environment of code the agent wrote: an allow-list, never ``os.environ``.
+
+train.py is a model's code, run unattended as the user who holds the API keys.
+Every child cockpit starts to run workspace code (a training run, a noise or
+holdout re-run, prepare.py, the TIME_BUDGET probe) gets ``run_environment()``:
+the variables a Python/PyTorch/CUDA run needs, by name, and nothing else. The
+agent's keys live only in the engine process (litellm reads them there).
+
+Allowed: the names in ``ALLOWED`` (PATH, HOME, locale, temp dir, terminal, the
+virtual environment) and the names starting with one of ``ALLOWED_PREFIXES``
+(``LC_``, ``CUDA_``, ``NVIDIA_``, ``TORCH``, ``PYTORCH_``, ``TRITON_``,
+``NCCL_``, ``OMP_``, ``MKL_``, ``HF_HUB_``/``HF_HOME``, ``XDG_``, ``COCKPIT_``,
+``PYTHON``). Refused even then: every name that says it is a secret
+(cockpit.redact ``SECRET_NAME``: ``*_API_KEY``, ``*_TOKEN``, ``*_SECRET``,
+``*_PASSWORD``, ...), so ``HF_TOKEN`` or ``COCKPIT_X_TOKEN`` never pass.
+More names pass when ``COCKPIT_PASS_ENV`` lists them (``"WANDB_MODE,MY_*"``:
+shell-style patterns; a secret's name is refused there too).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from typing import Mapping, Optional
+
+from cockpit.redact import SECRET_NAME
+
+ALLOWED = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TERM", "TZ", "TMPDIR", "TEMP", "TMP",
+    "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "LD_LIBRARY_PATH", "LIBRARY_PATH", "CPATH",
+    "CC", "CXX", "NO_COLOR", "COLUMNS", "LINES", "SYSTEMROOT", "UV_CACHE_DIR",
+})
+ALLOWED_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "TORCH", "PYTORCH_", "TRITON_", "NCCL_", "OMP_", "MKL_",
+                    "OPENBLAS_", "HF_HUB_", "HF_HOME", "HF_DATASETS_CACHE", "XDG_", "COCKPIT_", "PYTHON",
+                    "KERNELS_")
+
+
+PASS_ENV = "COCKPIT_PASS_ENV"  # more names to pass: "WANDB_MODE,MY_*" (shell-style patterns)
+
+
+def passed_names(environ: Optional[Mapping[str, str]] = None) -> tuple[str, ...]:
+    """The patterns ``COCKPIT_PASS_ENV`` names (comma- or space-separated), () when unset."""
+    source = os.environ if environ is None else environ
+    return tuple(p for p in source.get(PASS_ENV, "").replace(",", " ").split() if p)
+
+
+def allowed(name: str, extra: tuple[str, ...] = ()) -> bool:
+    """True when variable ``name`` may reach workspace code (module docstring);
+    ``extra``: patterns from COCKPIT_PASS_ENV. A secret's name never passes."""
+    if SECRET_NAME.search(name):
+        return False
+    return (name in ALLOWED or name.startswith(ALLOWED_PREFIXES)
+            or any(fnmatch.fnmatchcase(name, pattern) for pattern in extra))
+
+
+def run_environment(extra: Optional[Mapping[str, str]] = None,
+                    environ: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+    """The environment for a child that runs workspace code: the allowed variables
+    of ``environ`` (default ``os.environ``), ``PYTHONUNBUFFERED=1``, then ``extra``
+    (cockpit's own run contract: COCKPIT_TIME_BUDGET, COCKPIT_RUN_ID, ...; the
+    caller's, passed as given)."""
+    source = os.environ if environ is None else environ
+    extra_names = passed_names(source)
+    env = {name: value for name, value in source.items() if allowed(name, extra_names)}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
