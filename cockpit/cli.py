@@ -31,6 +31,7 @@ journaled session of that tag exists, ``-2``, ``-3``, ... is added.
 from __future__ import annotations
 
 import argparse
+import math
 import asyncio
 import importlib
 import os
@@ -140,6 +141,8 @@ def _positive(kind):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number")
         if value <= 0:
             raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
         return value

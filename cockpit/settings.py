@@ -29,6 +29,8 @@ environment. A CLI flag overrides a setting only when it is typed.
 
 from __future__ import annotations
 
+import difflib
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Optional
 
@@ -104,15 +106,33 @@ def parse_agent(value: Any, where: str) -> AgentSettings:
             raise SettingsError(f"{where}: [agent] {key} is not read from cockpit.toml (a tracked file); "
                                 "set the API key in the environment, e.g. OPENAI_API_KEY")
         if key not in _AGENT_TYPES:
-            raise SettingsError(f"{where}: unknown [agent] key {key!r} (known: {', '.join(_AGENT_TYPES)})")
+            raise SettingsError(f"{where}: unknown [agent] key {key!r}{nearest(key, _AGENT_TYPES)} "
+                                f"(known: {', '.join(_AGENT_TYPES)})")
         if not _typed(item, _AGENT_TYPES[key]):
             raise SettingsError(f"{where}: [agent] {key} must be {' or '.join(t.__name__ for t in _AGENT_TYPES[key])}")
-    if value.get("timeout_s") is not None and value["timeout_s"] <= 0:
-        raise SettingsError(f"{where}: [agent] timeout_s must be a positive number of seconds")
+    if value.get("timeout_s") is not None and (not _finite(value["timeout_s"]) or value["timeout_s"] <= 0):
+        raise SettingsError(f"{where}: [agent] timeout_s must be a positive, finite number of seconds")
+    if value.get("temperature") is not None and not _finite(value["temperature"]):
+        raise SettingsError(f"{where}: [agent] temperature must be a finite number")
     if value.get("max_retries") is not None and value["max_retries"] < 0:
         raise SettingsError(f"{where}: [agent] max_retries must be 0 or more")
     values = {k: float(v) if k in ("timeout_s", "temperature") else v for k, v in value.items()}
     return AgentSettings(**values)
+
+
+KNOWN_KEYS = ("profile", "agent", "budget_s", "seed", "program", "fix_attempts", "approval_gate", "pipeline",
+              "noise_runs", "keep_threshold", "early_abort", "abort_after", "abort_margin")
+PROFILE_NAMES = ("cpu", "h100", "tiny")  # also cockpit.workspace.PROFILES; an upstream checkout has no cockpit.toml
+
+
+def nearest(word: str, choices) -> str:
+    """' (did you mean X?)' for the closest of ``choices`` (difflib), else ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _finite(value: Any) -> bool:
+    return _typed(value, (int, float)) and math.isfinite(value)
 
 
 def parse_settings(data: dict, where: str) -> dict:
@@ -120,18 +140,25 @@ def parse_settings(data: dict, where: str) -> dict:
     cockpit.toml: profile, agent, budget_s, seed, program, fix_attempts, approval_gate,
     pipeline, noise_runs, keep_threshold, early_abort, abort_after, abort_margin.
     Raises SettingsError naming ``where`` for a value of the wrong type."""
+    for key in data:
+        if key not in KNOWN_KEYS:
+            raise SettingsError(f"{where}: unknown key {key!r}{nearest(key, KNOWN_KEYS)}; "
+                                f"known: {', '.join(KNOWN_KEYS)}")
     profile, seed, budget = data.get("profile", "h100"), data.get("seed", 0), data.get("budget_s")
     program, fixes = data.get("program"), data.get("fix_attempts", DEFAULT_FIX_ATTEMPTS)
     if not isinstance(profile, str):
         raise SettingsError(f"{where}: profile must be a string")
+    if profile not in PROFILE_NAMES:
+        raise SettingsError(f"{where}: unknown profile {profile!r}{nearest(profile, PROFILE_NAMES)}; "
+                            f"known: {', '.join(PROFILE_NAMES)}")
     if not _typed(seed, (int,)):
         raise SettingsError(f"{where}: seed must be an integer")
     if program is not None and (not isinstance(program, str) or not program.strip()):
         raise SettingsError(f"{where}: program must be a program name or a path")
     if not _typed(fixes, (int,)) or fixes < 0:
         raise SettingsError(f"{where}: fix_attempts must be an integer, 0 or more")
-    if budget is not None and (not _typed(budget, (int, float)) or budget <= 0):
-        raise SettingsError(f"{where}: budget_s must be a positive number of seconds")
+    if budget is not None and (not _finite(budget) or budget <= 0):
+        raise SettingsError(f"{where}: budget_s must be a positive, finite number of seconds")
     gate = data.get("approval_gate", False)
     if not isinstance(gate, bool):
         raise SettingsError(f"{where}: approval_gate must be true or false")
@@ -148,9 +175,9 @@ def parse_settings(data: dict, where: str) -> dict:
     for key, default, low, high in (("keep_threshold", 0.0, 0.0, None), ("abort_after", 0.3, 0.0, 1.0),
                                     ("abort_margin", 0.05, 0.0, None)):
         value = data.get(key, default)
-        if not _typed(value, (int, float)) or value < low or (high is not None and value > high):
+        if not _finite(value) or value < low or (high is not None and value > high):
             bounds = f"between {low:g} and {high:g}" if high is not None else f"{low:g} or more"
-            raise SettingsError(f"{where}: {key} must be a number, {bounds}")
+            raise SettingsError(f"{where}: {key} must be a finite number, {bounds}")
         numbers[key] = float(value)
     return dict(profile=profile, agent=parse_agent(data.get("agent"), where),
                 budget_s=None if budget is None else float(budget),

@@ -22,10 +22,11 @@ from typing import Optional
 
 from cockpit.repo import init_repo
 from cockpit.run_env import run_environment
-from cockpit.settings import DEFAULT_FIX_ATTEMPTS, DEFAULT_NOISE_RUNS, AgentSettings, SettingsError, parse_settings
+from cockpit.settings import (DEFAULT_FIX_ATTEMPTS, DEFAULT_NOISE_RUNS, PROFILE_NAMES, AgentSettings, SettingsError,
+                              parse_settings)
 from cockpit.upstream import is_upstream_layout, read_time_budget
 
-PROFILES = ("cpu", "h100", "tiny")
+PROFILES = PROFILE_NAMES  # cockpit.settings holds the one list
 CONFIG_FILE = "cockpit.toml"
 GITIGNORE = "results.tsv\nrecords.jsonl\nlogs/\n__pycache__/\n.cockpit/\n"
 TRACKED = ("prepare.py", "train.py", "program.md", CONFIG_FILE, ".gitignore")
