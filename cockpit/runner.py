@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import math
 import os
 import signal
 import time
@@ -100,7 +101,8 @@ class Run:
     ``command`` is the argv list, run in ``cwd`` with ``run_environment(env)``
     (cockpit.run_env: an allow-list of ``os.environ``, no secrets, plus ``env``);
     output goes to ``log_path`` (created with its folder). ``hard_limit_s`` None
-    means no limit. Events carry ``experiment``; ``emit`` None reports nothing.
+    means no limit; a limit that is not a positive, finite number of seconds
+    raises ValueError (``inf`` would lift it, ``nan`` would kill every run at once). Events carry ``experiment``; ``emit`` None reports nothing.
     ``on_start(pid)`` is called once the process (and its process group) exists.
     """
 
@@ -123,6 +125,8 @@ class Run:
         self.run_id = uuid.uuid4().hex
         # the allow-list (cockpit.run_env): no API key or token reaches the agent's code
         self.env = run_environment({**(env or {}), RUN_ID_ENV: self.run_id})
+        if hard_limit_s is not None and not (math.isfinite(hard_limit_s) and hard_limit_s > 0):
+            raise ValueError(f"hard limit must be a positive, finite number of seconds, not {hard_limit_s!r}")
         self.hard_limit_s = hard_limit_s
         self.kill_grace_s = kill_grace_s
         self.experiment = experiment

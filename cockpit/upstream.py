@@ -12,6 +12,7 @@ budget, needed for the hard limit, is read from prepare.py's source with
 from __future__ import annotations
 
 import ast
+import math
 import operator
 from pathlib import Path
 from typing import Optional
@@ -62,7 +63,8 @@ def _assigned_value(statement: ast.stmt, name: str) -> Optional[ast.AST]:
 def read_time_budget(prepare_py: Path, default: float = DEFAULT_BUDGET_S) -> tuple[float, str]:
     """(seconds, note): the last top-level ``TIME_BUDGET = <number>`` of
     ``prepare_py``, read with ``ast`` and never imported; ``default`` when the
-    file cannot be parsed or holds no positive numeric TIME_BUDGET. ``note`` is a
+    file cannot be parsed or holds no positive, finite numeric TIME_BUDGET
+    (``1e400`` reads as inf and would lift the hard limit). ``note`` is a
     one-line message for the session saying which."""
     try:
         tree = ast.parse(prepare_py.read_text(encoding="utf-8"), filename=str(prepare_py))
@@ -73,6 +75,6 @@ def read_time_budget(prepare_py: Path, default: float = DEFAULT_BUDGET_S) -> tup
         value = _assigned_value(statement, "TIME_BUDGET")
         if value is not None:
             found = _number(value)
-    if found is None or found <= 0:
-        return default, f"no numeric TIME_BUDGET in {prepare_py.name}; {default:g}s assumed"
+    if found is None or not math.isfinite(found) or found <= 0:
+        return default, f"no positive, finite TIME_BUDGET in {prepare_py.name}; {default:g}s assumed"
     return found, f"TIME_BUDGET {found:g}s read from {prepare_py.name} (not imported)"

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from engine_support import process_alive
 
 from cockpit.events import LogLine, StepLogged
@@ -156,3 +158,10 @@ step(4, 80.0, 800, 0.8)
     assert 1.3 <= timings["startup_s"] <= 1.4 + 0.6  # compile + warm-up + the interpreter
     assert timings["startup_s"] > first_line + 0.5  # not the first step line (0.6 s + the interpreter)
     assert abs(timings["training_s"] - 2.4) < 0.5  # steps 2-4
+
+
+@pytest.mark.parametrize("limit", [float("inf"), float("nan"), 0.0, -1.0])
+def test_a_hard_limit_that_is_not_finite_and_positive_is_refused(tmp_path, limit):
+    """inf would lift the limit and nan would kill every run at once: neither reaches a run."""
+    with pytest.raises(ValueError, match="positive, finite"):
+        Run([sys.executable, "-c", "pass"], tmp_path, tmp_path / "log.txt", hard_limit_s=limit)

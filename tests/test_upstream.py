@@ -32,7 +32,8 @@ def test_time_budget_is_read_without_importing(tmp_path):
     prepare = tmp_path / "prepare.py"
     cases = {"import torch\nTIME_BUDGET = 300\n": 300.0, "TIME_BUDGET: int = 5 * 60\n": 300.0,
              "TIME_BUDGET = 5\nTIME_BUDGET = 2 ** 3\n": 8.0, "TIME_BUDGET = int(os.environ['X'])\n": 300.0,
-             "def broken(:\n": 300.0, "X = 1\n": 300.0}
+             "def broken(:\n": 300.0, "X = 1\n": 300.0, "TIME_BUDGET = 1e400\n": 300.0,
+             "TIME_BUDGET = 1e400 * 0\n": 300.0, "TIME_BUDGET = 10.0 ** 400\n": 300.0}
     for source, expected in cases.items():
         prepare.write_text(source)
         assert read_time_budget(prepare)[0] == expected, source
