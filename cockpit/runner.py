@@ -10,7 +10,10 @@ Stop. After the child exits, anything left in its group is killed too, and so
 is any descendant that left the group (``os.setsid()``): every run gets a unique
 ``COCKPIT_RUN_ID`` in its environment, which all its descendants inherit, and
 ``sweep`` SIGKILLs the live processes outside the group that carry it (read
-from /proc/*/environ; Linux only, a no-op elsewhere), counted in
+from /proc/*/environ; Linux only, a no-op elsewhere). A descendant that also
+cleared its environment is found by the process tree instead: the engine is
+the child subreaper of its runs (cockpit.orphans), so it is re-parented to the
+engine and ``sweep_orphans`` kills and reaps it. Both are counted in
 ``RunResult.stray_processes``.
 
 Secrets never reach the log, the events or the result: the text is redacted
@@ -33,6 +36,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from cockpit.events import Emit, LogLine, StepLogged
+from cockpit.orphans import become_subreaper, start_ticks, sweep_orphans, ticks_now
 from cockpit.redact import redact, secret_values
 from cockpit.run_env import run_environment
 from cockpit.summary import flush_tail, parse_step_line, split_lines
@@ -41,6 +45,7 @@ CHUNK_BYTES = 65536
 MAX_HELD = 1 << 20  # characters of an unfinished line held back for redaction before it is written anyway
 DRAIN_S = 2.0  # seconds to finish reading the pipe after the child exited
 POLL_S = 0.05  # seconds between checks of the child's exit status
+LIVE_RUNS: set[int] = set()  # pids of this process's runs still going (spared by sweep_orphans)
 RUN_ID_ENV = "COCKPIT_RUN_ID"  # set to a unique value per run; inherited by every descendant
 
 
@@ -143,6 +148,7 @@ class Run:
         self._counted_start: Optional[float] = None
         self._uncounted: Optional[tuple[float, float]] = None  # (time, dt s) of the newest 0% line
         self._strays: set[int] = set()
+        self._since: Optional[int] = None  # the child's start time, clock ticks since boot
 
     def kill(self) -> None:
         """Stop the run now: SIGTERM to its process group, SIGKILL after the grace.
@@ -160,6 +166,8 @@ class Run:
         """
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
+        become_subreaper()  # before the spawn: an orphan of the run comes back to us (cockpit.orphans)
+        before = ticks_now()
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *self.command, cwd=self.cwd, env=self.env, stdin=asyncio.subprocess.DEVNULL,
@@ -167,6 +175,16 @@ class Run:
             )
         except OSError as exc:
             raise RunnerError(f"cannot start {' '.join(self.command)} in {self.cwd}: {exc}") from None
+        self._since = start_ticks(self._proc.pid) or before  # None if it is already gone
+        LIVE_RUNS.add(self._proc.pid)
+        try:
+            return await self._follow(started)
+        finally:
+            LIVE_RUNS.discard(self._proc.pid)
+
+    async def _follow(self, started: float) -> RunResult:
+        """Stream the started process to its end (``wait``'s body)."""
+        assert self._proc is not None
         if self.on_start is not None:
             self.on_start(self._proc.pid)
         if self._stopped:
@@ -248,6 +266,7 @@ class Run:
     def _sweep(self) -> None:
         if self._proc is not None:
             self._strays |= sweep(self.run_id, skip_group=self._proc.pid)
+            self._strays |= sweep_orphans(self._since, live=LIVE_RUNS - {self._proc.pid})
 
     def _report(self, line: str) -> None:
         step = parse_step_line(line)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -165,3 +166,44 @@ def test_a_hard_limit_that_is_not_finite_and_positive_is_refused(tmp_path, limit
     """inf would lift the limit and nan would kill every run at once: neither reaches a run."""
     with pytest.raises(ValueError, match="positive, finite"):
         Run([sys.executable, "-c", "pass"], tmp_path, tmp_path / "log.txt", hard_limit_s=limit)
+
+
+ESCAPEE = """
+import os, sys, time
+# double fork: the middle process exits at once, so the escapee is nobody's child but a subreaper's
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        # no COCKPIT_RUN_ID, no environment at all: the run-id sweep cannot see it; it has a child too
+        os.execve(sys.executable, [sys.executable, "-c",
+                  "import os, subprocess, sys, time\\n"
+                  "kid = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\\n"
+                  "print('escapee', os.getpid(), kid.pid, flush=True)\\n"
+                  "time.sleep(600)"], {})
+    os._exit(0)
+time.sleep(1.5)
+"""
+
+
+def _alive_or_zombie(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+async def test_a_setsid_escapee_without_the_run_id_is_killed_by_the_process_tree(tmp_path):
+    """The escapee cleared its environment and left the run's session and process tree
+    (double fork): re-parented to the engine (a child subreaper), it and its child are
+    killed and reaped when the run ends; processes the run did not start are spared."""
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        result = await Run(script(tmp_path, ESCAPEE), tmp_path, tmp_path / "run.log").wait()
+        escapee, kid = map(int, result.text.split("escapee ")[1].split()[:2])
+        assert result.returncode == 0 and result.stray_processes >= 2
+        assert await gone(escapee) and await gone(kid)
+        assert _alive_or_zombie(escapee) == "gone" and _alive_or_zombie(kid) == "gone"  # reaped, no zombie
+        assert bystander.poll() is None  # another session, but started before the run: not the run's
+    finally:
+        bystander.kill()
+        bystander.wait()
