@@ -12,8 +12,8 @@ that gap with the kernel's process tree instead of a marker the child controls:
 - After a run ends, ``sweep_orphans`` kills every child of the engine that is
   not in the engine's session (a run starts a session of its own and nothing of
   the engine's own, such as git, leaves it), was started no earlier than the
-  run (its ``/proc/PID/stat`` start time, clock ticks since boot) and is not a
-  live run; then all of their descendants; then reaps them (``waitpid``), so no
+  run (its ``/proc/PID/stat`` start time, clock ticks since boot), was not a
+  child before the run started and is not a live run; then all of their descendants; then reaps them (``waitpid``), so no
   zombie is left. It repeats until a pass finds none (a fork between passes is
   re-parented to the engine and found by the next one).
 
@@ -108,11 +108,20 @@ def _descendants(roots: Iterable[int], table: dict[int, tuple[str, int, int, int
     return found
 
 
+def foreign_children() -> set[int]:
+    """Pids of this process's children outside its session now (taken before a run
+    starts: those are not the run's, and ``sweep_orphans`` spares them)."""
+    me, my_session = os.getpid(), os.getsid(0)
+    return {pid for pid, (_, ppid, session, _) in _table().items() if ppid == me and session != my_session}
+
+
 def sweep_orphans(since_ticks: Optional[int], live: Iterable[int] = ()) -> set[int]:
     """SIGKILL and reap the processes runs left behind outside the engine's session
     (module docstring): children of this process started at or after ``since_ticks``
-    (clock ticks since boot, ``start_ticks`` of the run) in another session and not
-    in ``live`` (pids of runs still going), with all their descendants. Returns the
+    (clock ticks since boot, ``start_ticks`` of the run; a tick is 10 ms, so
+    ``foreign_children`` taken before the spawn goes into ``live`` too) in another
+    session and not in ``live`` (pids of runs still going, and those that were
+    children before the run), with all their descendants. Returns the
     pids killed; an empty set when this process is not a subreaper, ``since_ticks``
     is None or there is no /proc."""
     if not _subreaper or since_ticks is None:

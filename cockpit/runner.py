@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from cockpit.events import Emit, LogLine, StepLogged
-from cockpit.orphans import become_subreaper, start_ticks, sweep_orphans, ticks_now
+from cockpit.orphans import become_subreaper, foreign_children, start_ticks, sweep_orphans, ticks_now
 from cockpit.redact import redact, secret_values
 from cockpit.run_env import run_environment
 from cockpit.summary import flush_tail, parse_step_line, split_lines
@@ -149,6 +149,7 @@ class Run:
         self._uncounted: Optional[tuple[float, float]] = None  # (time, dt s) of the newest 0% line
         self._strays: set[int] = set()
         self._since: Optional[int] = None  # the child's start time, clock ticks since boot
+        self._older: set[int] = set()  # children outside our session before the spawn: not the run's
 
     def kill(self) -> None:
         """Stop the run now: SIGTERM to its process group, SIGKILL after the grace.
@@ -167,7 +168,7 @@ class Run:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         become_subreaper()  # before the spawn: an orphan of the run comes back to us (cockpit.orphans)
-        before = ticks_now()
+        before, self._older = ticks_now(), foreign_children()
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *self.command, cwd=self.cwd, env=self.env, stdin=asyncio.subprocess.DEVNULL,
@@ -266,7 +267,7 @@ class Run:
     def _sweep(self) -> None:
         if self._proc is not None:
             self._strays |= sweep(self.run_id, skip_group=self._proc.pid)
-            self._strays |= sweep_orphans(self._since, live=LIVE_RUNS - {self._proc.pid})
+            self._strays |= sweep_orphans(self._since, live=(LIVE_RUNS | self._older) - {self._proc.pid})
 
     def _report(self, line: str) -> None:
         step = parse_step_line(line)
