@@ -28,6 +28,7 @@ from cockpit.events import EngineMessage, Emit, PhaseChanged, RowLogged, TimeAcc
 from cockpit.faults import fault_point, torn_write
 from cockpit.journal import Journal, entry_id
 from cockpit.ledger import ExperimentRecord, Row, append_record, append_row, row_text
+from cockpit.program_hold import ProgramHold
 from cockpit.programs import Program, ProgramSource
 from cockpit.redact import redact
 from cockpit.proposing import Outcome
@@ -84,7 +85,7 @@ class Bookkeeper:
         self.state = SessionState()
         self.budget_s = 0.0
         self.harness_sha = ""
-        self.program = ProgramSource(path=ws.program_md)
+        self.program = ProgramHold(ProgramSource(path=ws.program_md))
         self.journal = Journal(ws.path)
         self.pending: list[tuple[str, Callable[[], None]]] = []
         self.times = TimeKeeper()  # where the session's seconds go (cockpit.timekeeping)

@@ -326,4 +326,15 @@ class RevertLastKeep:
     appended. Between experiments only (refused with a warning while training)."""
 
 
-Command = Union[Pause, Resume, Stop, Steer, Veto, ForceKeep, Approve, SetApprovalGate, RevertLastKeep, DropQueued]
+@dataclass(frozen=True)
+class AcceptProgram:
+    """The human confirms the program file as it is now (its bytes hash to
+    ``sha256``, hex): a change held because it was made while a run trained
+    (cockpit.program_hold) is used from the next proposal on. The cockpit's
+    editor sends it with every save. Else nothing happens."""
+
+    sha256: str
+
+
+Command = Union[Pause, Resume, Stop, Steer, Veto, ForceKeep, Approve, SetApprovalGate, RevertLastKeep, DropQueued,
+                AcceptProgram]

@@ -94,7 +94,7 @@ class Measuring:
                   hard_limit_s=limit, kill_grace_s=self.config.kill_grace_s, experiment=n, emit=self.emit,
                   on_start=lambda pid: self.book.aux_running(run_id, pid))
         self.times.run_started()
-        guard = RunGuard(self.ws.path)
+        guard = self._guard_run()
         try:
             result = await self.control.guarded(run)
         finally:

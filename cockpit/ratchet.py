@@ -40,8 +40,9 @@ from cockpit.clock import now_iso
 from cockpit.context import build_context, kept_diffs, log_tail, vetoed_proposals
 from cockpit.control import Restart, SessionControl, Stopped
 from cockpit.edits import unified_diff
-from cockpit.events import (Command, EngineMessage, Emit, Event, LogLine, PhaseChanged, ProposalReady,
-                            ProposalRejected, RunFinished, RunStarted, SessionEnded, StepLogged, Stop)
+from cockpit.events import (AcceptProgram, Command, EngineMessage, Emit, Event, LogLine, PhaseChanged,
+                            ProposalReady, ProposalRejected, Resume, RunFinished, RunStarted, SessionEnded,
+                            StepLogged, Stop)
 from cockpit.faults import fault_point
 from cockpit.ledger import LedgerError, clean_description
 from cockpit.early_abort import LossWatch
@@ -145,7 +146,10 @@ class Engine(SessionStart, Pipelining, Measuring):
         exception of the command is reported as one error line, never raised; a Stop
         that fails that way still stops the session."""
         try:
-            self.actions.apply(command)
+            if isinstance(command, (AcceptProgram, Resume)):
+                self._accept_program(command)
+            if not isinstance(command, AcceptProgram):
+                self.actions.apply(command)
         except Exception as exc:  # noqa: BLE001 - one bad command must not take the controls down
             self.emit(EngineMessage(f"the command {type(command).__name__} failed and was ignored: "
                                     f"{type(exc).__name__}: {exc}", "error"))
@@ -370,7 +374,7 @@ class Engine(SessionStart, Pipelining, Measuring):
                       if self.config.early_abort and trial.n > 0 and incumbent else None)
         self._curve = self._curves[trial.commit] = []
         self.times.run_started()
-        guard = RunGuard(self.ws.path)
+        guard = self._guard_run()
         try:
             result = await self.control.guarded(run)
         finally:
@@ -389,18 +393,35 @@ class Engine(SessionStart, Pipelining, Measuring):
         fault_point("after-run", n)
         return result, summary, self.actions.finish_run(), read_holdout(scores)
 
+    def _guard_run(self) -> RunGuard:
+        """Just before a run: snapshot what it may not change (cockpit.run_guard)
+        and the program proposals see while it trains (cockpit.program_hold)."""
+        self.book.program.run_started()
+        return RunGuard(self.ws.path)
+
     def _restore_after_run(self, guard: RunGuard, n: int) -> None:
-        """Put back what the run changed of git's configuration, hooks and
-        attributes (cockpit.run_guard), before the engine runs git again; one
-        warning line naming them."""
+        """Put back what the run changed of prepare.py and git's configuration,
+        hooks and attributes (cockpit.run_guard), before the engine runs git
+        again, and hold a change of the program (cockpit.program_hold); one
+        warning line for each."""
+        held = self.book.program.run_ended(n)
+        if held:
+            self.emit(EngineMessage(held, "warning"))
         try:
             changed = guard.restore()
         except OSError as exc:
-            raise SessionError(f"#{n}: the run changed git's configuration or hooks and it cannot be put back "
-                               f"({exc}); check .git/ by hand") from None
+            raise SessionError(f"#{n}: the run changed prepare.py or git's configuration or hooks and it cannot "
+                               f"be put back ({exc}); check them by hand") from None
         if changed:
             self.emit(EngineMessage(f"#{n}: the run changed {', '.join(changed)}; restored (a run may not "
-                                    "change git's configuration, hooks or attributes)", "warning"))
+                                    "change prepare.py or git's configuration, hooks or attributes)", "warning"))
+
+    def _accept_program(self, command: Command) -> None:
+        """AcceptProgram (its sha256) or Resume (the file as it is): release a held
+        program change (cockpit.program_hold); one line when one was released."""
+        line = self.book.program.accept(command.sha256 if isinstance(command, AcceptProgram) else None)
+        if line:
+            self.emit(EngineMessage(line))
 
     def _holdout_path(self, n: int, commit: str, what: str = "run"):
         """Where the harness writes this run's holdout score (cockpit.holdout)."""

@@ -1,4 +1,8 @@
-"""What a run may not leave behind: git's configuration, hooks and attributes.
+"""What a run may not leave behind: prepare.py, git's configuration, hooks and attributes.
+
+prepare.py is the fixed harness (data, tokenizer, ``evaluate_bpb``): an edit
+of it by a run would change how every later run is scored, so it is put back
+like the rest. (The program is not put back, it is held: cockpit.program_hold.)
 
 A train.py can write files as the user. Through git, that would be code run
 by the engine itself, outside any run's time limit and with the engine's
@@ -18,7 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-GUARDED_FILES = (".git/config", ".git/info/attributes", ".gitattributes")
+GUARDED_FILES = ("prepare.py", ".git/config", ".git/info/attributes", ".gitattributes")  # prepare.py: fixed
 GUARDED_DIRS = (".git/hooks",)
 
 

@@ -21,6 +21,7 @@ import os
 from typing import Optional
 
 from cockpit.context import session_program
+from cockpit.program_hold import ProgramHold
 from cockpit.control import Stopped
 from cockpit.events import EngineMessage, NoiseMeasured, PhaseChanged, RowLogged, SessionStarted
 from cockpit.journal import DIRECTORY, JournalLock
@@ -58,7 +59,7 @@ class SessionStart:
         point = self._resume_point()
         if point is None:
             self.repo.refuse_existing_branch(self.config.branch)
-        self.book.program = session_program(self.config.program, self.ws)
+        self.book.program = ProgramHold(session_program(self.config.program, self.ws))
         self.book.budget_s = await self._resolve_budget()
         self.repo.exclude(UNTRACKED)
         self.book.harness_sha = sha256_file(self.ws.prepare_py)

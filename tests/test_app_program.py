@@ -135,3 +135,18 @@ async def test_a_program_that_appears_later_is_loaded(tmp_path):
         rewrite_elsewhere(path, TEXT)
         await until(pilot, lambda: editor(harness).text == TEXT, timeout=2.0)
         assert editor(harness).state == "saved"
+
+
+async def test_a_save_tells_the_engine_which_text_a_person_confirmed(tmp_path):
+    """ctrl+o sends AcceptProgram with the saved bytes' sha256: a program change held
+    because it came while a run trained is released by it (cockpit.program_hold)."""
+    import hashlib
+
+    from cockpit.events import AcceptProgram
+
+    harness, path = program_app(tmp_path)
+    async with harness.app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("6", "down", "down", "down", *"Try GELU.", "ctrl+o")
+        await until(pilot, lambda: any(isinstance(c, AcceptProgram) for c in harness.engine.commands))
+        sent = [c for c in harness.engine.commands if isinstance(c, AcceptProgram)]
+        assert sent == [AcceptProgram(hashlib.sha256(path.read_bytes()).hexdigest())]

@@ -55,7 +55,7 @@ async def test_hooks_config_and_attributes_planted_by_a_run_never_run_and_are_pu
     warnings = [e.text for e in of_type(events, EngineMessage) if e.level == "warning" and "restored" in e.text]
     assert len(warnings) == 3  # one per run
     assert warnings[0] == ("#0: the run changed .git/config, .gitattributes, .git/hooks; restored (a run may not "
-                           "change git's configuration, hooks or attributes)")
+                           "change prepare.py or git's configuration, hooks or attributes)")
     assert [r.status for r in read_rows(ws.results_tsv)] == ["keep", "keep", "discard"]
 
 

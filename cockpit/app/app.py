@@ -52,7 +52,7 @@ from cockpit.app.widgets import (
     StatusBar,
     TrainLog,
 )
-from cockpit.events import Command, Emit
+from cockpit.events import AcceptProgram, Command, Emit
 
 # The collector's thresholds while the app runs (Python's: 700, 10, 10). A flood of steps allocates
 # millions of short-lived objects: at 700 a young collection ran every few hundred lines and a
@@ -273,6 +273,13 @@ class CockpitApp(ControlActions, EventHandlers, App[None]):
     @on(PaneTabs.Picked)
     def _pane_clicked(self, message: PaneTabs.Picked) -> None:
         self.action_show_pane(message.pane)
+
+    @on(ProgramEditor.Saved)
+    def _program_saved(self, message: ProgramEditor.Saved) -> None:
+        """A save in the editor is a person's word for that text: a change held
+        because it came while a run trained is released (cockpit.program_hold)."""
+        if self._engine is not None and not self._engine_done:
+            self._engine.send(AcceptProgram(message.sha256))
 
     @on(DataTable.RowSelected, "#results")
     def _show_selected_row(self, message: DataTable.RowSelected) -> None:

@@ -23,6 +23,7 @@ missing (the file is gone; ``ctrl+o`` writes it back).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import tempfile
@@ -90,6 +91,14 @@ class ProgramEditor(Vertical):
     class DiskChanged(Message):
         """The watcher saw the file change (or appear, or go)."""
 
+    class Saved(Message):
+        """ctrl+o wrote the buffer to the file; ``sha256`` (hex) of the bytes written.
+        The app tells the engine (AcceptProgram): a person confirmed this text."""
+
+        def __init__(self, sha256: str) -> None:
+            super().__init__()
+            self.sha256 = sha256
+
     def __init__(self, path: Path, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.path = path.resolve()  # a symlink's target is what gets read, watched and written
@@ -137,6 +146,7 @@ class ProgramEditor(Vertical):
             return
         self._disk, self._conflict, self._missing = text, False, False
         self._update_state()
+        self.post_message(self.Saved(hashlib.sha256(text.encode("utf-8")).hexdigest()))
         self.notify(f"Saved {self.shown_name}: the next proposal reads it.", title="program")
 
     def action_reload(self) -> None:
