@@ -15,7 +15,9 @@ record of each experiment keeps the sha256 of the text its proposal saw.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -23,11 +25,13 @@ from typing import Optional
 
 PACKAGE = "programs"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+MAX_PROGRAM_BYTES = 2**20  # 1 MiB: far more than any instructions; reading never takes more
 
 
 class ProgramError(RuntimeError):
-    """The program cannot be used: an unknown NAME, or a file that is missing,
-    unreadable, not UTF-8 or empty. The message names the file and what to do."""
+    """The program cannot be used: an unknown NAME, or a file that is missing, a
+    directory, a device, FIFO or socket, over MAX_PROGRAM_BYTES, unreadable, not
+    UTF-8 or empty. The message (one line) names the file and what to do."""
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,10 @@ class ProgramSource:
         return self.shown or str(self.path)
 
     def read(self) -> Program:
-        """Read the program now. Raises ProgramError when it is missing,
-        unreadable, not UTF-8 or empty (whitespace only)."""
+        """Read the program now (at most MAX_PROGRAM_BYTES + 1 bytes: it never
+        blocks on a FIFO nor reads a device without end). Raises ProgramError when
+        it is missing, not a regular file, over MAX_PROGRAM_BYTES, unreadable, not
+        UTF-8 or empty (whitespace only)."""
         data = self._bytes()
         try:
             text = data.decode("utf-8")
@@ -83,11 +89,34 @@ class ProgramSource:
             except (FileNotFoundError, ModuleNotFoundError):
                 raise ProgramError(f"{self.label} is missing from this installation of cockpit") from None
         try:
-            return self.path.read_bytes()
+            # O_NONBLOCK: opening a FIFO does not wait for a writer (no effect on a regular file)
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             raise ProgramError(f"{self.label} is missing; create it (the agent's instructions)") from None
         except OSError as exc:
             raise ProgramError(f"{self.label} cannot be read: {exc.strerror or exc}") from None
+        kind = _not_a_file(os.fstat(fd).st_mode)
+        if kind:
+            os.close(fd)
+            raise ProgramError(f"{self.label} {kind}; the program must be a text file")
+        with os.fdopen(fd, "rb") as handle:
+            try:
+                data = handle.read(MAX_PROGRAM_BYTES + 1)
+            except OSError as exc:
+                raise ProgramError(f"{self.label} cannot be read: {exc.strerror or exc}") from None
+        if len(data) > MAX_PROGRAM_BYTES:
+            raise ProgramError(f"{self.label} is larger than {MAX_PROGRAM_BYTES // 2**20} MiB, the limit of a "
+                               "program file; shorten it")
+        return data
+
+
+def _not_a_file(mode: int) -> str:
+    """"" for a regular file's ``st_mode``, else what the path is instead."""
+    if stat.S_ISREG(mode):
+        return ""
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a program file"
+    return "is not a regular file (a device, FIFO or socket)"
 
 
 def shipped_programs() -> list[str]:
@@ -108,7 +137,9 @@ def resolve_program(spec: Optional[str], workspace_root: Path, default_file: Opt
     """The program source for ``spec`` (NAME, PATH, or None for ``default_file``,
     the workspace's program.md). A relative PATH is taken from ``workspace_root``.
 
-    Raises ProgramError for an unknown NAME or a PATH that does not exist.
+    Raises ProgramError (one line) for an unknown NAME, or a PATH that does not
+    exist, is a directory, or is not a regular file (a device, FIFO or socket;
+    checked with stat, never opened: a FIFO cannot make this wait).
     """
     if spec is None:
         path = default_file or workspace_root / "program.md"
@@ -121,8 +152,14 @@ def resolve_program(spec: Optional[str], workspace_root: Path, default_file: Opt
         return ProgramSource(name=spec)
     path = Path(spec).expanduser()
     path = path if path.is_absolute() else workspace_root / path
-    if not path.is_file():
-        raise ProgramError(f"program file {path} does not exist")
+    try:
+        kind = _not_a_file(path.stat().st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ProgramError(f"program file {path} does not exist") from None
+    except OSError as exc:
+        raise ProgramError(f"program file {path} cannot be read: {exc.strerror or exc}") from None
+    if kind:
+        raise ProgramError(f"program {path} {kind}; give a program file (a NAME or the path of a .md file)")
     return ProgramSource(path=path.resolve(), shown=_shown(path.resolve(), workspace_root.resolve()))
 
 

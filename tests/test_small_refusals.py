@@ -1,0 +1,143 @@
+"""Hostile input, small refusals (issue 12): each ends in one clear line, never a
+traceback, a hang or a corrupted state.
+
+- ``--program`` naming a directory, a device or a FIFO says what the path is,
+  and a program is never read past MAX_PROGRAM_BYTES;
+- ``cockpit init DIR`` where DIR cannot be created says why in one line;
+- the fallback socket directory (/tmp/cockpit-UID) is used only when it is ours;
+- a torn last line of records.jsonl is set aside at start, a corrupt one in the
+  middle refuses the session before anything trains.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from engine_support import make_workspace
+
+from cockpit import programs
+from cockpit.cli import main
+from cockpit.programs import MAX_PROGRAM_BYTES, ProgramError, ProgramSource, resolve_program
+
+
+def one_line(err: str) -> str:
+    """The single stderr line of a refusal (asserts there is exactly one, and no traceback)."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# ------------------------------------------------------------- --program --
+
+
+def test_a_program_path_that_is_a_directory_says_so(tmp_path):
+    (tmp_path / "notes").mkdir()
+    with pytest.raises(ProgramError) as refused:
+        resolve_program("./notes", tmp_path)
+    assert "is a directory, not a program file" in str(refused.value)
+    assert "does not exist" not in str(refused.value)
+
+
+def test_a_program_path_that_is_a_device_or_a_fifo_says_so(tmp_path):
+    fifo = tmp_path / "pipe.md"
+    os.mkfifo(fifo)
+    for spec in ("/dev/zero", str(fifo)):
+        with pytest.raises(ProgramError) as refused:
+            resolve_program(spec, tmp_path)
+        assert "is not a regular file (a device, FIFO or socket)" in str(refused.value), spec
+
+
+def test_a_missing_program_path_still_says_it_does_not_exist(tmp_path):
+    with pytest.raises(ProgramError, match="does not exist"):
+        resolve_program("./nowhere.md", tmp_path)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ProgramError, match="does not exist"):
+        resolve_program("./file/below.md", tmp_path)  # a parent that is a file
+
+
+def _read_in_thread(source: ProgramSource, seconds: float = 5.0):
+    """``source.read()`` in a thread: (result or exception, finished in time)."""
+    out: list = []
+
+    def target():
+        try:
+            out.append(source.read())
+        except Exception as exc:  # noqa: BLE001 - the test looks at it
+            out.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return (out[0] if out else None), not thread.is_alive()
+
+
+def test_reading_a_program_that_became_a_fifo_does_not_wait_for_a_writer(tmp_path):
+    # resolved as a file, then replaced by a FIFO before a proposal reads it again
+    fifo = tmp_path / "program.md"
+    os.mkfifo(fifo)
+    result, finished = _read_in_thread(ProgramSource(path=fifo, shown="program.md"))
+    if not finished:  # release the reader blocked in open() before failing
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    assert finished, "reading a FIFO program blocked"
+    assert isinstance(result, ProgramError)
+    assert str(result) == ("program.md is not a regular file (a device, FIFO or socket); "
+                           "the program must be a text file")
+
+
+def test_reading_a_program_directory_says_what_it_is(tmp_path):
+    with pytest.raises(ProgramError, match="program.md is a directory, not a program file"):
+        ProgramSource(path=tmp_path, shown="program.md").read()
+
+
+def test_a_program_over_the_size_limit_is_refused_and_read_no_further(tmp_path, monkeypatch):
+    path = tmp_path / "program.md"
+    path.write_bytes(b"a" * MAX_PROGRAM_BYTES)
+    assert len(ProgramSource(path=path).read().text) == MAX_PROGRAM_BYTES  # the limit itself is fine
+    path.write_bytes(b"a" * (MAX_PROGRAM_BYTES + 1))
+    with pytest.raises(ProgramError) as refused:
+        ProgramSource(path=path, shown="program.md").read()
+    assert str(refused.value) == "program.md is larger than 1 MiB, the limit of a program file; shorten it"
+
+    # however large the file, no more than the limit + 1 bytes are asked for
+    asked: list[int] = []
+    real_fdopen = os.fdopen
+
+    class Counting:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def fileno(self):
+            return self.handle.fileno()
+
+        def read(self, size=-1):
+            asked.append(size)
+            return self.handle.read(size)
+
+    monkeypatch.setattr(programs.os, "fdopen", lambda fd, mode: Counting(real_fdopen(fd, mode)))
+    path.write_bytes(b"a" * (4 * MAX_PROGRAM_BYTES))
+    with pytest.raises(ProgramError, match="larger than 1 MiB"):
+        ProgramSource(path=path).read()
+    assert asked == [MAX_PROGRAM_BYTES + 1]
+
+
+@pytest.mark.parametrize("what", ["directory", "device", "fifo"])
+def test_the_cli_refuses_a_program_that_is_not_a_file_in_one_line(tmp_path, capsys, what):
+    ws = make_workspace(tmp_path / "ws").path
+    spec = {"directory": str(tmp_path), "device": "/dev/zero", "fifo": str(tmp_path / "pipe")}[what]
+    if what == "fifo":
+        os.mkfifo(spec)
+    assert main(["--workspace", str(ws), "--program", spec, "--max-experiments", "1"]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith("cockpit: program ")
+    assert ("is a directory" if what == "directory" else "is not a regular file") in line
+    assert not (ws / "results.tsv").exists()  # nothing started
