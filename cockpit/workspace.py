@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Optional
+
+from git.exc import GitError
 
 from cockpit.repo import init_repo
 from cockpit.run_env import run_environment
@@ -124,8 +127,42 @@ def render_train_py(profile: str) -> str:
 def _check_target(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise WorkspaceError(f"{path} exists and is not a directory")
-    if path.is_dir() and any(path.iterdir()):
-        raise WorkspaceError(f"{path} is not empty; choose a new directory for the workspace")
+    try:
+        if path.is_dir() and any(path.iterdir()):
+            raise WorkspaceError(f"{path} is not empty; choose a new directory for the workspace")
+    except OSError as exc:
+        raise WorkspaceError(f"cannot create workspace {path}: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """Why an OSError or a git failure happened, in one line (e.g. "Permission denied")."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(getattr(exc, "stderr", "") or exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[-1].strip()
+
+
+def _missing_top(path: Path) -> Optional[Path]:
+    """The highest directory of ``path`` (itself included) that does not exist yet: what
+    ``mkdir(parents=True)`` will create first; None when ``path`` exists."""
+    top = None
+    while not path.exists() and path != path.parent:
+        top, path = path, path.parent
+    return top
+
+
+def _undo_init(root: Path, created: Optional[Path], names) -> None:
+    """Remove what a failed init made (best effort): the directories it created, else
+    (a directory that was empty) the files it wrote and .git."""
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
+        return
+    for name in names:
+        try:
+            (root / name).unlink(missing_ok=True)
+        except OSError:
+            pass
+    shutil.rmtree(root / ".git", ignore_errors=True)
 
 
 def init_workspace(path: str | os.PathLike, profile: str = "cpu", agent: str = "offline") -> Workspace:
@@ -134,11 +171,18 @@ def init_workspace(path: str | os.PathLike, profile: str = "cpu", agent: str = "
     Writes prepare.py, train.py, program.md, cockpit.toml and .gitignore, runs
     ``git init`` (branch main) and commits them. Does not prepare data (see
     ``prepare_in_terminal``). Raises WorkspaceError on an unknown profile, a
-    non-empty directory, or missing substrate files.
+    non-empty directory, or missing substrate files; and, with one line
+    ``cannot create workspace PATH: REASON``, when the directory or a file cannot
+    be written (a read-only location, a parent that is a file, a full disk) or
+    git fails; what it had made is then removed, so the same command works once
+    the cause is fixed.
     """
     if profile not in PROFILES:
         raise WorkspaceError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    root = Path(path).resolve()
+    try:
+        root = Path(path).resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise WorkspaceError(f"cannot create workspace {path}: {_reason(exc)}") from None
     _check_target(root)
     files = {
         "prepare.py": _resource_text("substrate", "prepare.py"),
@@ -147,10 +191,15 @@ def init_workspace(path: str | os.PathLike, profile: str = "cpu", agent: str = "
         CONFIG_FILE: render_config(profile, agent),
         ".gitignore": GITIGNORE,
     }
-    root.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (root / name).write_text(text, encoding="utf-8")
-    init_repo(root, TRACKED, f"cockpit workspace (profile {profile})")
+    created = _missing_top(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (root / name).write_text(text, encoding="utf-8")
+        init_repo(root, TRACKED, f"cockpit workspace (profile {profile})")
+    except (OSError, GitError) as exc:
+        _undo_init(root, created, files)
+        raise WorkspaceError(f"cannot create workspace {root}: {_reason(exc)}") from None
     return load_workspace(root)
 
 
@@ -208,7 +257,17 @@ def prepare_in_terminal(workspace: Workspace) -> int:
 
     On a terminal the child inherits it, so rich progress bars render (logs/prepare.log
     then only notes that); otherwise the output is copied to stdout and the log.
+    Raises WorkspaceError (one line) when logs/ or the log cannot be written (a full
+    disk) or prepare.py cannot be started.
     """
+    try:
+        return _prepare_in_terminal(workspace)
+    except OSError as exc:
+        raise WorkspaceError(f"prepare.py could not run in {workspace.path}: {_reason(exc)}; run "
+                             "`python prepare.py` there once that is fixed") from None
+
+
+def _prepare_in_terminal(workspace: Workspace) -> int:
     workspace.logs.mkdir(exist_ok=True)
     log_path = workspace.logs / "prepare.log"
     if sys.stdout.isatty():

@@ -141,3 +141,86 @@ def test_the_cli_refuses_a_program_that_is_not_a_file_in_one_line(tmp_path, caps
     assert line.startswith("cockpit: program ")
     assert ("is a directory" if what == "directory" else "is not a regular file") in line
     assert not (ws / "results.tsv").exists()  # nothing started
+
+
+# ------------------------------------------------------------ cockpit init --
+
+
+def _refused_init(capsys, target: Path, *extra: str) -> str:
+    """``cockpit init target``: exit 1, and the one stderr line it printed."""
+    assert main(["init", str(target), "--profile", "tiny", *extra]) == 1
+    return one_line(capsys.readouterr().err)
+
+
+def test_init_under_a_regular_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a directory\n")
+    target = tmp_path / "file" / "ws"
+    line = _refused_init(capsys, target, "--no-prepare")
+    assert line == f"cockpit: cannot create workspace {target}: Not a directory"
+
+
+def _read_only_location(tmp_path: Path) -> Path:
+    """A directory path nobody here may create: under a 0555 directory, or (as root,
+    whom modes do not stop) under /sys."""
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        return locked / "ws"
+    target = Path(f"/sys/cockpit-test-{os.getpid()}")
+    try:
+        os.mkdir(target)
+    except OSError:
+        return target
+    os.rmdir(target)
+    pytest.skip("no location here refuses root's mkdir")
+
+
+def test_init_on_a_read_only_location_is_one_line(tmp_path, capsys):
+    target = _read_only_location(tmp_path)
+    line = _refused_init(capsys, target, "--no-prepare")
+    assert line.startswith(f"cockpit: cannot create workspace {target}: ")
+    assert line.rsplit(": ", 1)[1] in ("Permission denied", "Operation not permitted", "Read-only file system")
+    assert not target.exists()
+
+
+def _disk_full_at(monkeypatch, name: str, method: str) -> None:
+    """Make ``Path.<method>`` fail with ENOSPC (as a full disk does) for a path named ``name``."""
+    import errno
+
+    real = getattr(Path, method)
+
+    def failing(self, *args, **kwargs):
+        if self.name == name:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, method, failing)
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new directory", "empty directory"])
+def test_init_on_a_full_disk_is_one_line_and_leaves_nothing_half_made(tmp_path, capsys, monkeypatch, existing):
+    target = tmp_path / "parent" / "ws"
+    if existing:
+        target.mkdir(parents=True)
+    with monkeypatch.context() as patched:
+        _disk_full_at(patched, "train.py", "write_text")  # prepare.py is written, train.py is not
+        line = _refused_init(capsys, target, "--no-prepare")
+    assert line == f"cockpit: cannot create workspace {target}: No space left on device"
+    if existing:
+        assert target.is_dir() and not any(target.iterdir())  # empty again, as it was
+    else:
+        assert not (tmp_path / "parent").exists()  # the directories init made are gone too
+    # the same command works once there is space again
+    assert main(["init", str(target), "--profile", "tiny", "--no-prepare"]) == 0
+    assert (target / "train.py").is_file()
+
+
+def test_init_whose_prepare_cannot_write_its_log_is_one_line(tmp_path, capsys, monkeypatch):
+    target = tmp_path / "ws"
+    _disk_full_at(monkeypatch, "logs", "mkdir")
+    assert main(["init", str(target), "--profile", "tiny"]) == 1
+    captured = capsys.readouterr()
+    assert f"created workspace {target}" in captured.out
+    line = one_line(captured.err)
+    assert line == (f"cockpit: prepare.py could not run in {target}: No space left on device; "
+                    "run `python prepare.py` there once that is fixed")
