@@ -3,7 +3,9 @@
     .cockpit/engine.lock       held (flock, exclusive) by the process running the engine
     .cockpit/start.lock        held by a ``cockpit`` that is starting an engine
     .cockpit/state.json        the engine's pid, mode, tag, socket, replay log, status
-    .cockpit/engine.sock       the daemon's Unix socket (elsewhere when the path is too long)
+    .cockpit/engine.sock       the daemon's Unix socket (elsewhere when the path is too long:
+                               TMPDIR/cockpit-UID/, used only when it is a real directory of
+                               this user; its mode is set to 0700)
     .cockpit/sessions/*.jsonl  one replay log per daemon session (cockpit.wire lines)
 
 An engine runs here iff ``engine.lock`` is held: the kernel drops the lock when
@@ -20,6 +22,7 @@ import fcntl
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -64,6 +67,43 @@ def _try_lock(path: Path) -> Optional[Lock]:
     return Lock(path, fd)
 
 
+def private_directory(folder: Path) -> Path:
+    """``folder``, made (mode 0700) when missing, once it is certain that only this user
+    can reach what is put in it (the engine's socket takes commands): a real directory,
+    not a symbolic link, owned by ``os.getuid()``. A directory of ours with another mode
+    (e.g. 0777) is set to 0700. Checked on the opened directory (O_NOFOLLOW), so it
+    cannot be swapped between the check and the chmod. Returns ``folder``; raises
+    RunDirError (one line: the path, why, how to fix it) otherwise."""
+    fix = (f"remove it (`rm -rf {folder}`, as its owner or root) or give the workspace a shorter path, "
+           f"so its socket fits in .cockpit/")
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise RunDirError(f"cannot create {folder} (the engine's socket directory): {exc.strerror}") from None
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if os.path.islink(folder) or not os.path.isdir(folder):
+            kind = "a symbolic link" if os.path.islink(folder) else "not a directory"
+            raise RunDirError(f"{folder} is {kind}, not a directory of yours: the engine's socket would not "
+                              f"be private there; {fix}") from None
+        raise RunDirError(f"cannot open {folder} (the engine's socket directory): {exc.strerror}; {fix}") from None
+    try:
+        info = os.fstat(fd)
+        if info.st_uid != os.getuid():
+            raise RunDirError(f"{folder} belongs to uid {info.st_uid}, not to you (uid {os.getuid()}): "
+                              f"another user could reach the engine's socket there; {fix}")
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            os.fchmod(fd, 0o700)
+    except OSError as exc:
+        raise RunDirError(f"cannot make {folder} private (mode 0700): {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    return folder
+
+
 class RunDir:
     """``.cockpit/`` of the workspace at ``workspace`` (an absolute path)."""
 
@@ -83,13 +123,14 @@ class RunDir:
             raise RunDirError(f"cannot create {self.root}: {exc.strerror}") from None
 
     def socket_path(self) -> Path:
-        """``.cockpit/engine.sock``, or, when that path is too long for AF_UNIX, a
-        per-user directory under the temporary directory named by the workspace's hash."""
+        """``.cockpit/engine.sock``, or, when that path is too long for AF_UNIX (over
+        MAX_SOCKET_PATH bytes), ``<digest>.sock`` (the workspace's hash) in the per-user
+        directory ``TMPDIR/cockpit-UID`` (see ``private_directory``). Raises RunDirError
+        when that directory cannot be made or is not this user's own."""
         path = self.root / "engine.sock"
         if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
             return path
-        folder = Path(tempfile.gettempdir()) / f"cockpit-{os.getuid()}"
-        folder.mkdir(mode=0o700, exist_ok=True)
+        folder = private_directory(Path(tempfile.gettempdir()) / f"cockpit-{os.getuid()}")
         digest = hashlib.sha256(os.fsencode(self.workspace)).hexdigest()[:16]
         return folder / f"{digest}.sock"
 

@@ -224,3 +224,73 @@ def test_init_whose_prepare_cannot_write_its_log_is_one_line(tmp_path, capsys, m
     line = one_line(captured.err)
     assert line == (f"cockpit: prepare.py could not run in {target}: No space left on device; "
                     "run `python prepare.py` there once that is fixed")
+
+
+# ------------------------------------------------- the fallback socket dir --
+
+
+@pytest.fixture
+def fallback(tmp_path, monkeypatch):
+    """(RunDir of a workspace whose .cockpit/engine.sock is too long, the socket
+    directory it falls back to) with the temporary directory moved under tmp_path."""
+    from cockpit import rundir
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(rundir.tempfile, "gettempdir", lambda: str(temp))
+    run = rundir.RunDir(tmp_path / ("d" * 120))
+    return run, temp / f"cockpit-{os.getuid()}"
+
+
+def test_the_fallback_socket_directory_is_made_private(fallback):
+    run, folder = fallback
+    socket = run.socket_path()
+    assert socket.parent == folder and folder.is_dir() and not folder.is_symlink()
+    assert os.stat(folder).st_mode & 0o777 == 0o700
+
+
+def test_a_fallback_socket_directory_of_ours_open_to_all_is_made_0700(fallback):
+    run, folder = fallback
+    folder.mkdir()
+    os.chmod(folder, 0o777)
+    assert run.socket_path().parent == folder
+    assert os.stat(folder).st_mode & 0o777 == 0o700
+
+
+def test_a_fallback_socket_directory_that_is_a_symlink_is_refused(fallback, tmp_path):
+    from cockpit.rundir import RunDirError
+
+    run, folder = fallback
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    folder.symlink_to(elsewhere)
+    with pytest.raises(RunDirError) as refused:
+        run.socket_path()
+    message = str(refused.value)
+    assert message.startswith(f"{folder} is a symbolic link, not a directory of yours") and "\n" not in message
+    assert "give the workspace a shorter path" in message
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_fallback_socket_path_that_is_a_file_is_refused(fallback):
+    from cockpit.rundir import RunDirError
+
+    run, folder = fallback
+    folder.write_text("")
+    with pytest.raises(RunDirError, match="is not a directory, not a directory of yours"):
+        run.socket_path()
+
+
+def test_a_fallback_socket_directory_of_another_user_is_refused(fallback):
+    from cockpit.rundir import RunDirError
+
+    if os.geteuid() != 0:
+        pytest.skip("giving a directory to another user needs root")
+    run, folder = fallback
+    folder.mkdir(mode=0o700)
+    os.chown(folder, 12345, -1)
+    with pytest.raises(RunDirError) as refused:
+        run.socket_path()
+    assert str(refused.value).startswith(f"{folder} belongs to uid 12345, not to you (uid {os.getuid()}): "
+                                         "another user could reach the engine's socket there; remove it")
+    assert os.stat(folder).st_uid == 12345 and os.stat(folder).st_mode & 0o777 == 0o700  # left as it was
