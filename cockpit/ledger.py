@@ -12,6 +12,11 @@ withdrawn proposal and per human action: everything the five columns cannot
 Both are appended with flush + fsync and never rewritten; a corrupt line is
 reported with its line number, never repaired (a last line cut off mid-write
 too: see ``torn_tail``; cockpit.reconcile completes the one case it can prove).
+One exception: a torn last line of records.jsonl (no newline, not a JSON
+object: what a kill or a full disk leaves mid-append) is moved, whole, to a
+file of its own at session start (``set_aside_torn_record``), so the next
+append cannot bury it in the middle; any other corrupt line refuses the
+session (``check_records``).
 An append that fails (disk full) is cut back to the old size: no half line
 stays. Every string written passes through cockpit.redact (no API keys).
 """
@@ -26,6 +31,7 @@ from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Callable, Optional, Union
 
+from cockpit.clock import now_iso
 from cockpit.redact import redact, redact_data
 
 HEADER = ("commit", "val_bpb", "memory_gb", "status", "description")
@@ -299,23 +305,33 @@ def _finite(value):
     return value
 
 
+def _parse_record(raw: bytes, strict: bool = True) -> tuple[Optional[dict], Optional[str]]:
+    """(object, None) for one records.jsonl line (bytes), else (None, what is wrong with it).
+    Not strict: bytes that are not UTF-8 are replaced (readers that only report)."""
+    try:
+        line = raw.decode("utf-8", errors="strict" if strict else "replace")
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 text (byte {exc.start})"
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON ({exc.msg})"
+    return (record, None) if isinstance(record, dict) else (None, "expected a JSON object")
+
+
 def read_records(path: str | os.PathLike, skip: Optional[Callable[[str], None]] = None) -> list[dict]:
     """All objects of records.jsonl (``[]`` when absent). Raises LedgerError with the
-    line number of a line that is not a JSON object; with ``skip``, such a line is
-    passed over and ``skip(message)`` says so instead (readers that only report)."""
+    line number of a line that is not a JSON object (or not UTF-8); with ``skip``, such
+    a line is passed over and ``skip(message)`` says so instead (readers that only report)."""
     path = Path(path)
     if not path.exists():
         return []
     records = []
-    with open(path, encoding="utf-8", errors="replace" if skip else "strict") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
                 continue
-            try:
-                record = json.loads(line)
-                problem = None if isinstance(record, dict) else "expected a JSON object"
-            except json.JSONDecodeError as exc:
-                problem = f"not valid JSON ({exc.msg})"
+            record, problem = _parse_record(raw, strict=skip is None)
             if problem is None:
                 records.append(record)
             elif skip is None:
@@ -323,4 +339,89 @@ def read_records(path: str | os.PathLike, skip: Optional[Callable[[str], None]] 
             else:
                 skip(f"{path}:{number}: {problem}; skipped")
     return records
+
+
+def torn_record(path: str | os.PathLike) -> Optional[tuple[int, int, bytes]]:
+    """(line number, byte offset where it starts, its bytes) of records.jsonl's last
+    line when a write cut it off: no newline at its end and not a JSON object. None
+    otherwise (no file, a newline at its end, a blank tail, or a whole object that only
+    lacks its newline: the next append adds one). Raises OSError when unreadable."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    with open(path, "rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return None
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return None
+        handle.seek(0)
+        return _torn(handle.read())
+
+
+def _torn(data: bytes) -> Optional[tuple[int, int, bytes]]:
+    """``torn_record`` of records.jsonl's bytes ``data``."""
+    if not data or data.endswith(b"\n"):
+        return None
+    start = data.rfind(b"\n") + 1
+    tail = data[start:]
+    if not tail.strip() or _parse_record(tail)[1] is None:
+        return None
+    return data.count(b"\n") + 1, start, tail
+
+
+def check_records(path: str | os.PathLike) -> int:
+    """Check every line of records.jsonl but a torn last one (``torn_record``, set aside
+    by ``set_aside_torn_record``); returns the number of objects. Raises LedgerError,
+    one line naming ``path:LINE``, for a line that is not a JSON object (or not UTF-8):
+    a session refuses to start on it, since the agent's history and resume read it."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    data = path.read_bytes()
+    torn = _torn(data)
+    if torn is not None:
+        data = data[:torn[1]]
+    count = 0
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        _, problem = _parse_record(raw)
+        if problem is not None:
+            raise LedgerError(f"{path}:{number}: {problem}; a line in the middle of records.jsonl was damaged "
+                              "(not a cut-off write): repair or delete that line (keep a copy), then start again")
+        count += 1
+    return count
+
+
+def set_aside_torn_record(path: str | os.PathLike, folder: str | os.PathLike) -> Optional[str]:
+    """When records.jsonl at ``path`` ends in a torn line (``torn_record``: a kill or a
+    full disk mid-append), write that line's bytes to ``folder``/torn-records-<UTC
+    time>.txt (fsynced; ``folder`` is made if missing), then cut ``path`` back to the
+    line before it, so nothing is lost and the next append does not bury it in the
+    middle of the file. Returns a one-line warning saying so, or None when nothing was
+    torn. Raises LedgerError (one line) when it cannot be read, saved or cut back."""
+    path, folder = Path(path), Path(folder)
+    try:
+        torn = torn_record(path)
+        if torn is None:
+            return None
+        number, start, tail = torn
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = now_iso().replace(":", "").replace("+0000", "Z")
+        saved = folder / f"torn-records-{stamp}.txt"
+        extra = 1
+        while saved.exists():
+            extra += 1
+            saved = folder / f"torn-records-{stamp}-{extra}.txt"
+        with open(saved, "xb") as handle:
+            handle.write(tail)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.truncate(path, start)
+    except OSError as exc:
+        raise LedgerError(f"{path}: cannot set aside its cut-off last line: {exc.strerror or exc}") from None
+    return (f"{path}:{number}: the last line was cut off mid-write (a killed engine or a full disk), "
+            f"{len(tail)} bytes; moved to {saved} and removed from {path.name}, the lines before it are intact")
 

@@ -2,10 +2,11 @@
 
 Start-up, in order: take the journal lock (one engine per workspace); refuse a
 workspace that cannot be written or a full disk; refuse uncommitted changes
-to train.py/prepare.py; reconcile what a dead engine left (cockpit.reconcile);
-check results.tsv; refuse an existing branch or an unknown program; resolve
-the budget; create the branch; record the harness's sha256 and journal the
-session; announce it. Then prepare.py runs (not in an upstream checkout).
+to train.py/prepare.py; check records.jsonl (a corrupt line refuses the
+session, a torn last line is set aside: cockpit.ledger); reconcile what a dead
+engine left (cockpit.reconcile); check results.tsv; refuse an existing branch
+or an unknown program; resolve the budget; create the branch; record the
+harness's sha256 and journal the session; announce it. Then prepare.py runs (not in an upstream checkout).
 
 Before every experiment and every run, ``_preflight`` checks the environment
 (cockpit.preflight: writable, disk, run branch, harness unchanged) and
@@ -25,7 +26,7 @@ from cockpit.program_hold import ProgramHold
 from cockpit.control import Stopped
 from cockpit.events import EngineMessage, NoiseMeasured, PhaseChanged, RowLogged, SessionStarted
 from cockpit.journal import DIRECTORY, JournalLock
-from cockpit.ledger import read_rows
+from cockpit.ledger import check_records, read_rows, set_aside_torn_record
 from cockpit.noise import NoiseFloor, threshold
 from cockpit.preflight import run_problem, start_problem
 from cockpit.reconcile import reconcile
@@ -54,6 +55,7 @@ class SessionStart:
             raise SessionError(f"cannot write {self.lock.path}: {exc.strerror or exc}") from None
         if self.repo.is_dirty(["train.py", "prepare.py"]):
             raise SessionError("train.py or prepare.py has uncommitted changes; commit or discard them first")
+        self._check_records()
         self._reconcile()
         read_rows(self.ws.results_tsv)
         point = self._resume_point()
@@ -168,6 +170,16 @@ class SessionStart:
         self.emit(EngineMessage(f"resumed session {self.config.tag}: {len(restored.rows)} rows, best {best} at "
                                 f"{self._state.last_kept[:7]}, {sigma}; no baseline re-run; next is experiment "
                                 f"{self._state.rows}"))
+
+    def _check_records(self) -> None:
+        """records.jsonl before anything is written or trained: a corrupt line (but a torn
+        last one) refuses the session (LedgerError: one error line naming records.jsonl:LINE);
+        a torn last line, what a kill or a full disk leaves mid-append, is moved to
+        .cockpit/torn-records-*.txt with one warning, before reconciliation appends to the file."""
+        check_records(self.ws.records_jsonl)
+        note = set_aside_torn_record(self.ws.records_jsonl, self.ws.path / DIRECTORY)
+        if note:
+            self.emit(EngineMessage(note, "warning"))
 
     def _reconcile(self) -> None:
         """Settle what a dead engine left (cockpit.reconcile) and say what was done."""

@@ -294,3 +294,111 @@ def test_a_fallback_socket_directory_of_another_user_is_refused(fallback):
     assert str(refused.value).startswith(f"{folder} belongs to uid 12345, not to you (uid {os.getuid()}): "
                                          "another user could reach the engine's socket there; remove it")
     assert os.stat(folder).st_uid == 12345 and os.stat(folder).st_mode & 0o777 == 0o700  # left as it was
+
+
+# ------------------------------------------------------------ records.jsonl --
+
+
+def _tear_last_record(records: Path) -> bytes:
+    """Cut records.jsonl's last object in half, no newline: what a kill -9 or a full disk
+    leaves mid-append. Returns the bytes left of that line."""
+    data = records.read_bytes()
+    assert data.endswith(b"\n")
+    start = data[:-1].rfind(b"\n") + 1
+    last = data[start:-1]
+    torn = last[:len(last) // 2]
+    records.write_bytes(data[:start] + torn)
+    return torn
+
+
+async def test_a_torn_last_record_is_set_aside_and_the_session_resumes_with_nothing_lost(tmp_path):
+    from engine_support import ScriptedAgent, fast_config, lr, of_type, run_session
+
+    from cockpit.events import EngineMessage, RowLogged, Stop
+    from cockpit.ledger import read_records, read_rows
+
+    ws = make_workspace(tmp_path / "ws")
+
+    def stop_after_first(engine, event):
+        if isinstance(event, RowLogged) and event.experiment == 1:
+            engine.send(Stop())
+
+    reason, _ = await run_session(ws, ScriptedAgent([lr("0.04", "0.08"), lr("0.08", "0.09")]),
+                                  fast_config(max_experiments=4), stop_after_first)
+    assert reason == "stopped"
+    rows_before = read_rows(ws.results_tsv)
+    assert rows_before[0].description == "baseline" and len(rows_before) >= 2
+    lines_before = ws.records_jsonl.read_bytes().count(b"\n")
+    torn = _tear_last_record(ws.records_jsonl)
+
+    reason, events = await run_session(ws, ScriptedAgent([lr("0.08", "0.16")]),
+                                       fast_config(resume=True, max_experiments=len(rows_before) + 1))
+    assert reason == "max-experiments", [e.text for e in of_type(events, EngineMessage)]
+    warnings = [e.text for e in of_type(events, EngineMessage) if e.level == "warning" and "cut off" in e.text]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert warnings[0].startswith(f"{ws.records_jsonl}:{lines_before}: the last line was cut off mid-write")
+    saved = list((ws.path / ".cockpit").glob("torn-records-*.txt"))
+    assert len(saved) == 1 and saved[0].read_bytes() == torn and str(saved[0]) in warnings[0]  # nothing lost
+    assert any("resumed session t1" in e.text and "no baseline re-run" in e.text for e in of_type(events, EngineMessage))
+
+    rows = read_rows(ws.results_tsv)
+    assert rows[:-1] == rows_before and len(rows) == len(rows_before) + 1  # the baseline kept, not re-trained
+    assert sum(r.description == "baseline" for r in rows) == 1
+    records = read_records(ws.records_jsonl)  # every line whole again
+    assert [r["experiment"] for r in records if r.get("kind") == "experiment"][:1] == [0]
+
+
+async def test_a_corrupt_record_in_the_middle_refuses_the_session_before_the_baseline_trains(tmp_path):
+    from engine_support import ScriptedAgent, fast_config, lr, of_type, run_session
+
+    from cockpit.events import EngineMessage, RunStarted
+    from cockpit.ledger import read_rows
+    from cockpit.repo import GitRepo
+
+    ws = make_workspace(tmp_path / "ws")
+    reason, _ = await run_session(ws, ScriptedAgent([lr("0.04", "0.08")]), fast_config(max_experiments=2))
+    assert reason == "max-experiments"
+    lines = ws.records_jsonl.read_bytes().split(b"\n")
+    assert len(lines) >= 3
+    lines[1] = lines[1][: len(lines[1]) // 2] + b"\xff garbage"  # damaged in the middle: not a kill's leftover
+    ws.records_jsonl.write_bytes(b"\n".join(lines))
+    before = (ws.results_tsv.read_bytes(), ws.records_jsonl.read_bytes())
+
+    reason, events = await run_session(ws, ScriptedAgent([lr("0.08", "0.16")]),
+                                       fast_config(tag="t2", max_experiments=2))
+    errors = [e.text for e in of_type(events, EngineMessage) if e.level == "error"]
+    assert len(errors) == 1 and "\n" not in errors[0]
+    assert errors[0].startswith(f"{ws.records_jsonl}:2: not UTF-8 text")
+    assert reason == f"error: {errors[0]}"
+    assert not of_type(events, RunStarted)  # nothing trained
+    assert (ws.results_tsv.read_bytes(), ws.records_jsonl.read_bytes()) == before  # nothing written
+    assert len(read_rows(ws.results_tsv)) == 2
+    assert not GitRepo(ws.path).branch_exists("autoresearch/t2")
+
+
+async def test_invalid_json_in_the_middle_is_refused_naming_its_line(tmp_path):
+    from engine_support import ScriptedAgent, fast_config, of_type, run_session
+
+    from cockpit.events import EngineMessage, RunStarted
+
+    ws = make_workspace(tmp_path / "ws")
+    ws.records_jsonl.write_text('{"kind": "action"}\n{"kind": "act\n{"kind": "action"}\n')
+    reason, events = await run_session(ws, ScriptedAgent([]), fast_config(max_experiments=1))
+    assert reason.startswith(f"error: {ws.records_jsonl}:2: not valid JSON")
+    assert not of_type(events, RunStarted)
+    assert not list((ws.path / ".cockpit").glob("torn-records-*"))
+
+
+def test_a_whole_last_record_without_its_newline_is_left_alone(tmp_path):
+    from cockpit.ledger import check_records, set_aside_torn_record
+
+    records = tmp_path / "records.jsonl"
+    records.write_bytes(b'{"a": 1}\n{"b": 2}')
+    assert set_aside_torn_record(records, tmp_path / "aside") is None
+    assert check_records(records) == 2 and records.read_bytes() == b'{"a": 1}\n{"b": 2}'
+    records.write_bytes(b'{"a": 1}\n{"b": "\xc3')  # cut inside a UTF-8 character: torn
+    assert check_records(records) == 1
+    note = set_aside_torn_record(records, tmp_path / "aside")
+    assert note is not None and note.startswith(f"{records}:2: the last line was cut off")
+    assert records.read_bytes() == b'{"a": 1}\n'
+    assert [p.read_bytes() for p in (tmp_path / "aside").iterdir()] == [b'{"b": "\xc3']
