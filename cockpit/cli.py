@@ -49,6 +49,7 @@ from cockpit.attach import AttachedEngine, DaemonError, attach_or_start, start_d
 from cockpit.context import session_program
 from cockpit.events import Resume, Stop
 from cockpit.headless import HeadlessPrinter
+from cockpit.no_network import NoNetworkError, network_prefix
 from cockpit.programs import ProgramError, is_name
 from cockpit.session import SessionConfig
 from cockpit.clock import now_iso
@@ -65,7 +66,8 @@ SESSION_FLAGS = (("max_experiments", "--max-experiments"), ("budget", "--budget"
                  ("agent", "--agent"), ("model", "--model"), ("api_base", "--api-base"),
                  ("program", "--program"), ("run_command", "--run-command"), ("approve", "--approve"),
                  ("no_pipeline", "--no-pipeline"), ("noise_runs", "--noise-runs"), ("early_abort", "--early-abort"),
-                 ("new_session", "--new-session"), ("resume_upstream", "--resume-upstream"))
+                 ("new_session", "--new-session"), ("resume_upstream", "--resume-upstream"),
+                 ("no_network", "--no-network"))
 APPROVE_HEADLESS = ("--approve needs the cockpit UI to approve or veto proposals; in headless mode nothing "
                     "could, and the session would wait forever (drop --approve or --headless)")
 
@@ -237,6 +239,9 @@ def _session_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume-upstream", metavar="TAG", type=_tag,
                         help="continue the session upstream autoresearch ran in this checkout: results.tsv and "
                              "branch autoresearch/TAG (its rows shown, new rows appended to the same file)")
+    parser.add_argument("--no-network", action="store_true",
+                        help="run train.py without a network (a network namespace of its own: unshare or bwrap; "
+                             "refused when neither works here; default: network in cockpit.toml, on)")
     parser.add_argument("--no-pipeline", action="store_true",
                         help="serial loop: ask for the next proposal only after a run ends (default: asked while "
                              "it trains, unless pipeline = false in cockpit.toml)")
@@ -257,7 +262,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "stop":
             return _stop(args)
         return _session(args)
-    except (WorkspaceError, ValueError, ProgramError, RunDirError, DaemonError) as exc:
+    except (WorkspaceError, ValueError, ProgramError, RunDirError, DaemonError, NoNetworkError) as exc:
         print(f"cockpit: {exc}", file=sys.stderr)
         return 1
 
@@ -362,13 +367,16 @@ def approval_gate(typed: bool, workspace: Workspace, headless: bool) -> bool:
 
 def session_setup(args: argparse.Namespace, workspace: Workspace, headless: bool):
     """(SessionConfig, agent) of the typed flags on ``workspace``. Raises ValueError,
-    SettingsError (a WorkspaceError) or ProgramError with one line."""
+    SettingsError (a WorkspaceError), ProgramError or NoNetworkError with one line."""
     gate = approval_gate(args.approve, workspace, headless)
+    command = run_command(args.run_command, workspace)
+    if args.no_network or not workspace.network:
+        command = (*network_prefix(), *command)  # NoNetworkError (a RuntimeError): one line
     agent = build_agent(workspace.agent.with_flags(args.agent, args.model, args.api_base), workspace.seed)
     tag, resume = choose_session(args, workspace)
     config = SessionConfig(tag=tag, resume=resume, resume_upstream=bool(args.resume_upstream),
                            max_experiments=args.max_experiments,
-                           budget_s=args.budget, run_command=run_command(args.run_command, workspace),
+                           budget_s=args.budget, run_command=command,
                            fix_attempts=workspace.fix_attempts, program=program_flag(args.program),
                            approval_gate=gate, pipeline=workspace.pipeline and not args.no_pipeline,
                            noise_runs=workspace.noise_runs if args.noise_runs is None else args.noise_runs,

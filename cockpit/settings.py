@@ -121,7 +121,7 @@ def parse_agent(value: Any, where: str) -> AgentSettings:
 
 
 KNOWN_KEYS = ("profile", "agent", "budget_s", "seed", "program", "fix_attempts", "approval_gate", "pipeline",
-              "noise_runs", "keep_threshold", "early_abort", "abort_after", "abort_margin")
+              "noise_runs", "keep_threshold", "early_abort", "abort_after", "abort_margin", "network")
 PROFILE_NAMES = ("cpu", "h100", "tiny")  # also cockpit.workspace.PROFILES; an upstream checkout has no cockpit.toml
 
 
@@ -138,7 +138,7 @@ def _finite(value: Any) -> bool:
 def parse_settings(data: dict, where: str) -> dict:
     """Keyword arguments of ``Workspace`` (all but ``path``) from a parsed
     cockpit.toml: profile, agent, budget_s, seed, program, fix_attempts, approval_gate,
-    pipeline, noise_runs, keep_threshold, early_abort, abort_after, abort_margin.
+    pipeline, noise_runs, keep_threshold, early_abort, abort_after, abort_margin, network.
     Raises SettingsError naming ``where`` for a value of the wrong type."""
     for key in data:
         if key not in KNOWN_KEYS:
@@ -168,6 +168,9 @@ def parse_settings(data: dict, where: str) -> dict:
     early = data.get("early_abort", False)
     if not isinstance(early, bool):
         raise SettingsError(f"{where}: early_abort must be true or false")
+    network = data.get("network", True)
+    if not isinstance(network, bool):
+        raise SettingsError(f"{where}: network must be true or false (false: runs without a network)")
     noise = data.get("noise_runs", DEFAULT_NOISE_RUNS)
     if not _typed(noise, (int,)) or noise < 0:
         raise SettingsError(f"{where}: noise_runs must be an integer, 0 (off) or more")
@@ -182,4 +185,4 @@ def parse_settings(data: dict, where: str) -> dict:
     return dict(profile=profile, agent=parse_agent(data.get("agent"), where),
                 budget_s=None if budget is None else float(budget),
                 seed=seed, program=program, fix_attempts=fixes, approval_gate=gate,
-                pipeline=pipeline, noise_runs=noise, early_abort=early, **numbers)
+                pipeline=pipeline, noise_runs=noise, early_abort=early, network=network, **numbers)

@@ -71,6 +71,8 @@ class Workspace:
     """Share of the budget trained before early abort judges a run."""
     abort_margin: float = 0.05
     """Smoothed training loss (nats) a run may trail the incumbent's by."""
+    network: bool = True
+    """False: every run of workspace code starts without a network (cockpit.no_network)."""
     layout: str = "cockpit"
     """"cockpit" (made by ``cockpit init``) or "upstream" (a karpathy/autoresearch checkout)."""
 
