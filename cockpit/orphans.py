@@ -58,7 +58,7 @@ def start_ticks(pid: int) -> Optional[int]:
     """Start time of process ``pid`` in clock ticks since boot (``/proc/PID/stat``
     field 22), or None when it cannot be read (gone, or no /proc)."""
     stat = _stat(pid)
-    return None if stat is None else stat[3]
+    return None if stat is None else stat[4]
 
 
 def ticks_now() -> Optional[int]:
@@ -71,17 +71,17 @@ def ticks_now() -> Optional[int]:
         return None
 
 
-def _stat(pid: int) -> Optional[tuple[str, int, int, int]]:
-    """(state, ppid, session id, start ticks) of ``pid`` from /proc, or None."""
+def _stat(pid: int) -> Optional[tuple[str, int, int, int, int]]:
+    """(state, ppid, process group, session id, start ticks) of ``pid`` from /proc, or None."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
         fields = text.rsplit(")", 1)[1].split()  # the command name may hold spaces or ')'
-        return fields[0], int(fields[1]), int(fields[3]), int(fields[19])
+        return fields[0], int(fields[1]), int(fields[2]), int(fields[3]), int(fields[19])
     except (OSError, ValueError, IndexError):
         return None
 
 
-def _table() -> dict[int, tuple[str, int, int, int]]:
+def _table() -> dict[int, tuple[str, int, int, int, int]]:
     table = {}
     try:
         entries = os.listdir("/proc")
@@ -95,9 +95,9 @@ def _table() -> dict[int, tuple[str, int, int, int]]:
     return table
 
 
-def _descendants(roots: Iterable[int], table: dict[int, tuple[str, int, int, int]]) -> set[int]:
+def _descendants(roots: Iterable[int], table: dict[int, tuple[str, int, int, int, int]]) -> set[int]:
     children: dict[int, list[int]] = {}
-    for pid, (_, ppid, _, _) in table.items():
+    for pid, (_, ppid, _, _, _) in table.items():
         children.setdefault(ppid, []).append(pid)
     found, todo = set(), list(roots)
     while todo:
@@ -112,25 +112,27 @@ def foreign_children() -> set[int]:
     """Pids of this process's children outside its session now (taken before a run
     starts: those are not the run's, and ``sweep_orphans`` spares them)."""
     me, my_session = os.getpid(), os.getsid(0)
-    return {pid for pid, (_, ppid, session, _) in _table().items() if ppid == me and session != my_session}
+    return {pid for pid, (_, ppid, _, session, _) in _table().items() if ppid == me and session != my_session}
 
 
-def sweep_orphans(since_ticks: Optional[int], live: Iterable[int] = ()) -> set[int]:
+def sweep_orphans(since_ticks: Optional[int], live: Iterable[int] = (), group: Optional[int] = None) -> set[int]:
     """SIGKILL and reap the processes runs left behind outside the engine's session
     (module docstring): children of this process started at or after ``since_ticks``
     (clock ticks since boot, ``start_ticks`` of the run; a tick is 10 ms, so
     ``foreign_children`` taken before the spawn goes into ``live`` too) in another
     session and not in ``live`` (pids of runs still going, and those that were
     children before the run), with all their descendants. Returns the
-    pids killed; an empty set when this process is not a subreaper, ``since_ticks``
-    is None or there is no /proc."""
+    pids killed that had left the run's process group ``group`` (those still in it
+    were SIGKILLed with the group just before and are only dying: they are killed
+    again and reaped, not counted as escapees); an empty set when this process is
+    not a subreaper, ``since_ticks`` is None or there is no /proc."""
     if not _subreaper or since_ticks is None:
         return set()
     me, my_session, spared = os.getpid(), os.getsid(0), set(live)
     killed: set[int] = set()
     for _ in range(PASSES):
         table = _table()
-        escaped = [pid for pid, (_, ppid, session, ticks) in table.items()
+        escaped = [pid for pid, (_, ppid, _, session, ticks) in table.items()
                    if ppid == me and session != my_session and ticks >= since_ticks and pid not in spared]
         if not escaped:
             break
@@ -140,7 +142,8 @@ def sweep_orphans(since_ticks: Optional[int], live: Iterable[int] = ()) -> set[i
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
                     continue
-                killed.add(pid)
+                if group is None or table[pid][2] != group:
+                    killed.add(pid)
         _reap(escaped)
     return killed
 

@@ -267,7 +267,8 @@ class Run:
     def _sweep(self) -> None:
         if self._proc is not None:
             self._strays |= sweep(self.run_id, skip_group=self._proc.pid)
-            self._strays |= sweep_orphans(self._since, live=(LIVE_RUNS | self._older) - {self._proc.pid})
+            self._strays |= sweep_orphans(self._since, live=(LIVE_RUNS | self._older) - {self._proc.pid},
+                                          group=self._proc.pid)
 
     def _report(self, line: str) -> None:
         step = parse_step_line(line)

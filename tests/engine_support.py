@@ -51,7 +51,7 @@ def set_line(name: str, old_value: str, new_value: str, comment: str, descriptio
 
 
 LR_COMMENT = "Muon learning rate (the fake's val_bpb depends on it)"
-MODE_COMMENT = "ok | crash | hang | hang_child | nan | oom | silent | ignore_term | grandkids | setsid_grandkid"
+MODE_COMMENT = "ok | crash | hang | hang_child | nan | oom | silent | ignore_term | grandkids | setsid_grandkid | escapee"
 DEPTH_COMMENT = "number of layers (unused by the fake)"
 
 

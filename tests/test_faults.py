@@ -106,6 +106,7 @@ TRAINING_FAULTS = {
     "ignore_term": " [timed out]",  # hangs and ignores SIGTERM: the group needs SIGKILL
     "grandkids": " [crash]",        # exits 1, leaving two SIGTERM-proof grandchildren on its pipe
     "setsid_grandkid": " [crash]",  # exits 1, leaving a grandchild out of its process group (setsid) on its pipe
+    "escapee": " [crash]",          # exits 1, leaving a double-forked setsid sleeper with no environment, off the pipe
 }
 
 
@@ -131,7 +132,7 @@ async def test_a_misbehaving_run_is_one_crash_row_and_leaves_no_process(tmp_path
     limit = 2 * config.budget_s + config.hard_limit_grace_s + config.kill_grace_s + DRAIN_S
     assert times["RowLogged"] - times["RunStarted"] < limit + 1.0
     record = [r for r in read_records(ws.records_jsonl) if r["kind"] == "experiment"][1]
-    assert record["stray_processes"] == (1 if kind == "setsid_grandkid" else 0)
+    assert record["stray_processes"] == (1 if kind in ("setsid_grandkid", "escapee") else 0)
     if kind == "oom":
         assert record["returncode"] == -9
         assert "CUDA out of memory" in (ws.path / record["log_path"]).read_text()

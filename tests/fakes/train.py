@@ -9,8 +9,11 @@ would: exit -9), "silent" (hangs before printing anything), "ignore_term"
 (ignores SIGTERM and hangs: only SIGKILL ends it), "grandkids" (forks two
 grandchildren that ignore SIGTERM and outlive it, then exits 1 mid-run),
 "setsid_grandkid" (forks a grandchild that calls os.setsid(), leaving the
-process group, and sleeps; then exits 1 mid-run).
-"grandkids" and "setsid_grandkid" pass their command-line arguments (a test's marker) on to its
+process group, and sleeps; then exits 1 mid-run), "escapee" (a double fork:
+the grandchild calls os.setsid() and execs a sleeper with an empty
+environment, so it carries no COCKPIT_RUN_ID and is nobody's child once its
+parent exits; then exits 1 mid-run).
+"grandkids", "setsid_grandkid" and "escapee" pass their command-line arguments (a test's marker) on to its
 grandchildren, so a test can find leftovers by their command line.
 FAKE_SLOW_FILE (env): while that file exists each step takes 15 s instead of
 0.01 s (the fault tests kill the engine in the middle of such a run).
@@ -35,7 +38,7 @@ import time
 
 MATRIX_LR = 0.04  # Muon learning rate (the fake's val_bpb depends on it)
 DEPTH = 4  # number of layers (unused by the fake)
-MODE = "ok"  # ok | crash | hang | hang_child | nan | oom | silent | ignore_term | grandkids | setsid_grandkid
+MODE = "ok"  # ok | crash | hang | hang_child | nan | oom | silent | ignore_term | grandkids | setsid_grandkid | escapee
 STEPS = 5  # progress lines printed
 
 budget = float(os.environ.get("COCKPIT_TIME_BUDGET", "1.0"))
@@ -52,6 +55,14 @@ if MODE == "grandkids":
         subprocess.Popen([sys.executable, "-c", SLEEPER, *sys.argv[1:]])  # they hold the output pipe too
 if MODE == "setsid_grandkid":
     subprocess.Popen([sys.executable, "-c", ESCAPER, *sys.argv[1:]])  # out of the group, on the pipe
+if MODE == "escapee" and os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)  # off the pipe too: nothing ties it to the run
+        os.execve(sys.executable, [sys.executable, "-c", "import time; time.sleep(600)", *sys.argv[1:]], {})
+    os._exit(0)
 lr_penalty = abs(math.log2(MATRIX_LR / 0.08)) / 10
 for step in range(STEPS):
     pct = 100.0 * (step + 1) / STEPS
@@ -67,7 +78,7 @@ for step in range(STEPS):
               "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total "
               "capacity of 79.10 GiB of which 1.06 GiB is free.", file=sys.stderr, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
-    if MODE in ("grandkids", "setsid_grandkid") and step == 2:
+    if MODE in ("grandkids", "setsid_grandkid", "escapee") and step == 2:
         sys.exit(1)
 print()
 if MODE in ("hang", "hang_child", "ignore_term"):
