@@ -8,15 +8,18 @@ resumed session needs no conversation state.
 - user: the current train.py in full; the experiment history, one line per
   results row (``#n status val_bpb description``, n counted from 0 = the first
   row) and the best kept row; the diffs of recent kept changes; on a fix
-  attempt the crash log tail; the human's steering notes; the proposals the
-  human vetoed (at most 20, capped by the engine); on a re-ask the error of the
+  attempt the crash log tail; the human's steering notes (the newest 20, each
+  at most 2,000 characters: cockpit.context's MAX_STEERING_NOTES and
+  MAX_NOTE_CHARS; the engine refuses a longer note); the proposals the human
+  vetoed (at most 20, capped by the engine); on a re-ask the error of the
   previous reply, addressed to the model.
 
 When ``count_tokens(messages)`` exceeds ``max_input_tokens`` minus a reserve
 for the reply, history rows are dropped oldest-first (the prompt says how many),
 then kept diffs oldest-first. program.md, train.py, the crash tail, the steering
-notes, the vetoed proposals, the runs in flight and the previous error are never trimmed; if the prompt still does not
-fit, ``build_messages`` raises ValueError.
+notes, the vetoed proposals, the runs in flight and the previous error are never trimmed
+to fit (the notes are capped in number and length, the vetoed proposals in number); if the
+prompt still does not fit, ``build_messages`` raises ValueError.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 from typing import Callable, Optional, Sequence
 
 from cockpit.agents.base import HistoryRow, ProposalContext
+from cockpit.context import MAX_NOTE_CHARS, MAX_STEERING_NOTES
 from cockpit.edits import EDITABLE_FILE, FORMAT_REMINDER
 
 REPLY_RESERVE_TOKENS = 4096  # tokens kept free for the reply (at most a quarter of the window)
@@ -95,7 +99,7 @@ def _render(context: ProposalContext, omit_rows: int, omit_diffs: int) -> list[d
         history_section(context.history, omit_rows),
         _diffs_section(context.kept_diffs, omit_diffs),
         _crash_section(context),
-        _steering_section(context.steering),
+        steering_section(context.steering),
         _vetoed_section(context.vetoed),
         _in_flight_section(context.in_flight),
         _error_section(context.last_error),
@@ -152,11 +156,20 @@ def _crash_section(context: ProposalContext) -> str:
     )
 
 
-def _steering_section(notes: Sequence[str]) -> str:
+def steering_section(notes: Sequence[str], limit: int = MAX_STEERING_NOTES) -> str:
+    """The steering notes section: the newest ``limit`` notes, oldest first, each on
+    one line and cut at MAX_NOTE_CHARS characters (the engine refuses longer ones;
+    a note restored from an older session may still be one); "" without notes."""
     if not notes:
         return ""
-    body = "\n".join(f"- {' '.join(note.split())}" for note in notes)
-    return f"## Steering notes from the human (oldest first; follow the latest when they conflict)\n{body}"
+    shown = list(notes)[-limit:] if limit > 0 else []
+    lines = ["## Steering notes from the human (oldest first; follow the latest when they conflict)"]
+    if len(shown) < len(notes):
+        lines.append(f"({len(notes) - len(shown)} older notes left out: only the newest {limit} are shown)")
+    for note in shown:
+        text = " ".join(note.split())
+        lines.append(f"- {text[:MAX_NOTE_CHARS]} [note cut]" if len(text) > MAX_NOTE_CHARS else f"- {text}")
+    return "\n".join(lines)
 
 
 def _vetoed_section(descriptions: Sequence[str]) -> str:

@@ -14,19 +14,29 @@ raise ``WireError`` for a line that is not one of them.
 ``compact(events)`` is what a cockpit that attaches late is sent: every event
 but the training steps, and the steps of only the latest run and of the last
 kept one (the live curves draw those two; see app/widgets/live_curves.py).
+
+``ReplayHistory`` is what the daemon keeps in memory for those late cockpits,
+pruned as events come so that it stays flat over a session of millions of
+steps: the steps of the two latest runs and of the last kept one, each run
+thinned evenly to at most ``REPLAY_STEPS`` steps (its newest step always kept),
+the last ``REPLAY_LOG_LINES`` LogLines of each experiment, and every other
+event. The replay log on disk keeps every event.
 """
 
 from __future__ import annotations
 
 import json
 import typing
+from collections import deque
 from dataclasses import fields, is_dataclass
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
 
 from cockpit import events
-from cockpit.events import Command, Event, RowLogged, RunStarted, StepLogged
+from cockpit.events import Command, Event, LogLine, RowLogged, RunStarted, StepLogged
 
 MAX_LINE = 16 * 1024 * 1024  # bytes per line (a proposal's diff or a refused reply can be long)
+REPLAY_STEPS = 4096  # steps of one run kept for a late cockpit (thinned evenly; the curves plot 400)
+REPLAY_LOG_LINES = 200  # LogLines of one experiment kept for a late cockpit (the newest)
 EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in typing.get_args(Event)}
 COMMAND_TYPES: dict[str, type] = {cls.__name__: cls for cls in typing.get_args(Command)}
 
@@ -152,6 +162,99 @@ def compact(items: Iterable[T], event_of: Callable[[T], Any] = lambda item: item
     wanted = {latest, kept}
     return [item for item in items
             if not isinstance(event_of(item), StepLogged) or event_of(item).experiment in wanted]
+
+
+class _RunSteps:
+    """The steps of one experiment held by a ReplayHistory: the keys of those on the
+    stride (the 0th, the ``stride``-th, ...), and of the newest one when it is not."""
+
+    __slots__ = ("keys", "tail", "seen", "stride")
+
+    def __init__(self) -> None:
+        self.keys: list[int] = []
+        self.tail: Optional[int] = None
+        self.seen = 0
+        self.stride = 1
+
+
+class ReplayHistory:
+    """The session's events as the daemon keeps them for a cockpit that attaches late:
+    ``add(event, line)`` for each, in order; iterating gives the (event, line) pairs
+    kept, in order. What is kept (see the module docstring) is a superset of what
+    ``compact`` sends of it, but for the steps of a run past ``steps`` (``REPLAY_STEPS``),
+    thinned evenly: every ``stride``-th step (the stride doubling each time the run
+    reaches the cap) and the newest one. ``log_lines`` (``REPLAY_LOG_LINES``) LogLines
+    of each experiment are kept, the newest. Memory is then bounded by the number of
+    experiments, not of steps."""
+
+    def __init__(self, steps: int = REPLAY_STEPS, log_lines: int = REPLAY_LOG_LINES) -> None:
+        if steps < 2 or log_lines < 0:
+            raise ValueError(f"steps must be >= 2 and log_lines >= 0 (got {steps}, {log_lines})")
+        self.max_steps, self.max_log_lines = steps, log_lines
+        self._items: dict[int, tuple[Event, bytes]] = {}  # insertion order is the events' order
+        self._next = 0
+        self._steps: dict[int, _RunSteps] = {}  # by experiment
+        self._logs: dict[int, deque] = {}  # by experiment: keys of its LogLines, oldest first
+        self._started: deque = deque(maxlen=2)  # experiments of the two latest RunStarted
+        self._kept: Optional[int] = None  # experiment of the last "keep" RowLogged
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[tuple[Event, bytes]]:
+        return iter(list(self._items.values()))
+
+    def add(self, event: Event, line: bytes) -> None:
+        """Keep ``event`` (its wire ``line``) and drop what no late cockpit needs any more."""
+        key = self._next
+        self._next += 1
+        self._items[key] = (event, line)
+        if isinstance(event, StepLogged):
+            self._step(event.experiment, key)
+        elif isinstance(event, LogLine):
+            keys = self._logs.setdefault(event.experiment, deque())
+            keys.append(key)
+            while len(keys) > self.max_log_lines:
+                del self._items[keys.popleft()]
+        elif isinstance(event, RunStarted):
+            self._started.append(event.experiment)
+            self._forget_steps()
+        elif isinstance(event, RowLogged) and event.status == "keep":
+            self._kept = event.experiment
+            self._forget_steps()
+
+    def _step(self, experiment: int, key: int) -> None:
+        run = self._steps.get(experiment)
+        if run is None:
+            run = self._steps[experiment] = _RunSteps()
+        if run.tail is not None:  # the step before is not the newest any more
+            del self._items[run.tail]
+            run.tail = None
+        if run.seen % run.stride == 0:
+            run.keys.append(key)
+        else:
+            run.tail = key
+        run.seen += 1
+        if len(run.keys) > self.max_steps:  # every other one goes; the stride doubles
+            dropped = run.keys[1::2]
+            run.keys = run.keys[0::2]
+            run.stride *= 2
+            if run.tail is None and len(dropped) == len(run.keys):  # the newest was at an odd place
+                run.tail = dropped.pop()
+            for old in dropped:
+                del self._items[old]
+
+    def _forget_steps(self) -> None:
+        """Drop the steps of every experiment but the two latest started and the last kept:
+        ``compact`` sends only those of the latest and the last kept (the one before the
+        latest stays until a row says whether it was kept)."""
+        wanted = {*self._started, self._kept}
+        for experiment in [e for e in self._steps if e not in wanted]:
+            run = self._steps.pop(experiment)
+            for key in run.keys:
+                del self._items[key]
+            if run.tail is not None:
+                del self._items[run.tail]
 
 
 def dataclasses_of(module=events) -> list[type]:

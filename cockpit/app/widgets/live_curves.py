@@ -5,7 +5,9 @@ running curve grows from the left across a fixed axis, and the incumbent's
 curve (the last run this cockpit saw kept, i.e. the best kept one) lies under
 it for the whole budget: the two compare at equal training time. Steps arrive
 in batches (see ``messages.py``); the plots are redrawn at most
-``1 / REDRAW_INTERVAL_S`` times a second, and not at all while hidden.
+``1 / REDRAW_INTERVAL_S`` times a second, and not at all while hidden. A run's
+curve holds at most MAX_CURVE_STEPS steps, thinned evenly (its newest step
+always kept): memory stays flat over a run of millions of steps.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from cockpit.events import StepLogged
 
 REDRAW_INTERVAL_S = 0.25  # at most 4 redraws a second, whatever the step rate
 MAX_POINTS = 400  # points per line handed to plotext (thinned evenly, the newest kept)
+MAX_CURVE_STEPS = 4096  # steps one RunCurve holds (every stride-th, the stride doubling, and the newest)
 POINTS_PER_CELL = 2  # a braille cell is two dots wide: more points per cell are not seen, only paid for
 RUNNING_COLOR, INCUMBENT_COLOR = "cyan", "gray"  # plotext's names for ANSI 6 and 8
 LEGEND = {RUNNING_COLOR: "ansi_cyan", INCUMBENT_COLOR: "ansi_bright_black"}  # the same in Textual markup
@@ -35,9 +38,16 @@ SERIES = (
 )
 
 
+_COLUMNS = ("t", "loss", "mfu", "tok_per_s")
+
+
 @dataclass(eq=False)
 class RunCurve:
-    """The steps of one run: training time in seconds and the metrics at each step."""
+    """The steps of one run: training time in seconds and the metrics at each step.
+
+    Every step up to ``limit`` (MAX_CURVE_STEPS); past it the curve is thinned evenly:
+    it holds every ``stride``-th step (the stride doubles each time it is full again)
+    and the newest step, so it is at most ``limit`` + 1 points long, oldest first."""
 
     experiment: int
     budget_s: float
@@ -46,15 +56,39 @@ class RunCurve:
     loss: list[float] = field(default_factory=list)
     mfu: list[float] = field(default_factory=list)
     tok_per_s: list[float] = field(default_factory=list)
+    limit: int = MAX_CURVE_STEPS
+    seen: int = field(default=0, init=False)  # steps added
+    stride: int = field(default=1, init=False)
+    _tail: bool = field(default=False, init=False, repr=False)  # the last point is off the stride
 
     def __len__(self) -> int:
         return len(self.t)
 
     def add(self, step: StepLogged) -> None:
-        self.t.append(step.progress_pct / 100.0 * self.budget_s)
-        self.loss.append(step.loss)
-        self.mfu.append(step.mfu)
-        self.tok_per_s.append(step.tok_per_s)
+        """Add the newest step (it replaces the newest point when that was off the stride)."""
+        values = (step.progress_pct / 100.0 * self.budget_s, step.loss, step.mfu, step.tok_per_s)
+        for name, value in zip(_COLUMNS, values):
+            column = getattr(self, name)
+            if self._tail:
+                column[-1] = value
+            else:
+                column.append(value)
+        self._tail = self.seen % self.stride != 0
+        self.seen += 1
+        if len(self.t) - self._tail > self.limit:
+            self._thin()
+
+    def _thin(self) -> None:
+        """Every other point on the stride goes and the stride doubles; the newest stays."""
+        on_stride = len(self.t) - self._tail
+        keep = list(range(0, on_stride, 2))
+        if self._tail or keep[-1] != on_stride - 1:
+            keep.append(len(self.t) - 1)
+            self._tail = True
+        for name in _COLUMNS:
+            column = getattr(self, name)
+            setattr(self, name, [column[i] for i in keep])
+        self.stride *= 2
 
     def at(self, series: str, t: float) -> Optional[float]:
         """``series`` at training time ``t``: its last step at or before ``t`` (None before the first)."""
