@@ -5,12 +5,9 @@ runs only while the engine awaits, so the engine is then "preparing",
 "proposing", "awaiting-approval", "training" or "paused" (or not started yet,
 or stopped); what a command does depends on that phase:
 
-- Pause / Resume / Stop / Steer: the session state (cockpit.control). A
-  steering note longer than MAX_NOTE_CHARS (2,000) characters is refused with
-  one warning (nothing of it reaches the agent: a cut note could say something
-  else); the agent is shown the newest MAX_STEERING_NOTES (20) notes, each
-  note past them pushes the oldest out of the prompt (one line says so); every
-  accepted note stays recorded in records.jsonl.
+- Pause / Resume / Stop / Steer: the session state (cockpit.control: a note
+  over 2,000 characters is refused, the agent sees the newest 20); each one
+  that takes effect is an action record.
 - SetApprovalGate(on): when on, each committed proposal waits in
   "awaiting-approval" for Approve (it trains) or Veto; turning the gate off
   while one waits approves it.
@@ -51,7 +48,6 @@ from typing import Optional
 
 from cockpit.bookkeeping import Bookkeeper, Trial
 from cockpit.clock import now_iso
-from cockpit.context import MAX_NOTE_CHARS, MAX_STEERING_NOTES
 from cockpit.control import Restart, SessionControl, Stopped
 from cockpit.events import (ActionApplied, Approve, Command, DropQueued, EngineMessage, Emit, Event, ForceKeep,
                             Pause, PhaseChanged, Resume, RevertLastKeep, SetApprovalGate, Steer, Stop, Veto)
@@ -155,17 +151,8 @@ class HumanActions:
         name = type(command).__name__.lower()
         detail = {"pause": "the loop waits after the running experiment", "resume": "the loop goes on",
                   "stop": "the session ends"}.get(name, getattr(command, "text", "").strip())
-        if isinstance(command, Steer) and len(detail) > MAX_NOTE_CHARS:
-            self._warn(f"steer: a note is at most {MAX_NOTE_CHARS:,} characters and this one has {len(detail):,}; "
-                       "it was not sent to the agent: shorten it and steer again")
-            return
         if self.control.apply(command):
             self._record(name, detail, echo=False)
-        if isinstance(command, Steer) and len(self.control.steering) > MAX_STEERING_NOTES:
-            oldest = " ".join(self.control.steering[0].split())
-            del self.control.steering[:-MAX_STEERING_NOTES]  # the list the engine's contexts are built from
-            self.emit(EngineMessage(f"steer: the agent sees the newest {MAX_STEERING_NOTES} notes; the oldest "
-                                    f"({oldest[:60]}) leaves its prompt (records.jsonl keeps every note)"))
 
     def _veto(self) -> None:
         trial = self.trial

@@ -4,8 +4,8 @@ Nothing is cached between experiments: the program is read from disk at that
 moment (hot reload; ``ProgramError`` when it is missing, unreadable or empty),
 the history from results.tsv, the kept diffs from records.jsonl along the
 current branch, the steering notes as the human sent them (the newest
-MAX_STEERING_NOTES, each at most MAX_NOTE_CHARS characters: cockpit.actions
-refuses a longer note and keeps only the newest), the proposals the human
+MAX_STEERING_NOTES, each at most MAX_NOTE_CHARS characters, as cockpit.control
+holds them), the proposals the human
 vetoed at the approval gate (from records.jsonl); for a fix attempt the
 crashed run's log tail.
 """
@@ -23,8 +23,6 @@ from cockpit.repo import GitRepo, short
 MAX_KEPT_DIFFS = 5  # kept changes shown to the agent, most recent
 MAX_DIFF_CHARS = 20_000  # characters kept of one diff
 MAX_VETOED = 20  # vetoed proposals shown to the agent, most recent
-MAX_STEERING_NOTES = 20  # steering notes shown to the agent, the newest (all stay in records.jsonl)
-MAX_NOTE_CHARS = 2_000  # characters of one steering note: a longer one is refused (cockpit.actions)
 LOG_TAIL_LINES = 50  # lines of a crashed run's output shown for a fix
 
 

@@ -5,7 +5,9 @@ Pause takes effect between experiments (``wait_if_paused``); the engine also
 pauses by itself (``hold``) when the agent fails fatally or the program cannot
 be read. Stop kills the running subprocess at once and makes the waiting
 helpers raise ``Stopped``. Steer notes are kept, in order, for every following
-proposal. A restart (``restart``) tells the experiment being prepared that the
+proposal: the newest MAX_STEERING_NOTES of them, each at most MAX_NOTE_CHARS
+characters (a longer one is refused with one warning: a cut note could say
+something else; records.jsonl keeps every accepted note). A restart (``restart``) tells the experiment being prepared that the
 branch moved under it or its proposal was vetoed: waits raise ``Restart`` and
 the loop asks again from the new base.
 """
@@ -19,6 +21,9 @@ from cockpit.events import Command, EngineMessage, Emit, Pause, PhaseChanged, Re
 from cockpit.runner import Run
 
 T = TypeVar("T")
+
+MAX_STEERING_NOTES = 20  # steering notes the agent is shown, the newest (all stay in records.jsonl)
+MAX_NOTE_CHARS = 2_000  # characters of one steering note: a longer one is refused
 
 
 class Stopped(Exception):
@@ -50,7 +55,8 @@ class SessionControl:
 
     def apply(self, command: Command) -> bool:
         """Change the state for ``command`` (Pause, Resume, Stop or Steer) and say so
-        in an EngineMessage. Returns False when it changed nothing (a blank note)."""
+        in an EngineMessage. Returns False when it changed nothing (a blank note, or one
+        over MAX_NOTE_CHARS: refused with a warning)."""
         if isinstance(command, Pause):
             self.paused = True
             self.emit(EngineMessage("pause requested: the loop waits after the running experiment"))
@@ -69,10 +75,23 @@ class SessionControl:
 
     def _steer(self, text: str) -> bool:
         note = text.strip()
+        if len(note) > MAX_NOTE_CHARS:
+            self.emit(EngineMessage(f"steer: a note is at most {MAX_NOTE_CHARS:,} characters and this one has "
+                                    f"{len(note):,}; it was not sent to the agent: shorten it and steer again",
+                                    "warning"))
+            return False
         if note:
             self.steering.append(note)
             self.emit(EngineMessage(f"steering note for the agent (from the next proposal on): {note}"))
+            if len(self.steering) > MAX_STEERING_NOTES:
+                oldest = " ".join(self.steering.pop(0).split())
+                self.emit(EngineMessage(f"steer: the agent sees the newest {MAX_STEERING_NOTES} notes; the oldest "
+                                        f"({oldest[:60]}) leaves its prompt (records.jsonl keeps every note)"))
         return bool(note)
+
+    def restore_steering(self, notes: list[str]) -> None:
+        """The notes of a resumed session (its newest MAX_STEERING_NOTES)."""
+        self.steering[:] = notes[-MAX_STEERING_NOTES:]
 
     def restart(self) -> None:
         """Make the experiment in preparation start over (see ``Restart``)."""

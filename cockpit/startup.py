@@ -150,7 +150,7 @@ class SessionStart:
             self.book.noise = NoiseFloor(restored.noise_runs, restored.noise_holdout_runs)
         self._noise_done = restored.noise_measured or self.config.noise_runs <= 0 or len(restored.rows) > 1
         self._baseline_scores = restored.baseline_scores
-        self.control.steering[:] = restored.steering
+        self.control.restore_steering(restored.steering)
         self._state.log_names.update(restored.log_names)
         self._resumed = restored
 
