@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
 
 from cockpit import events
 from cockpit.events import Command, Event, LogLine, RowLogged, RunStarted, StepLogged
+from cockpit.strided import Strided
 
 MAX_LINE = 16 * 1024 * 1024  # bytes per line (a proposal's diff or a refused reply can be long)
 REPLAY_STEPS = 4096  # steps of one run kept for a late cockpit (thinned evenly; the curves plot 400)
@@ -164,19 +165,6 @@ def compact(items: Iterable[T], event_of: Callable[[T], Any] = lambda item: item
             if not isinstance(event_of(item), StepLogged) or event_of(item).experiment in wanted]
 
 
-class _RunSteps:
-    """The steps of one experiment held by a ReplayHistory: the keys of those on the
-    stride (the 0th, the ``stride``-th, ...), and of the newest one when it is not."""
-
-    __slots__ = ("keys", "tail", "seen", "stride")
-
-    def __init__(self) -> None:
-        self.keys: list[int] = []
-        self.tail: Optional[int] = None
-        self.seen = 0
-        self.stride = 1
-
-
 class ReplayHistory:
     """The session's events as the daemon keeps them for a cockpit that attaches late:
     ``add(event, line)`` for each, in order; iterating gives the (event, line) pairs
@@ -193,7 +181,7 @@ class ReplayHistory:
         self.max_steps, self.max_log_lines = steps, log_lines
         self._items: dict[int, tuple[Event, bytes]] = {}  # insertion order is the events' order
         self._next = 0
-        self._steps: dict[int, _RunSteps] = {}  # by experiment
+        self._steps: dict[int, Strided[int]] = {}  # by experiment: keys of its steps kept
         self._logs: dict[int, deque] = {}  # by experiment: keys of its LogLines, oldest first
         self._started: deque = deque(maxlen=2)  # experiments of the two latest RunStarted
         self._kept: Optional[int] = None  # experiment of the last "keep" RowLogged
@@ -226,23 +214,9 @@ class ReplayHistory:
     def _step(self, experiment: int, key: int) -> None:
         run = self._steps.get(experiment)
         if run is None:
-            run = self._steps[experiment] = _RunSteps()
-        if run.tail is not None:  # the step before is not the newest any more
-            del self._items[run.tail]
-            run.tail = None
-        if run.seen % run.stride == 0:
-            run.keys.append(key)
-        else:
-            run.tail = key
-        run.seen += 1
-        if len(run.keys) > self.max_steps:  # every other one goes; the stride doubles
-            dropped = run.keys[1::2]
-            run.keys = run.keys[0::2]
-            run.stride *= 2
-            if run.tail is None and len(dropped) == len(run.keys):  # the newest was at an odd place
-                run.tail = dropped.pop()
-            for old in dropped:
-                del self._items[old]
+            run = self._steps[experiment] = Strided(self.max_steps)
+        for old in run.append(key):
+            del self._items[old]
 
     def _forget_steps(self) -> None:
         """Drop the steps of every experiment but the two latest started and the last kept:
@@ -250,11 +224,8 @@ class ReplayHistory:
         latest stays until a row says whether it was kept)."""
         wanted = {*self._started, self._kept}
         for experiment in [e for e in self._steps if e not in wanted]:
-            run = self._steps.pop(experiment)
-            for key in run.keys:
+            for key in self._steps.pop(experiment):
                 del self._items[key]
-            if run.tail is not None:
-                del self._items[run.tail]
 
 
 def dataclasses_of(module=events) -> list[type]:

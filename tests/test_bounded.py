@@ -319,3 +319,19 @@ def test_a_run_curve_holds_a_bounded_number_of_points_the_newest_last():
     xs, ys = thin(curve.t, curve.loss, 400)
     assert len(xs) <= 401 and xs[-1] == curve.t[-1]
     assert curve.at("loss", 150.0) == pytest.approx(_step(1, total // 2, total).loss, abs=1e-2)
+
+
+def test_a_strided_record_is_evenly_thinned_bounded_and_drops_each_item_once():
+    from cockpit.strided import Strided
+
+    for limit in (2, 3, 8):
+        record, dropped = Strided(limit), []
+        for i in range(300):
+            dropped += record.append(i)
+            items = list(record)
+            on_stride = items if items[-1] % record.stride == 0 else items[:-1]
+            assert items[-1] == i and len(items) <= limit + 1  # the newest last, bounded
+            assert on_stride == list(range(0, i + 1, record.stride))  # every stride-th seen, from 0
+            assert sorted(dropped + items) == list(range(i + 1))  # each item dropped once, none twice
+    with pytest.raises(ValueError):
+        Strided(1)

@@ -22,6 +22,7 @@ from textual.widget import Widget
 from textual_plotext import PlotextPlot
 
 from cockpit.events import StepLogged
+from cockpit.strided import Strided
 
 REDRAW_INTERVAL_S = 0.25  # at most 4 redraws a second, whatever the step rate
 MAX_POINTS = 400  # points per line handed to plotext (thinned evenly, the newest kept)
@@ -38,62 +39,57 @@ SERIES = (
 )
 
 
-_COLUMNS = ("t", "loss", "mfu", "tok_per_s")
+_COLUMNS = ("t", "loss", "mfu", "tok_per_s")  # a point's values, in this order
 
 
 @dataclass(eq=False)
 class RunCurve:
-    """The steps of one run: training time in seconds and the metrics at each step.
+    """The steps of one run: training time in seconds and the metrics at each step
+    (the columns ``t``, ``loss``, ``mfu``, ``tok_per_s``, lists of floats, oldest first).
 
-    Every step up to ``limit`` (MAX_CURVE_STEPS); past it the curve is thinned evenly:
-    it holds every ``stride``-th step (the stride doubles each time it is full again)
-    and the newest step, so it is at most ``limit`` + 1 points long, oldest first."""
+    Every step up to ``limit`` (MAX_CURVE_STEPS); past it the curve is thinned evenly
+    (``cockpit.strided.Strided``: every stride-th step and the newest), so it is at
+    most ``limit`` + 1 points long."""
 
     experiment: int
     budget_s: float
     description: str = ""
-    t: list[float] = field(default_factory=list)
-    loss: list[float] = field(default_factory=list)
-    mfu: list[float] = field(default_factory=list)
-    tok_per_s: list[float] = field(default_factory=list)
     limit: int = MAX_CURVE_STEPS
-    seen: int = field(default=0, init=False)  # steps added
-    stride: int = field(default=1, init=False)
-    _tail: bool = field(default=False, init=False, repr=False)  # the last point is off the stride
+    points: Strided = field(init=False, repr=False)
+    _columns: dict = field(default_factory=dict, init=False, repr=False)  # built from points when read
+
+    def __post_init__(self) -> None:
+        self.points = Strided(self.limit)
 
     def __len__(self) -> int:
-        return len(self.t)
+        return len(self.points)
+
+    @property
+    def seen(self) -> int:
+        """Steps added (also those thinned away)."""
+        return self.points.seen
 
     def add(self, step: StepLogged) -> None:
-        """Add the newest step (it replaces the newest point when that was off the stride)."""
-        values = (step.progress_pct / 100.0 * self.budget_s, step.loss, step.mfu, step.tok_per_s)
-        for name, value in zip(_COLUMNS, values):
-            column = getattr(self, name)
-            if self._tail:
-                column[-1] = value
-            else:
-                column.append(value)
-        self._tail = self.seen % self.stride != 0
-        self.seen += 1
-        if len(self.t) - self._tail > self.limit:
-            self._thin()
+        """Add the newest step."""
+        self.points.append((step.progress_pct / 100.0 * self.budget_s, step.loss, step.mfu, step.tok_per_s))
+        self._columns.clear()
 
-    def _thin(self) -> None:
-        """Every other point on the stride goes and the stride doubles; the newest stays."""
-        on_stride = len(self.t) - self._tail
-        keep = list(range(0, on_stride, 2))
-        if self._tail or keep[-1] != on_stride - 1:
-            keep.append(len(self.t) - 1)
-            self._tail = True
-        for name in _COLUMNS:
-            column = getattr(self, name)
-            setattr(self, name, [column[i] for i in keep])
-        self.stride *= 2
+    def column(self, name: str) -> list[float]:
+        """One of ``_COLUMNS`` at every point, oldest first."""
+        if name not in self._columns:
+            index = _COLUMNS.index(name)
+            self._columns[name] = [point[index] for point in self.points]
+        return self._columns[name]
+
+    t = property(lambda self: self.column("t"), doc="training time of each point, seconds")
+    loss = property(lambda self: self.column("loss"), doc="training loss of each point, nats")
+    mfu = property(lambda self: self.column("mfu"), doc="MFU of each point, percent")
+    tok_per_s = property(lambda self: self.column("tok_per_s"), doc="tokens per second of each point")
 
     def at(self, series: str, t: float) -> Optional[float]:
         """``series`` at training time ``t``: its last step at or before ``t`` (None before the first)."""
         index = bisect_right(self.t, t)
-        return getattr(self, series)[index - 1] if index else None
+        return self.column(series)[index - 1] if index else None
 
 
 def thin(xs: Sequence[float], ys: Sequence[float], limit: int = MAX_POINTS) -> tuple[list[float], list[float]]:
