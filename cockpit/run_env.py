@@ -15,12 +15,23 @@ virtual environment) and the names starting with one of ``ALLOWED_PREFIXES``
 ``*_PASSWORD``, ...), so ``HF_TOKEN`` or ``COCKPIT_X_TOKEN`` never pass.
 More names pass when ``COCKPIT_PASS_ENV`` lists them (``"WANDB_MODE,MY_*"``:
 shell-style patterns; a secret's name is refused there too).
+
+A child's own environment is not the only way to the keys: a process of the
+same user can read the engine's ``/proc/PID/environ`` and memory (walking up
+its parent pids to find it). ``run_environment`` therefore first makes the
+engine non-dumpable (``hide_engine``: Linux ``prctl(PR_SET_DUMPABLE, 0)``,
+proc(5)): those files then need CAP_SYS_PTRACE (root), as does ptrace. The
+flag is not inherited across ``execve``, so the runs, git and the cockpit's
+own children are as before; the engine itself writes no core dump and cannot
+be attached to by py-spy or gdb as the same user.
 """
 
 from __future__ import annotations
 
+import ctypes
 import fnmatch
 import os
+import sys
 from typing import Mapping, Optional
 
 from cockpit.redact import SECRET_NAME
@@ -35,6 +46,7 @@ ALLOWED_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "TORCH", "PYTORCH_", "TRITON_", "
                     "KERNELS_")
 
 
+PR_SET_DUMPABLE, PR_GET_DUMPABLE = 4, 3  # <linux/prctl.h>
 PASS_ENV = "COCKPIT_PASS_ENV"  # more names to pass: "WANDB_MODE,MY_*" (shell-style patterns)
 
 
@@ -53,12 +65,29 @@ def allowed(name: str, extra: tuple[str, ...] = ()) -> bool:
             or any(fnmatch.fnmatchcase(name, pattern) for pattern in extra))
 
 
+def hide_engine() -> bool:
+    """Make this process non-dumpable (module docstring), so that a process of the same
+    user cannot read its ``/proc/PID/environ`` or memory. True when it is so now; False
+    off Linux or when prctl fails. Cheap and idempotent."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0:
+            libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        return libc.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
 def run_environment(extra: Optional[Mapping[str, str]] = None,
                     environ: Optional[Mapping[str, str]] = None) -> dict[str, str]:
     """The environment for a child that runs workspace code: the allowed variables
     of ``environ`` (default ``os.environ``), ``PYTHONUNBUFFERED=1``, then ``extra``
     (cockpit's own run contract: COCKPIT_TIME_BUDGET, COCKPIT_RUN_ID, ...; the
-    caller's, passed as given)."""
+    caller's, passed as given). Makes this process non-dumpable first (``hide_engine``):
+    whoever builds a run's environment is about to start workspace code."""
+    hide_engine()
     source = os.environ if environ is None else environ
     extra_names = passed_names(source)
     env = {name: value for name, value in source.items() if allowed(name, extra_names)}

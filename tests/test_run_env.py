@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
 
 from engine_support import FAKES, ScriptedAgent, fast_config, lr, make_workspace, run_session
 
@@ -72,3 +78,33 @@ def test_the_time_budget_probe_and_prepare_get_no_key(tmp_path, monkeypatch):
     assert seconds > 0
     names = json.loads(probe.read_text())
     assert names and all(allowed(name) for name in names) and "OPENAI_API_KEY" not in names
+
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]  # another user than the test's
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("builds_a_run_env", [False, True])
+def test_a_process_of_the_same_user_cannot_read_the_engines_environment(builds_a_run_env):
+    """An "engine" holding the key and a reader run as one user (nobody); the reader is
+    what a train.py that walks up its parent pids does: cat /proc/ENGINE/environ. Once
+    the engine has built a run's environment, that fails; before, it reads the key."""
+    python = next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3") if os.path.exists(p)), None)
+    if os.geteuid() != 0 or not shutil.which("setpriv") or python is None:
+        pytest.skip("needs root and setpriv to run two processes as another user")
+    build = "run_environment()" if builds_a_run_env else "None"
+    code = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from cockpit.run_env import run_environment; "
+            f"{build}; print('ready', flush=True); time.sleep(30)")
+    engine = subprocess.Popen([*NOBODY, python, "-c", code], stdout=subprocess.PIPE, text=True,
+                              env={"PATH": os.environ["PATH"], "OPENAI_API_KEY": KEY})
+    try:
+        if engine.stdout.readline().strip() != "ready":
+            pytest.skip("the system python cannot import cockpit as another user here")
+        read = subprocess.run([*NOBODY, "cat", f"/proc/{engine.pid}/environ"], capture_output=True)
+    finally:
+        engine.kill()
+        engine.wait()
+    if builds_a_run_env:
+        assert read.returncode != 0 and KEY.encode() not in read.stdout
+    else:
+        assert KEY.encode() in read.stdout  # the leak run_environment closes
