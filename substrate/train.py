@@ -8,9 +8,16 @@ which must not be edited.
 
 Run:  python -u train.py      (after `python prepare.py` has prepared the data)
 
-Output: one progress line per step, separated by carriage returns, then a
-`---` summary block whose `val_bpb:` line is the result (lower is better).
-Exit status 1 if the loss becomes NaN or exceeds 100.
+Output: an `attention: <backend>` line (the attention backends below), one
+progress line per step, separated by carriage returns, then a `---` summary
+block whose `val_bpb:` line is the result (lower is better) and whose
+`attention:` line names the backend. Exit status 1 after a `FAIL: <reason>`
+line if the loss becomes NaN or exceeds 100, or at once if the profile needs
+CUDA (h100) and this machine has none.
+
+On CUDA (and only there), as upstream: bf16 autocast, bf16 embeddings,
+torch.compile of the model and of the optimizer steps, the expandable-segments
+allocator, FlashAttention-3 from the Hub when it loads and passes a smoke call.
 """
 
 import time
@@ -26,11 +33,18 @@ import resource
 import sys
 from dataclasses import dataclass
 
+# Upstream's settings, before torch is imported: the CUDA caching allocator grows segments in
+# place instead of fragmenting (read by the CUDA allocator only; no effect on CPU or MPS), and
+# `kernels` prints no download bars into the run's log.
+os.environ.setdefault("PYTORCH_ALLOC_CONF", "expandable_segments:True")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from prepare import PROFILE, MAX_SEQ_LEN, TIME_BUDGET, CACHE_DIR, Tokenizer, make_dataloader, evaluate_bpb
+from prepare import (PROFILE, MAX_SEQ_LEN, TIME_BUDGET, CACHE_DIR, NEEDS_CUDA, FA3_KERNELS, Tokenizer,
+                     make_dataloader, evaluate_bpb, cuda_problem)
 
 # =============================================================================
 # Hyper-parameters
@@ -115,29 +129,127 @@ def apply_rotary(x, cos, sin):
 
 
 # --- attention backends ------------------------------------------------------
-FLASH_ATTN = None  # FlashAttention-3 interface module, set by load_flash_attention() on CUDA
+# One backend per run, chosen once by choose_attention() and named in the summary block
+# (`attention:`), because runs on different backends train different numbers of steps in
+# the same wall-clock budget and their val_bpb are not comparable:
+#   fa3:<repo>   FlashAttention-3 from the Hub through `kernels` (CUDA; upstream's choice)
+#   flex         PyTorch flex_attention with block masks for the sliding windows (CUDA
+#                without FA3): only the blocks inside each window are computed
+#   sdpa         PyTorch scaled_dot_product_attention, every layer full-causal (no mask)
+#   sdpa-masked  SDPA with a dense [T, T] boolean band mask for the sliding-window layers
+#                (CPU and MPS, where flex_attention has no fused kernel)
+ATTENTION = "sdpa"   # the backend in use, set by choose_attention()
+FLASH_ATTN = None    # the FA3 interface module when ATTENTION starts with "fa3:"
+BLOCK_MASKS = {}     # (T, window) -> flex_attention BlockMask, built before training
 
 
-def load_flash_attention(device):
-    """FA3 through the `kernels` package on CUDA; None (PyTorch SDPA) on any failure."""
-    if device.type != "cuda":
-        print(f"attention: PyTorch SDPA (device {device.type})")
-        return None
-    # Hopper (9.0) has its own build; other GPUs use the community build.
-    # kernels >= 0.15 needs an explicit version=; both repos are loaded as major version 1.
-    major, minor = torch.cuda.get_device_capability(device)
-    repo = "varunneal/flash-attention-3" if (major, minor) == (9, 0) else "kernels-community/flash-attn3"
-    try:
-        from kernels import get_kernel
-        module = get_kernel(repo, version=1, trust_remote_code=repo.startswith("varunneal/"))
-        module = getattr(module, "flash_attn_interface", module)
-        module.flash_attn_func  # fail here, not mid-training, if the interface differs
-    except Exception as e:  # no network, no build for this GPU/torch, API change, ...
-        reason = " ".join(str(e).split())[:200] or type(e).__name__
-        print(f"attention: FlashAttention-3 ({repo}) unavailable: {reason}; using PyTorch SDPA")
-        return None
-    print(f"attention: FlashAttention-3 from {repo}")
-    return module
+def fa3_smoke_test(module, device):
+    """Call a loaded FA3 kernel once on a tiny bf16 input (B=1, T=256, 2 heads of 64, a
+    64-token window) and compare it with SDPA: a kernel can import and then fail, or
+    compute garbage, on a GPU it was not built for (karpathy/autoresearch issue #3).
+    Raises RuntimeError (or the kernel's own error) when it fails or differs."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 256, 2, 64, device=device, dtype=torch.bfloat16) for _ in range(3))
+    out = module.flash_attn_func(q, k, v, causal=True, window_size=(64, 0))
+    out = out[0] if isinstance(out, tuple) else out
+    mask = banded_causal_mask(256, 64, device)
+    ref = F.scaled_dot_product_attention(*(t.transpose(1, 2).float() for t in (q, k, v)), attn_mask=mask)
+    err = (out.float() - ref.transpose(1, 2)).abs().max().item()
+    if not err < 0.05:  # bf16 inputs: measured ~1e-2 at most for a correct kernel
+        raise RuntimeError(f"smoke call differs from SDPA by {err:.3g}")
+
+
+def load_flash_attention(device, kernels=None, get_kernel=None):
+    """(FA3 module, "fa3:<repo>") from the first of prepare.FA3_KERNELS that loads for this GPU
+    and passes fa3_smoke_test, else (None, reasons): one "<repo>: <why>" per candidate tried.
+    Never raises. kernels/get_kernel: the candidate list and the loader (tests pass fakes).
+    With HF_HUB_OFFLINE=1 (the cockpit sets it for training runs) `kernels` reads only the
+    local cache that `python prepare.py` filled, so a timed run makes no Hub calls."""
+    if get_kernel is None:
+        try:
+            from kernels import get_kernel
+        except Exception as e:  # kernels missing or broken
+            return None, [f"kernels: {type(e).__name__}: {e}"]
+    capability = tuple(torch.cuda.get_device_capability(device))  # (9, 0) on an H100
+    reasons = []
+    for repo, version, capabilities, trust in (FA3_KERNELS if kernels is None else kernels):
+        if capabilities is not None and capability not in capabilities:
+            reasons.append(f"{repo}: no build for sm_{capability[0]}{capability[1]}")
+            continue
+        try:
+            module = get_kernel(repo, version=version, trust_remote_code=trust)
+            module = getattr(module, "flash_attn_interface", module)
+            fa3_smoke_test(module, device)
+        except Exception as e:  # offline and not cached, no build for this torch, API change, bad kernel
+            reasons.append(f"{repo}: {' '.join(str(e).split())[:160] or type(e).__name__}")
+            continue
+        return module, f"fa3:{repo}"
+    return None, reasons
+
+
+def flex_block_masks(T, windows, device):
+    """{(T, window): BlockMask} for each sliding window (< T - 1) in `windows`: the causal band
+    i - window <= j <= i as a flex_attention block mask (torch.nn.attention.flex_attention,
+    PyTorch >= 2.5). Raises what create_block_mask raises."""
+    from torch.nn.attention.flex_attention import create_block_mask
+    masks = {}
+    for window in sorted(set(w for w in windows if w < T - 1)):
+        def band(b, h, q_idx, kv_idx, window=window):
+            return (kv_idx <= q_idx) & (q_idx - kv_idx <= window)
+        masks[(T, window)] = create_block_mask(band, B=None, H=None, Q_LEN=T, KV_LEN=T, device=device)
+    return masks
+
+
+def flex_ready(T, windows, device):
+    """flex_block_masks(T, windows, device), after one compiled flex_attention call on a tiny
+    bf16 input with the first of them (Triton must compile it: fail here, not mid-run).
+    Raises what building or compiling raises."""
+    masks = flex_block_masks(T, windows, device)
+    q = torch.zeros(1, 1, T, 64, device=device, dtype=torch.bfloat16)
+    compiled_flex()(q, q, q, block_mask=next(iter(masks.values())))
+    return masks
+
+
+def choose_attention(device, T, windows, load=load_flash_attention):
+    """Pick and install the run's attention backend (module comment above); returns
+    (backend name, reason: "" or why a faster one was not used) and prints one line
+    `attention: <backend>` (with the reason in brackets) for the log and the cockpit.
+    CUDA: FA3, else flex block masks (checked by one call), else sdpa-masked. Elsewhere:
+    sdpa when every layer is full-causal, else sdpa-masked."""
+    global ATTENTION, FLASH_ATTN, BLOCK_MASKS
+    FLASH_ATTN, BLOCK_MASKS, reason = None, {}, ""
+    windowed = any(w < T - 1 for w in windows)
+    if device.type == "cuda":
+        FLASH_ATTN, found = load(device)
+        if FLASH_ATTN is not None:
+            ATTENTION = found
+            print(f"attention: {ATTENTION}")
+            return ATTENTION, ""
+        reason = "FlashAttention-3 unavailable: " + "; ".join(found)
+    else:
+        reason = f"device {device.type}"
+    ATTENTION = "sdpa-masked" if windowed else "sdpa"
+    if windowed and device.type == "cuda":
+        try:
+            BLOCK_MASKS, ATTENTION = flex_ready(T, windows, device), "flex"
+        except Exception as e:
+            BLOCK_MASKS, ATTENTION = {}, "sdpa-masked"
+            reason += f"; flex_attention unavailable: {' '.join(str(e).split())[:160] or type(e).__name__}"
+    print(f"attention: {ATTENTION} ({reason})")
+    return ATTENTION, reason
+
+
+_COMPILED_FLEX = None
+
+
+def compiled_flex():
+    """torch.compile(flex_attention), made once: eager flex_attention materialises the whole
+    [T, T] score matrix (PyTorch's documented fallback); compiled, it skips masked blocks."""
+    global _COMPILED_FLEX
+    if _COMPILED_FLEX is None:
+        from torch.nn.attention.flex_attention import flex_attention
+        _COMPILED_FLEX = torch.compile(flex_attention, dynamic=False)
+    return _COMPILED_FLEX
 
 
 def banded_causal_mask(T, window, device):
@@ -148,7 +260,8 @@ def banded_causal_mask(T, window, device):
 
 
 def attention(q, k, v, window):
-    """Causal attention on [B, T, H, D] tensors (k, v may have fewer heads), `window` keys back."""
+    """Causal attention on [B, T, H, D] tensors (k, v may have fewer heads), `window` keys
+    back, on the backend ATTENTION; returns [B, T, H, D]."""
     T = q.size(1)
     if FLASH_ATTN is not None:
         out = FLASH_ATTN.flash_attn_func(q, k, v, causal=True, window_size=(window if window < T else -1, 0))
@@ -157,6 +270,8 @@ def attention(q, k, v, window):
     gqa = q.size(1) != k.size(1)
     if window >= T - 1:
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
+    elif (T, window) in BLOCK_MASKS:
+        y = compiled_flex()(q, k, v, block_mask=BLOCK_MASKS[(T, window)], enable_gqa=gqa)
     else:
         mask = banded_causal_mask(T, window, q.device)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
@@ -250,6 +365,15 @@ class GPT(nn.Module):
         self.resid_lambdas.fill_(1.0)
         self.x0_lambdas.fill_(0.1)
 
+    def to_bf16_embeddings(self):
+        """Hold the token and value embeddings and the rotary tables in bf16, as upstream
+        does on CUDA (half their memory; no fp32 -> bf16 casts under autocast)."""
+        self.wte.to(dtype=torch.bfloat16)
+        for ve in self.value_embeds.values():
+            ve.to(dtype=torch.bfloat16)
+        self.cos, self.sin = self.cos.bfloat16(), self.sin.bfloat16()
+        return self
+
     def forward(self, idx, targets=None, reduction="mean"):
         """Logits [B, T, V] without targets; with targets, the loss in nats
         (mean, or per token [B, T] with reduction="none")."""
@@ -336,13 +460,54 @@ def normuon_rescale(U, second_moment, beta2):
     return U.float() * (scale * norm_before / norm_after.clamp_min(1e-10))
 
 
-class MuonAdamW(torch.optim.Optimizer):
-    """One optimizer; each param group says whether it is updated by Muon or AdamW."""
+def adamw_update(p, grad, m, v, step, lr, beta1, beta2, eps, wd):
+    """One AdamW step on p in place (Loshchilov & Hutter 2019: bias-corrected moments,
+    decoupled weight decay); m, v: p's first and second moments, same shape, updated in place.
+    step, lr, beta1, beta2, eps, wd: Python floats, or 0-D float32 CPU tensors for the
+    compiled version (a changed value then needs no recompile: upstream's design)."""
+    m.lerp_(grad, 1 - beta1)
+    v.lerp_(grad.square(), 1 - beta2)
+    m_hat = m / (1 - beta1 ** step)
+    v_hat = v / (1 - beta2 ** step)
+    p.mul_(1 - lr * wd)
+    p.sub_(lr * m_hat / (v_hat.sqrt() + eps))
 
-    def __init__(self, param_groups):
+
+def muon_update(grads, weights, momentum_buffer, second_moment, momentum, lr, wd, beta2):
+    """One Muon step on a stack of same-shaped matrices, in place: Nesterov momentum,
+    polar_express orthogonalisation, normuon_rescale, cautious weight decay (applied only
+    where update and weight agree in sign). grads, weights, momentum_buffer: float32
+    [n, rows, cols]; second_moment: [n, rows, 1] or [n, 1, cols]. Scalars as in adamw_update."""
+    momentum_buffer.lerp_(grads, 1 - momentum)
+    grads = grads.lerp_(momentum_buffer, momentum)  # Nesterov
+    update = normuon_rescale(polar_express(grads), second_moment, beta2)
+    agree = (update * weights) > 0
+    weights.sub_(lr * update + lr * wd * weights * agree)
+
+
+class MuonAdamW(torch.optim.Optimizer):
+    """One optimizer; each param group says whether it is updated by Muon or AdamW.
+    compiled=True (CUDA): adamw_update and muon_update run through torch.compile(fullgraph)
+    with their scalars as 0-D CPU tensors, as upstream does; eager elsewhere."""
+
+    def __init__(self, param_groups, compiled=False):
         super().__init__(param_groups, defaults={})
         for group in self.param_groups:
             group["initial_lr"] = group["lr"]
+        self._adamw, self._muon = adamw_update, muon_update
+        self._scalars = None
+        if compiled:
+            self._adamw = torch.compile(adamw_update, dynamic=False, fullgraph=True)
+            self._muon = torch.compile(muon_update, dynamic=False, fullgraph=True)
+            self._scalars = [torch.tensor(0.0, dtype=torch.float32) for _ in range(6)]
+
+    def _args(self, *values):
+        """The scalars as given (eager) or written into the 0-D tensors (compiled)."""
+        if self._scalars is None:
+            return values
+        for tensor, value in zip(self._scalars, values):
+            tensor.fill_(value)
+        return self._scalars[:len(values)]
 
     def add_param_group(self, param_group):
         """torch.optim.Optimizer.add_param_group, called past its torch._disable_dynamo wrapper:
@@ -370,13 +535,8 @@ class MuonAdamW(torch.optim.Optimizer):
                 state["m"] = torch.zeros_like(p)
                 state["v"] = torch.zeros_like(p)
             state["step"] += 1
-            state["m"].lerp_(p.grad, 1 - beta1)
-            state["v"].lerp_(p.grad.square(), 1 - beta2)
-            m_hat = state["m"] / (1 - beta1 ** state["step"])
-            v_hat = state["v"] / (1 - beta2 ** state["step"])
-            if group["weight_decay"]:
-                p.mul_(1 - group["lr"] * group["weight_decay"])
-            p.sub_(group["lr"] * m_hat / (v_hat.sqrt() + group["eps"]))
+            self._adamw(p, p.grad, state["m"], state["v"],
+                        *self._args(state["step"], group["lr"], beta1, beta2, group["eps"], group["weight_decay"]))
 
     def _muon_step(self, group):
         params = [p for p in group["params"] if p.grad is not None]
@@ -390,13 +550,9 @@ class MuonAdamW(torch.optim.Optimizer):
             state["second_moment"] = torch.zeros(moment_shape, device=params[0].device)
         grads = torch.stack([p.grad.float() for p in params])
         weights = torch.stack(params).float()
-        momentum = group["momentum"]
-        state["momentum"].lerp_(grads, 1 - momentum)
-        grads = grads.lerp_(state["momentum"], momentum)  # Nesterov
-        update = normuon_rescale(polar_express(grads), state["second_moment"], group["beta2"])
         lr = group["lr"] * max(1.0, rows / cols) ** 0.5
-        agree = (update * weights) > 0  # cautious weight decay: only where update and weight agree in sign
-        weights.sub_(lr * update + lr * group["weight_decay"] * weights * agree)
+        self._muon(grads, weights, state["momentum"], state["second_moment"],
+                   *self._args(group["momentum"], lr, group["weight_decay"], group["beta2"]))
         for p, w in zip(params, weights.unbind(0)):
             p.copy_(w)
 
@@ -459,6 +615,9 @@ def main():
         device = torch.device("mps")
     else:
         device = torch.device("cpu")
+    if NEEDS_CUDA and device.type != "cuda":  # at h100 sizes the CPU would run to the hard limit
+        print(f"FAIL: profile {PROFILE} needs CUDA: {cuda_problem()}", flush=True)
+        sys.exit(1)
     if device.type == "cuda":
         # torch.compile's caches (FX graph, AOTAutograd, Triton) under the cockpit cache, so that
         # they outlive /tmp (the default): a run whose model graph is unchanged (e.g. only the
@@ -472,8 +631,6 @@ def main():
         peak_flops = MPS_PEAK_FLOPS if device.type == "mps" else CPU_PEAK_FLOPS_PER_CORE * torch.get_num_threads()
     sync = {"cuda": torch.cuda.synchronize, "mps": torch.mps.synchronize}.get(device.type, lambda: None)
     excluded_steps = 10 if device.type == "cuda" else 2  # start-up/compilation steps not timed
-    global FLASH_ATTN
-    FLASH_ATTN = load_flash_attention(device)
 
     tokenizer = Tokenizer.from_directory()
     n_embd = math.ceil(DEPTH * ASPECT_RATIO / HEAD_DIM) * HEAD_DIM  # rounded up to a multiple of HEAD_DIM
@@ -483,16 +640,21 @@ def main():
     config = GPTConfig(sequence_len=MAX_SEQ_LEN, vocab_size=tokenizer.get_vocab_size(), n_layer=DEPTH,
                        n_head=n_head, n_kv_head=n_kv_head, n_embd=n_embd, window_pattern=WINDOW_PATTERN)
     model = GPT(config).to(device)
+    if device.type == "cuda":  # upstream: embeddings and rotary tables held in bf16
+        model.to_bf16_embeddings()
+    windows = [b.window for b in model.blocks]
+    backend, _ = choose_attention(device, MAX_SEQ_LEN, windows)
     num_params = sum(p.numel() for p in model.parameters())
     flops_per_token = model.num_flops_per_token()
     optimizer = MuonAdamW(model.param_groups(MATRIX_LR, EMBEDDING_LR, UNEMBEDDING_LR, SCALAR_LR,
-                                             (ADAM_BETA1, ADAM_BETA2), WEIGHT_DECAY))
+                                             (ADAM_BETA1, ADAM_BETA2), WEIGHT_DECAY),
+                          compiled=device.type == "cuda")  # upstream compiles the steps on CUDA
     tokens_per_pass = DEVICE_BATCH_SIZE * MAX_SEQ_LEN
     assert TOTAL_BATCH_SIZE % tokens_per_pass == 0, \
         f"TOTAL_BATCH_SIZE {TOTAL_BATCH_SIZE} must be a multiple of DEVICE_BATCH_SIZE * MAX_SEQ_LEN = {tokens_per_pass}"
     grad_accum_steps = TOTAL_BATCH_SIZE // tokens_per_pass
     print(f"model: depth {DEPTH}, width {n_embd}, heads {n_head} (kv {n_kv_head}), vocab {config.vocab_size}, "
-          f"windows {[b.window for b in model.blocks]}, {num_params / 1e6:.1f}M parameters")
+          f"windows {windows}, {num_params / 1e6:.1f}M parameters")
     print(f"batch: {TOTAL_BATCH_SIZE:,} tokens per step = {grad_accum_steps} x {DEVICE_BATCH_SIZE} x {MAX_SEQ_LEN}; "
           f"device {device.type}; profile {PROFILE}, time budget {TIME_BUDGET:g}s")
     train_model = torch.compile(model, dynamic=False) if device.type == "cuda" else model
@@ -566,6 +728,7 @@ def main():
         "num_steps": f"{step}",
         "num_params_M": f"{num_params / 1e6:.1f}",
         "depth": f"{DEPTH}",
+        "attention": backend,
     }
     print("---")
     for key, value in summary.items():

@@ -153,6 +153,38 @@ def test_token_bytes(tiny, tok):
     for i in range(tok.get_vocab_size()):
         assert tb[i] == (0 if i in special else len(tok.enc.decode_single_token_bytes(i)))
 
+def test_upstream_byte_count_counts_a_token_that_is_not_utf8_alone_as_its_replacement_chars(tiny, tok):
+    exact, upstream = tiny.token_byte_lengths(tok.enc), tiny.token_byte_lengths(tok.enc, "upstream")
+    enc = tok.enc
+    lead = enc.encode_single_token(b"\xe4")       # first byte of a 3-byte character: not UTF-8 alone
+    cont = enc.encode_single_token(b"\xa0")       # a continuation byte alone
+    ascii_ = enc.encode_single_token(b"e")
+    assert (exact[lead].item(), upstream[lead].item()) == (1, 3)  # upstream: len("\ufffd".encode()) = 3
+    assert (exact[cont].item(), upstream[cont].item()) == (1, 3)
+    assert exact[ascii_].item() == upstream[ascii_].item() == 1
+    special = {enc.encode_single_token(s) for s in tiny.SPECIAL_TOKENS}
+    for i in range(enc.n_vocab):  # upstream's formula (karpathy/autoresearch prepare.py), token by token
+        text = enc.decode([i])
+        assert upstream[i].item() == (0 if text in tiny.SPECIAL_TOKENS else len(text.encode("utf-8")))
+        assert (exact[i] == upstream[i]).item() == (i in special or _valid_utf8(enc.decode_single_token_bytes(i)))
+    with pytest.raises(ValueError, match="'exact' or 'upstream'"):
+        tiny.token_byte_lengths(enc, "utf16")
+
+
+def _valid_utf8(data):
+    try:
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def test_each_profile_names_its_byte_count_and_the_h100_recipe_says_so(tiny):
+    assert {name: p["BYTE_COUNT"] for name, p in tiny.PROFILES.items()} == {
+        "h100": "upstream", "cpu": "exact", "tiny": "exact"}
+    assert tiny.recipes("h100")[1].endswith("; token bytes counted as upstream")
+    assert "token bytes" not in tiny.recipes("cpu")[1]  # the cpu/tiny caches keep their stamps
+
 # -----------------------------------------------------------------------------
 # Dataloader
 
@@ -365,6 +397,13 @@ def test_prepare_h100_from_local_mirror(tiny, server, tmp_path, monkeypatch):
     tok = tiny.Tokenizer.from_directory(tokenizer_dir)
     x, y, epoch = next(tiny.make_dataloader(tok, 2, 32, "val", data_dir=data_dir))
     assert tok.decode(x[0, 1:].tolist()).startswith("Document ")
+    # val_bpb's byte count is upstream's: a lone high byte counts 3 (its U+FFFD), not 1
+    token_bytes = tiny.get_token_bytes("cpu", tokenizer_dir)
+    assert token_bytes[tok.enc.encode_single_token(b"\xe4")].item() == 3
+    assert torch.equal(token_bytes, tiny.token_byte_lengths(tok.enc, "upstream"))
+    # no CUDA here: the attention kernel is not fetched, and prepare says why
+    result = tiny.prepare("h100", progress=False, cache_dir=cache)
+    assert result["attention"].startswith("attention kernel: not fetched, no CUDA here (torch ")
 
 
 def test_cli_reports_download_failure(tiny, server, tmp_path):
@@ -466,3 +505,61 @@ def test_a_missing_holdout_shard_is_said_in_the_file(tiny, tok, tmp_path, monkey
     finally:
         moved.rename(holdout)
     assert "no holdout shard" in json.loads(out.read_text())["error"]
+
+# -----------------------------------------------------------------------------
+# CUDA: the reason a machine cannot train on it; the attention kernel fetched once
+
+
+class FakeTorch:
+    """What cuda_problem reads of torch: __version__, version.cuda, cuda.is_available()."""
+
+    def __init__(self, version, cuda_build, available=False):
+        self.__version__ = version
+        self.version = type("V", (), {"cuda": cuda_build})()
+        self.cuda = type("C", (), {"is_available": staticmethod(lambda: available)})()
+
+
+def test_cuda_problem_names_the_build_the_driver_and_what_to_install(tiny):
+    assert tiny.cuda_problem(FakeTorch("2.13.0+cu130", "13.0", available=True)) is None
+    cpu = tiny.cuda_problem(FakeTorch("2.13.0+cpu", None))
+    assert "CPU-only build" in cpu and "pip install torch==2.13.0" in cpu
+    none = tiny.cuda_problem(FakeTorch("2.13.0", "13.0"), driver=None)
+    assert none.startswith("no NVIDIA driver found") and "needs driver >= 580" in none
+    old = tiny.cuda_problem(FakeTorch("2.13.0", "13.0"), driver="535.104.05")
+    assert old.startswith("NVIDIA driver 535.104.05 is too old for torch 2.13.0 (built for CUDA 13.0, "
+                          "needs driver >= 580)")
+    assert "--index-url https://download.pytorch.org/whl/cu126" in old
+    recent = tiny.cuda_problem(FakeTorch("2.13.0", "13.0"), driver="580.65.06")
+    assert "sees no usable GPU with driver 580.65.06" in recent and "CUDA_VISIBLE_DEVICES" in recent
+    assert "too old" not in tiny.cuda_problem(FakeTorch("2.13.0+cu126", "12.6"), driver="535.104.05")
+
+
+def test_the_attention_kernel_is_fetched_once_per_torch_and_gpu(tiny, tmp_path, monkeypatch):
+    calls = []
+
+    def get_kernel(repo, version=None, trust_remote_code=False):
+        calls.append((repo, version, trust_remote_code))
+        if repo.startswith("varunneal/"):
+            raise FileNotFoundError("no v1 branch")
+        return object()
+    monkeypatch.setattr(tiny, "cuda_problem", lambda: None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    line = tiny.fetch_attention_kernels("h100", tmp_path, get_kernel=get_kernel)
+    assert line == "attention kernel: fa3:kernels-community/flash-attn3 fetched into the Hugging Face cache"
+    assert calls == [("varunneal/flash-attention-3", 1, True), ("kernels-community/flash-attn3", 1, False)]
+    stamp = tmp_path / "h100" / tiny.KERNEL_STAMP
+    assert stamp.read_text() == f"torch {torch.__version__}; sm_90; fa3:kernels-community/flash-attn3"
+    calls.clear()
+    assert tiny.fetch_attention_kernels("h100", tmp_path, get_kernel=get_kernel).endswith(", cached)")
+    assert calls == []  # a second prepare makes no Hub call
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))  # another GPU: again
+    tiny.fetch_attention_kernels("h100", tmp_path, get_kernel=get_kernel)
+    assert calls == [("kernels-community/flash-attn3", 1, False)]  # varunneal's is Hopper-only
+    # nothing loads: said in one line, and the next prepare tries again
+    stamp.unlink()
+    calls.clear()
+    failing = lambda repo, **kw: (_ for _ in ()).throw(OSError("offline"))  # noqa: E731
+    line = tiny.fetch_attention_kernels("h100", tmp_path, get_kernel=failing)
+    assert line.startswith("attention kernel: none could be fetched (") and line.endswith("will use PyTorch attention")
+    assert "none: " in stamp.read_text()
+    assert tiny.fetch_attention_kernels("cpu", tmp_path, get_kernel=failing).endswith("runs PyTorch attention)")

@@ -27,7 +27,7 @@ STEP_LINE = re.compile(
     r"^step (\d{5}) \((\d+\.\d)%\) \| loss: (\d+\.\d{6}) \| lrm: (\d+\.\d{2}) \| dt: (\d+)ms \| "
     r"tok/sec: (\d{1,3}(?:,\d{3})*) \| mfu: (\d+\.\d)% \| epoch: (\d+) \| remaining: (\d+)s$")
 SUMMARY_KEYS = ["val_bpb", "training_seconds", "total_seconds", "peak_vram_mb", "mfu_percent",
-                "total_tokens_M", "num_steps", "num_params_M", "depth"]
+                "total_tokens_M", "num_steps", "num_params_M", "depth", "attention"]
 
 
 def small_model(n_layer=3, n_head=2, n_kv_head=2, n_embd=64, T=32, vocab=97, pattern="SL"):
@@ -287,6 +287,8 @@ def test_tiny_training_run_end_to_end(tiny_workspace):
     assert float(summary["training_seconds"]) >= 5
     assert int(summary["num_steps"]) == len(steps)
     assert int(summary["depth"]) == hparams.HPARAMS["tiny"]["DEPTH"]
+    assert summary["attention"] == "sdpa-masked"  # tiny's "SL" windows on the CPU: the dense band mask
+    assert "attention: sdpa-masked (device cpu)" in chunks
 
 
 @pytest.mark.slow
@@ -300,3 +302,168 @@ def test_nan_loss_fails_fast_with_status_1(tiny_workspace):
     assert run.returncode == 1
     assert "FAIL: training loss is nan at step 0" in run.stdout
     assert "\n---\n" not in run.stdout
+
+
+# --- attention backends (the kernel loader faked: there is no GPU here) -------------------
+
+class FakeFA3:
+    """A stand-in FA3 interface: flash_attn_func computed by the dense reference, or broken."""
+
+    def __init__(self, broken=False):
+        self.broken, self.calls = broken, 0
+
+    def flash_attn_func(self, q, k, v, causal, window_size):
+        self.calls += 1
+        if self.broken:
+            raise RuntimeError("no kernel image is available for execution on the device")
+        T, left = q.size(1), window_size[0]
+        mask = train.banded_causal_mask(T, left if left >= 0 else T, q.device)
+        y = torch.nn.functional.scaled_dot_product_attention(
+            *(t.transpose(1, 2).float() for t in (q, k, v)), attn_mask=mask)
+        return y.transpose(1, 2).to(q.dtype), None  # FA3 returns (out, lse)
+
+
+class FakeHub:
+    """get_kernel with per-repo outcomes; records each call's arguments."""
+
+    def __init__(self, outcomes):
+        self.outcomes, self.calls = outcomes, []
+
+    def __call__(self, repo, version=None, trust_remote_code=False):
+        self.calls.append((repo, version, trust_remote_code))
+        outcome = self.outcomes[repo]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+@pytest.fixture
+def hopper(monkeypatch):
+    """A CPU standing in for an sm_90 CUDA device (device.type is what the loader checks)."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    return torch.device("cpu")
+
+
+def test_fa3_loader_tries_varunneal_then_kernels_community_with_their_published_versions(hopper):
+    good = FakeFA3()
+    hub = FakeHub({"varunneal/flash-attention-3": FileNotFoundError("Version 1 of 'varunneal/flash-attention-3' "
+                                                                    "is not available in the local cache"),
+                   "kernels-community/flash-attn3": good})
+    module, found = train.load_flash_attention(hopper, get_kernel=hub)
+    assert module is good and found == "fa3:kernels-community/flash-attn3"
+    assert hub.calls == [("varunneal/flash-attention-3", 1, True), ("kernels-community/flash-attn3", 1, False)]
+    assert good.calls == 1  # the smoke call ran before the kernel was trusted
+
+
+def test_fa3_loader_takes_varunneal_first_on_hopper_and_skips_it_elsewhere(hopper, monkeypatch):
+    hub = FakeHub({"varunneal/flash-attention-3": FakeFA3(), "kernels-community/flash-attn3": FakeFA3()})
+    assert train.load_flash_attention(hopper, get_kernel=hub)[1] == "fa3:varunneal/flash-attention-3"
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 6))
+    hub.calls.clear()
+    assert train.load_flash_attention(hopper, get_kernel=hub)[1] == "fa3:kernels-community/flash-attn3"
+    assert [c[0] for c in hub.calls] == ["kernels-community/flash-attn3"]  # varunneal is Hopper-only
+
+
+def test_a_kernel_that_loads_but_fails_its_smoke_call_is_not_used(hopper):
+    hub = FakeHub({"varunneal/flash-attention-3": FakeFA3(broken=True),
+                   "kernels-community/flash-attn3": FakeFA3(broken=True)})
+    module, reasons = train.load_flash_attention(hopper, get_kernel=hub)
+    assert module is None
+    assert reasons == ["varunneal/flash-attention-3: no kernel image is available for execution on the device",
+                       "kernels-community/flash-attn3: no kernel image is available for execution on the device"]
+
+
+def test_a_kernel_that_computes_garbage_fails_the_smoke_call(hopper):
+    class Garbage(FakeFA3):
+        def flash_attn_func(self, q, k, v, causal, window_size):
+            return torch.zeros_like(q), None
+    hub = FakeHub({"varunneal/flash-attention-3": Garbage(), "kernels-community/flash-attn3": FakeFA3()})
+    module, found = train.load_flash_attention(hopper, get_kernel=hub)
+    assert found == "fa3:kernels-community/flash-attn3"
+
+
+def test_choose_attention_names_the_backend_and_the_reasons(hopper, capsys, monkeypatch):
+    cuda = torch.device("cuda")  # never touched: the loader and flex are faked
+    fa3 = FakeFA3()
+    assert train.choose_attention(cuda, 64, [32, 64], load=lambda d: (fa3, "fa3:x/y")) == ("fa3:x/y", "")
+    assert train.FLASH_ATTN is fa3 and capsys.readouterr().out == "attention: fa3:x/y\n"
+    # no FA3: flex block masks when they build and compile; the reasons say why not FA3
+    monkeypatch.setattr(train, "flex_ready", lambda T, windows, device: {(T, 32): "mask"})
+    backend, reason = train.choose_attention(cuda, 64, [32, 64], load=lambda d: (None, ["a/b: offline"]))
+    assert (backend, reason) == ("flex", "FlashAttention-3 unavailable: a/b: offline")
+    assert train.FLASH_ATTN is None and train.BLOCK_MASKS == {(64, 32): "mask"}
+    assert capsys.readouterr().out == "attention: flex (FlashAttention-3 unavailable: a/b: offline)\n"
+    # flex failing too: the dense band mask, and both reasons
+    def no_flex(T, windows, device):
+        raise RuntimeError("flex_attention needs Triton")
+    monkeypatch.setattr(train, "flex_ready", no_flex)
+    backend, reason = train.choose_attention(cuda, 64, [32, 64], load=lambda d: (None, ["a/b: offline"]))
+    assert backend == "sdpa-masked" and train.BLOCK_MASKS == {}
+    assert reason.endswith("; flex_attention unavailable: flex_attention needs Triton")
+    # every layer full-causal: plain SDPA needs no mask
+    assert train.choose_attention(cuda, 64, [64, 64], load=lambda d: (None, ["a/b: offline"]))[0] == "sdpa"
+    # off CUDA: no loader call at all
+    def never(device):
+        raise AssertionError("the FA3 loader ran off CUDA")
+    assert train.choose_attention(torch.device("cpu"), 64, [32, 64], load=never) == ("sdpa-masked", "device cpu")
+
+
+def test_flex_block_masks_give_the_same_attention_as_the_dense_band(monkeypatch):
+    from torch.nn.attention.flex_attention import flex_attention
+    torch.manual_seed(0)
+    B, T, H, D, window = 2, 256, 2, 16, 100
+    q, k, v = (torch.randn(B, T, H, D) for _ in range(3))
+    dense = train.attention(q, k, v, window)
+    masks = train.flex_block_masks(T, [window, T], torch.device("cpu"))
+    assert list(masks) == [(T, window)]  # full-causal layers need no block mask
+    monkeypatch.setattr(train, "BLOCK_MASKS", masks)
+    monkeypatch.setattr(train, "_COMPILED_FLEX", flex_attention)  # eager flex: CPU has no fused kernel
+    assert torch.allclose(train.attention(q, k, v, window), dense, atol=1e-5)
+    # grouped-query attention through flex too
+    k2, v2 = k[:, :, :1], v[:, :, :1]
+    monkeypatch.setattr(train, "BLOCK_MASKS", {})
+    dense_gqa = train.attention(q, k2, v2, window)
+    monkeypatch.setattr(train, "BLOCK_MASKS", masks)
+    assert torch.allclose(train.attention(q, k2, v2, window), dense_gqa, atol=1e-5)
+
+
+def test_compiled_optimizer_arguments_are_0d_tensors_and_match_the_eager_step():
+    model_a, model_b = small_model(), small_model()
+    groups = lambda m: m.param_groups(0.04, 0.6, 0.004, 0.5, (0.8, 0.95), 0.2)  # noqa: E731
+    eager = train.MuonAdamW(groups(model_a))
+    tensors = train.MuonAdamW(groups(model_b))
+    tensors._scalars = [torch.tensor(0.0) for _ in range(6)]  # the compiled path's arguments, run eagerly
+    x = torch.randint(0, 97, (2, 32))
+    for model, opt in ((model_a, eager), (model_b, tensors)):
+        model(x, x).backward()
+        opt.step()
+    # fp32 0-D tensors instead of Python floats: the same step up to fp32 rounding (measured <= 5e-7)
+    assert max((a - b).abs().max().item() for a, b in zip(model_a.parameters(), model_b.parameters())) < 2e-6
+    assert tensors._scalars[1].item() > 0  # the scalars really went through the tensors
+
+
+def test_bf16_embeddings_keep_the_blocks_fp32():
+    model = small_model().to_bf16_embeddings()
+    assert model.wte.weight.dtype == torch.bfloat16 and model.cos.dtype == torch.bfloat16
+    assert all(ve.weight.dtype == torch.bfloat16 for ve in model.value_embeds.values())
+    assert model.blocks[0].attn.c_q.weight.dtype == torch.float32 and model.lm_head.weight.dtype == torch.float32
+
+
+def test_train_py_sets_upstreams_allocator_config_before_importing_torch():
+    text = (SUBSTRATE / "train.py").read_text()
+    tree = ast.parse(text)
+    first_torch = next(n.lineno for n in tree.body if isinstance(n, ast.Import) and n.names[0].name == "torch")
+    assert text.index('"PYTORCH_ALLOC_CONF", "expandable_segments:True"') < text.index("\nimport torch")
+    assert any(isinstance(n, ast.Expr) and "PYTORCH_ALLOC_CONF" in ast.unparse(n) and n.lineno < first_torch
+               for n in tree.body)
+
+
+@pytest.mark.slow
+def test_a_profile_that_needs_cuda_stops_at_once_without_it(tiny_workspace):
+    work, env = tiny_workspace
+    run = subprocess.run([sys.executable, "-u", "train.py"], cwd=work, env={**env, "COCKPIT_PROFILE": "h100"},
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    last = run.stdout.strip().splitlines()[-1]
+    assert last.startswith("FAIL: profile h100 needs CUDA: torch ") and "CPU-only build" in last, last
+    assert "step 0" not in run.stdout  # it never trained
