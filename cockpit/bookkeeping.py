@@ -27,7 +27,7 @@ from cockpit.control import Stopped
 from cockpit.events import EngineMessage, Emit, PhaseChanged, RowLogged, TimeAccounted
 from cockpit.faults import fault_point, torn_write
 from cockpit.journal import Journal, entry_id
-from cockpit.ledger import ExperimentRecord, Row, append_record, append_row, row_text
+from cockpit.ledger import ExperimentRecord, Row, append_record, append_row, clean_description, row_text
 from cockpit.program_hold import ProgramHold
 from cockpit.programs import Program, ProgramSource
 from cockpit.redact import redact
@@ -35,7 +35,7 @@ from cockpit.proposing import Outcome
 from cockpit.repo import GitRepo, short
 from cockpit.runner import RunResult
 from cockpit.session import Logged, SessionConfig, SessionState, fixable, judge_run
-from cockpit.summary import summary_memory_gb, summary_val_bpb
+from cockpit.summary import attention_backend, fail_reason, summary_memory_gb, summary_val_bpb
 from cockpit.noise import Judgement, KeepRule, NoiseFloor, noise_mark
 from cockpit.timekeeping import TimeKeeper
 from cockpit.usage import add_usage
@@ -45,6 +45,7 @@ from cockpit.workspace import Workspace, sha256_file
 # session runs; a hand edit of prepare.py is kept so the harness check sees it
 # (and refuses the next run) instead of a reset wiping it silently.
 PRESERVED = ("program.md", "prepare.py")
+MAX_FAIL_REASON = 100  # characters of a run's ``FAIL:`` reason kept in a crash row's description
 
 
 @dataclass(frozen=True)
@@ -154,11 +155,17 @@ class Bookkeeper:
     def record_rerun(self, n: int, commit: str, label: str, result: RunResult, summary: dict,
                      log_path: str, holdout: Optional[float] = None) -> None:
         """records.jsonl ``kind`` "rerun": one re-run of ``commit`` (``label`` says
-        which), its val_bpb (None when it crashed), holdout_bpb, timings and log."""
+        which), its val_bpb (None when it crashed), holdout_bpb, attention backend,
+        timings and log; a warning when its backend is not the incumbent's
+        (``attention_warning``)."""
         val = summary_val_bpb(summary) if result.returncode == 0 and not result.stopped else None
+        attention = attention_backend(summary, result.text)
+        warning = self.attention_warning(label, attention) if val is not None else ""
+        if warning:
+            self.emit(EngineMessage(warning, "warning"))
         record = {"kind": "rerun", "experiment": n, "tag": self.config.tag, "commit": short(commit),
                   "label": label, "val_bpb": val, "holdout_bpb": holdout, "budget_s": self.budget_s,
-                  "returncode": result.returncode,
+                  "attention": attention, "returncode": result.returncode,
                   "timings": result.timings(),
                   "summary": summary, "log_path": log_path, "time": now_iso()}
         self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
@@ -209,7 +216,9 @@ class Bookkeeper:
         """Decide (``verdict`` "veto", "force-keep" or "abort": see ``verdict``;
         ``confirm`` the val_bpb of a confirming re-run, cockpit.noise); reset unless
         kept (or ``hold`` and a fixable crash: fixes follow); append the row and the
-        record (``extra`` fields added to it). Returns the status; raises Stopped
+        record (``extra`` fields added to it, and the run's ``attention`` backend:
+        a finished run on another backend than the incumbent's gets a warning
+        after its row, ``attention_warning``). Returns the status; raises Stopped
         after a stop."""
         state, n = self.state, trial.n
         self.emit(PhaseChanged(n, "deciding"))
@@ -219,6 +228,9 @@ class Bookkeeper:
             val = sum(judged.runs) / len(judged.runs)  # a confirmed run's row holds the mean of its runs
         mem = summary_memory_gb(summary) if status != "crash" else 0.0
         description = trial.description + mark
+        attention = attention_backend(summary, result.text)
+        warning = self.attention_warning(f"#{n}", attention) if val is not None else ""
+        state.backends[short(trial.commit)] = attention
         parent = state.last_kept
         if status != "keep" and n > 0 and not (hold and status == "crash" and fixable(result)) and self._on_branch():
             self._reset(state.last_kept)
@@ -235,12 +247,14 @@ class Bookkeeper:
             timed_out=result.timed_out, stopped=result.stopped and verdict not in ("veto", "abort"),
             stray_processes=result.stray_processes, log_path=state.log_names.get(n, ""),
             fix_attempt=trial.fix_attempt, fix_of=trial.fix_of, noise=judged.as_record() if judged else {},
-            **(extra or {}),
+            attention=attention, **(extra or {}),
             errors=list(trial.asked.outcome.errors) if trial.asked else [],
             replies=[r[:20_000] for r in trial.asked.outcome.replies] if trial.asked else [])
         holdout = (extra or {}).get("holdout_bpb") if status == "keep" else None
         self._log_row(Logged(n, trial.commit, status, val, mem, description), usage, record, trial,
                       judged.delta_sigma if judged else None, holdout)
+        if warning:
+            self.emit(EngineMessage(warning, "warning"))
         self.emit(TimeAccounted(n, timings, session))
         fault_point("after-row", n)
         self._close(trial)
@@ -257,7 +271,9 @@ class Bookkeeper:
         judged against the best by cockpit.noise (with ``confirm``'s runs averaged
         in; the one rule, ``self.rule``): an improvement within the noise is a
         discard " [within noise]", a confirmed keep " [confirmed]". A forced keep is
-        marked " [forced]" when that rule would have discarded it."""
+        marked " [forced]" when that rule would have discarded it. A crash whose
+        output has a ``FAIL: <reason>`` line says why: " [<reason>]" (one line, at
+        most MAX_FAIL_REASON characters), after " [stopped]" or " [timed out]"."""
         status, judged = judge_run(result, summary, self.state.best, self.rule, confirm)
         if human == "veto":
             return "discard", " [vetoed]", judged
@@ -270,7 +286,22 @@ class Bookkeeper:
         mark = noise_mark(status, judged)
         if mark:
             return status, mark, judged
-        return status, (" [stopped]" if result.stopped else " [timed out]" if result.timed_out else ""), judged
+        mark = " [stopped]" if result.stopped else " [timed out]" if result.timed_out else ""
+        reason = fail_reason(result.text) if status == "crash" else ""
+        return status, mark + (f" [{_clip(clean_description(reason), MAX_FAIL_REASON)}]" if reason else ""), judged
+
+    def attention_warning(self, who: str, backend: str) -> str:
+        """The one-line warning (``who`` first: "#7", a re-run's label) when a
+        finished run's attention ``backend`` is not the incumbent's (the last kept
+        experiment's, ``state.backends``): their val_bpb are not comparable
+        (another kernel trains another number of steps in the same budget). ""
+        when they agree, when either is unknown ("") and before the first keep."""
+        kept = self.state.kept
+        theirs = self.state.backends.get(short(kept[-1].commit), "") if kept else ""
+        if not backend or not theirs or backend == theirs:
+            return ""
+        return (f"{who}: attention backend {backend} differs from the incumbent's {theirs} "
+                f"(#{kept[-1].experiment}); their val_bpb are not comparable")
 
     def _log_row(self, row: Logged, usage: Optional[dict] = None, record: Optional[ExperimentRecord] = None,
                  trial: Optional[Trial] = None, delta_sigma: Optional[float] = None,
@@ -352,3 +383,8 @@ class Bookkeeper:
             program=self.program.label, harness_sha256=self.harness_sha or sha256_file(self.ws.prepare_py),
             agent_usage=asked.outcome.usage if asked else None, steering=list(asked.steering) if asked else [],
             started=started, ended=now_iso(), **fields)
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, "…" marking a cut."""
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"

@@ -95,8 +95,12 @@ class ExperimentRecord:
     when early abort stopped it (cockpit.early_abort: reason, at_s, saved_s);
     ``holdout_bpb`` the holdout shard's score (cockpit.holdout; None when the
     harness did not score it: a clear discard, an upstream harness).
-    Re-runs that make no row are ``kind`` "rerun"; the noise floor ``kind``
-    "noise-floor" (runs, sigma, mean).
+    ``attention`` the attention backend the run used (cockpit.summary
+    ``attention_backend``: ``fa3:<hub repo>``, ``flex``, ``sdpa``, ``sdpa-masked``;
+    "" when unknown: a run that never said, an upstream harness, a record
+    written before the field existed, which readers take as "").
+    Re-runs that make no row are ``kind`` "rerun" (with ``attention`` too); the
+    noise floor ``kind`` "noise-floor" (runs, sigma, mean).
     """
 
     kind: str
@@ -137,6 +141,7 @@ class ExperimentRecord:
     noise: dict = field(default_factory=dict)
     abort: dict = field(default_factory=dict)
     holdout_bpb: Optional[float] = None
+    attention: str = ""
 
 
 def clean_description(text: str) -> str:

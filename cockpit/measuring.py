@@ -1,7 +1,7 @@
 """Re-runs that make no results row: the noise floor and confirming re-runs.
 
 Mixed into cockpit.ratchet.Engine (which provides ``config``, ``book``,
-``control``, ``ws``, ``emit``, ``times``, ``_state`` and ``_env``). See
+``control``, ``ws``, ``emit``, ``times``, ``_state`` and ``_train_env``). See
 cockpit.noise for the rule. A re-run trains the commit at HEAD again, as the
 same command with the same budget; it is journaled (``aux-train`` /
 ``aux-close``: a dead engine's restart kills it) and recorded as a
@@ -89,7 +89,7 @@ class Measuring:
         self.emit(RunStarted(n, short(commit), label, budget, str(self.ws.path / log_name)))
         limit = budget * self.config.hard_limit_factor + self.config.hard_limit_grace_s
         scores = self._holdout_path(n, commit, f"rerun-{k}")
-        env = {**self._env(), **holdout_env(scores, None if score_always else self._state.best)}
+        env = {**self._train_env(), **holdout_env(scores, None if score_always else self._state.best)}
         run = Run(self.config.run_command, self.ws.path, self.ws.path / log_name, env=env,
                   hard_limit_s=limit, kill_grace_s=self.config.kill_grace_s, experiment=n, emit=self.emit,
                   on_start=lambda pid: self.book.aux_running(run_id, pid))

@@ -198,7 +198,7 @@ class Engine(SessionStart, Pipelining, Measuring):
         if status == "crash" and not result.stopped:
             hint = "; is the data prepared (`uv run prepare.py`)?" if self.ws.layout == "upstream" else ""
             raise SessionError(f"the baseline run crashed (exit {result.returncode}"
-                               f"{', timed out' if result.timed_out else ''}): {result.last_line()}; "
+                               f"{', timed out' if result.timed_out else ''}): {result.failure()}; "
                                f"see {self._state.log_names.get(0, 'logs/')}{hint}")
 
     async def _experiment(self, n: int) -> None:
@@ -364,7 +364,7 @@ class Engine(SessionStart, Pipelining, Measuring):
         limit = budget * self.config.hard_limit_factor + self.config.hard_limit_grace_s
         scores = self._holdout_path(n, commit)
         run = Run(self.config.run_command, self.ws.path, self.ws.path / log_name,
-                  env={**self._env(), **holdout_env(scores, self._state.best)},
+                  env={**self._train_env(), **holdout_env(scores, self._state.best)},
                   hard_limit_s=limit, kill_grace_s=self.config.kill_grace_s, experiment=n, emit=self.emit,
                   on_start=lambda pid: self.book.running(trial, pid))
         if base_source is not None:

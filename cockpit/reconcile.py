@@ -52,7 +52,7 @@ from cockpit.journal import Journal, unclosed
 from cockpit.ledger import HEADER, ExperimentRecord, Row, append_record, append_row, read_records, read_rows, torn_tail
 from cockpit.noise import Judgement, KeepRule, noise_mark, rule_on_disk
 from cockpit.repo import GitRepo, RepoError, short
-from cockpit.summary import parse_summary, summary_memory_gb, summary_val_bpb
+from cockpit.summary import attention_backend, parse_summary, summary_memory_gb, summary_val_bpb
 from cockpit.workspace import Workspace
 
 SUMMARY_KEYS = ("val_bpb", "training_seconds", "total_seconds", "peak_vram_mb", "mfu_percent",
@@ -169,7 +169,7 @@ def judge(log: Path, entry: dict, best: Optional[float],
     its log: when the log ends with a complete summary block, decided by
     ``rule`` against ``best`` (the parent keep's val_bpb) without a confirming
     re-run (a close call is a discard: module docstring); else a crash."""
-    text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
+    text = read_log(log)
     summary = parse_summary(text)
     val, commit, description = summary_val_bpb(summary), short(entry["commit"]), entry["description"]
     complete = all(key in summary for key in SUMMARY_KEYS)
@@ -188,6 +188,11 @@ def judge(log: Path, entry: dict, best: Optional[float],
     else:
         why = "no finite val_bpb" if val is None else "its reference val_bpb is unknown"
     return Row(commit, 0.0, 0.0, "crash", description + " [interrupted]"), summary, why, None
+
+
+def read_log(log: Path) -> str:
+    """The text of run log ``log`` ("" when it is missing or not a file)."""
+    return log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
 
 
 def split_rows(path: Path, offset: int) -> tuple[list[Row], list[Row]]:
@@ -227,7 +232,8 @@ def _record(ws: Workspace, repo: GitRepo, entry: dict, session: dict, row: Row, 
         budget_s=session.get("budget_s", 0.0), program_sha256="", harness_sha256=entry.get("harness_sha256", ""),
         started=entry.get("started", ""), ended=now_iso(), commit=row.commit, parent=short(parent) if parent else "",
         val_bpb=None if crash else row.val_bpb, memory_gb=row.memory_gb, diff=diff, summary=summary,
-        log_path=entry.get("log_path", ""), reason=reason, interrupted=True, noise=noise or {})
+        log_path=entry.get("log_path", ""), reason=reason, interrupted=True, noise=noise or {},
+        attention=attention_backend(summary, read_log(ws.path / entry.get("log_path", ""))))
 
 
 def last_kept(entries: list[dict], tag: str) -> str:

@@ -38,7 +38,11 @@ report says "not measured in this session" when they are not:
   ``runs`` are val_bpb of repeated runs of one commit, ``sigma`` their standard
   deviation in bits per byte (computed from ``runs`` when absent or not a number);
 - the holdout score, on an experiment record (``"kind": "experiment"``) of a
-  kept row: ``"holdout_bpb": 2.4012`` (val_bpb on held-out data, bits per byte).
+  kept row: ``"holdout_bpb": 2.4012`` (val_bpb on held-out data, bits per byte);
+- the attention backend of a run, on its experiment record:
+  ``"attention": "fa3:kernels-community/flash-attn3"`` ("" or absent: unknown,
+  shown as ``-``); "Kept experiments" lists every kept row with it (a forced
+  keep's is its commit's run's) and says so when they differ.
 
 Hardware comes from the records (a ``device``, ``device_name``, ``gpu`` or
 ``gpu_name`` field of a record or of its ``summary``) or else from the first run
@@ -93,7 +97,8 @@ class ReportRow:
     ``delta`` (keeps only) val_bpb minus the kept val_bpb in force before it;
     ``incumbent`` the kept val_bpb in force after this row (what the next run
     must beat, cockpit.standing); ``reverted`` marks a keep that a later revert
-    un-kept; ``line`` its line number in results.tsv."""
+    un-kept; ``line`` its line number in results.tsv; ``attention`` the attention
+    backend of the run behind it ("" when unknown: no record, an older record)."""
 
     experiment: int
     commit: str
@@ -106,6 +111,7 @@ class ReportRow:
     incumbent: Optional[float] = None
     reverted: bool = False
     line: int = 0  # its line in results.tsv (1 is the header)
+    attention: str = ""
 
 
 class Win(NamedTuple):
@@ -448,8 +454,18 @@ def _session_rows(lines: list[Line], matched: list[Optional[dict]], tags: list[O
         if not isinstance(number, int):
             number = out[-1].experiment + 1 if out else 0
         out.append(ReportRow(number, row.commit, _scored(row), row.memory_gb, row.status, row.description, record,
-                             line=line.line))
+                             line=line.line, attention=_attention(record, row.commit, out)))
     return out
+
+
+def _attention(record: Optional[dict], commit: str, before: list[ReportRow]) -> str:
+    """The attention backend of a row's run: its record's ``attention``, else (a
+    forced keep or revert row: no record of its own) that of the latest row
+    before it of the same commit; "" when unknown."""
+    if record is not None:
+        value = record.get("attention")
+        return value.strip() if isinstance(value, str) else ""
+    return next((r.attention for r in reversed(before) if r.commit == commit and r.record is not None), "")
 
 
 def _ratchet(report: Report) -> None:
@@ -618,6 +634,7 @@ def render_markdown(report: Report, staircase_name: str) -> str:
              f"| model | {_cell(report.model)} |", f"| program | {_cell(report.program)} |"]
     lines += ["", "## Result", "", *_result_lines(report, sigma)]
     lines += ["", "## Top wins", "", *_win_lines(report, sigma)]
+    lines += ["", "## Kept experiments", "", *_kept_lines(report)]
     lines += ["", "## Counts", "", *_count_lines(report)]
     lines += ["", "## Cost", "", *_cost_lines(report)]
     lines += ["", "## Noise floor and holdout", "", *_noise_lines(report), *_holdout_lines(report)]
@@ -679,6 +696,27 @@ def _win_lines(report: Report, sigma: Optional[float]) -> list[str]:
         in_sigma = f" {win.delta / sigma:+.1f} |" if sigma else ""
         lines.append(f"| {win.experiment} | `{win.commit}` | {win.val_bpb:.6f} | {win.delta:+.6f} |{in_sigma} "
                      f"{_cell(win.description)} |")
+    return lines
+
+
+def _kept_lines(report: Report) -> list[str]:
+    """Every kept row in order, with the attention backend its run used (``-``: unknown)."""
+    kept = [r for r in report.rows if r.status == "keep"]
+    if not kept:
+        return ["No experiment was kept."]
+    lines = ["Every kept row in order, with the attention backend its run used (train.py's `attention:`; "
+             "`-`: not recorded).", "",
+             "| # | commit | val_bpb | attention | description |", "| --- | --- | --- | --- | --- |"]
+    for row in kept:
+        score = "none" if row.val_bpb is None else f"{row.val_bpb:.6f}"
+        backend = f"`{_cell(row.attention)}`" if row.attention else "-"
+        lines.append(f"| {row.experiment} | `{row.commit}` | {score} | {backend} | {_cell(row.description)} |")
+    backends = list(dict.fromkeys(r.attention for r in kept if r.attention))
+    if len(backends) > 1:
+        named = ", ".join(f"`{_cell(b)}`" for b in backends)
+        lines += ["", f"The kept rows ran on {len(backends)} attention backends ({named}): val_bpb on one does not "
+                      "compare with val_bpb on another (another kernel trains another number of steps in the same "
+                      "budget)."]
     return lines
 
 

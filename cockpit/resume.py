@@ -5,9 +5,10 @@ stop continues the workspace's latest session when it did not finish: its tag
 and branch, the rows it logged (experiment numbers go on from there), its
 best and incumbent (folded from those rows by cockpit.standing, as the live
 engine folds them), its noise floor (the ``noise-floor`` record), the
-baseline's holdout score, its steering notes and its time budget. Nothing is
-trained again: no baseline, no noise-floor runs (unless the engine died before
-the floor was measured). The agent's history is on disk anyway (results.tsv,
+baseline's holdout score, its steering notes, the attention backend of each
+commit it trained (the incumbent's, for the backend warning) and its time
+budget. Nothing is trained again: no baseline, no noise-floor runs (unless the
+engine died before the floor was measured). The agent's history is on disk anyway (results.tsv,
 records.jsonl, the branch's kept diffs), read afresh for every proposal.
 
 Which session: the newest ``session`` entry of ``.cockpit/journal.jsonl``,
@@ -57,7 +58,10 @@ class Restored:
     """What the session knew, read back: its ``rows`` in order (cockpit.ledger Row,
     experiment n = index n), the ``noise`` floor runs and holdout runs (empty when it
     was not measured), the baseline's (val_bpb, holdout_bpb) when scored, the
-    steering notes of its newest record, and ``log_names`` by experiment."""
+    steering notes of its newest record, ``log_names`` by experiment, and
+    ``backends``: the attention backend of each commit its experiment records
+    name (short hash -> backend; a record without the field, written before it
+    existed, gives none)."""
 
     rows: list[Row]
     noise_runs: tuple[float, ...] = ()
@@ -66,6 +70,7 @@ class Restored:
     baseline_scores: Optional[tuple[float, float]] = None
     steering: list[str] = field(default_factory=list)
     log_names: dict[int, str] = field(default_factory=dict)
+    backends: dict[str, str] = field(default_factory=dict)
 
 
 def resumable_session(workspace: Path, branch_exists=None) -> Optional[Resumable]:
@@ -129,6 +134,8 @@ def restore(workspace: Path, point: Resumable) -> Restored:
     for record in experiments:
         if isinstance(record.get("experiment"), int) and record.get("log_path"):
             restored.log_names[record["experiment"]] = str(record["log_path"])
+        if isinstance(record.get("commit"), str) and record["commit"] and isinstance(record.get("attention"), str):
+            restored.backends[record["commit"][:7]] = record["attention"]
     return restored
 
 

@@ -15,6 +15,9 @@ virtual environment) and the names starting with one of ``ALLOWED_PREFIXES``
 ``*_PASSWORD``, ...), so ``HF_TOKEN`` or ``COCKPIT_X_TOKEN`` never pass.
 More names pass when ``COCKPIT_PASS_ENV`` lists them (``"WANDB_MODE,MY_*"``:
 shell-style patterns; a secret's name is refused there too).
+A training run (and its noise and holdout re-runs) also gets
+``HF_HUB_OFFLINE=1`` (``hub_offline``), unless the user set it; prepare.py and
+the TIME_BUDGET probe do not (prepare fetches the attention kernel, online).
 
 A child's own environment is not the only way to the keys: a process of the
 same user can read the engine's ``/proc/PID/environ`` and memory (walking up
@@ -48,6 +51,7 @@ ALLOWED_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "TORCH", "PYTORCH_", "TRITON_", "
 
 PR_SET_DUMPABLE, PR_GET_DUMPABLE = 4, 3  # <linux/prctl.h>
 PASS_ENV = "COCKPIT_PASS_ENV"  # more names to pass: "WANDB_MODE,MY_*" (shell-style patterns)
+HUB_OFFLINE = "HF_HUB_OFFLINE"  # huggingface_hub (and kernels through it) makes no network call when "1"
 
 
 def passed_names(environ: Optional[Mapping[str, str]] = None) -> tuple[str, ...]:
@@ -63,6 +67,18 @@ def allowed(name: str, extra: tuple[str, ...] = ()) -> bool:
         return False
     return (name in ALLOWED or name.startswith(ALLOWED_PREFIXES)
             or any(fnmatch.fnmatchcase(name, pattern) for pattern in extra))
+
+
+def hub_offline(environ: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+    """What a run of train.py adds to its environment so that it makes no Hub call
+    while its budget's clock runs: ``{"HF_HUB_OFFLINE": "1"}`` (``kernels`` then
+    loads the FlashAttention-3 build prepare.py fetched, from the cache; a slow or
+    rate-limited Hub call would otherwise switch one run to another attention
+    backend, and its val_bpb with it). ``{}`` when ``environ`` (default
+    ``os.environ``) sets HF_HUB_OFFLINE itself: the user's value passes the
+    allow-list (``HF_HUB_``) as it is. Not for prepare.py or the TIME_BUDGET probe."""
+    source = os.environ if environ is None else environ
+    return {} if HUB_OFFLINE in source else {HUB_OFFLINE: "1"}
 
 
 def hide_engine() -> bool:

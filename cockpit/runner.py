@@ -39,7 +39,7 @@ from cockpit.events import Emit, LogLine, StepLogged
 from cockpit.orphans import become_subreaper, foreign_children, start_ticks, sweep_orphans, ticks_now
 from cockpit.redact import redact, secret_values
 from cockpit.run_env import run_environment
-from cockpit.summary import flush_tail, parse_step_line, split_lines
+from cockpit.summary import fail_reason, flush_tail, parse_step_line, split_lines
 
 CHUNK_BYTES = 65536
 MAX_HELD = 1 << 20  # characters of an unfinished line held back for redaction before it is written anyway
@@ -81,6 +81,13 @@ class RunResult:
         """The last non-empty line of the output (usually the error), or "no output"."""
         lines = [line.strip() for line in self.text.replace("\r", "\n").splitlines() if line.strip()]
         return lines[-1][:300] if lines else "no output"
+
+    def failure(self) -> str:
+        """Why the run failed, in its own words: its last ``FAIL: <reason>`` line (the
+        run contract, cockpit.summary ``fail_reason``; up to 300 characters) when it
+        printed one, else ``last_line()``."""
+        reason = fail_reason(self.text)
+        return f"FAIL: {reason}"[:300] if reason else self.last_line()
 
     def timings(self) -> dict:
         """{startup_s, training_s, eval_s, wall_s}: start -> the first counted training

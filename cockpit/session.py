@@ -138,7 +138,9 @@ class Logged:
 class SessionState:
     """Mutable session state: best kept val_bpb (the reference the next run must
     beat), last kept commit (full hash), rows logged, dropped proposals in a row,
-    summed agent usage, run log names; ``kept`` the stack of this session's kept
+    summed agent usage, run log names, ``backends`` the attention backend of each
+    commit trained (short hash -> backend, "" when unknown: cockpit.summary
+    ``attention_backend``; filled again on resume); ``kept`` the stack of this session's kept
     rows (baseline first; ``kept[-1]`` is ``last_kept``); ``last_row`` the newest
     row (ForceKeep of a just-discarded experiment). ``best``, ``last_kept`` and
     ``kept`` follow the rows through cockpit.standing (``log``), the fold every
@@ -151,6 +153,7 @@ class SessionState:
     drops: int = 0
     usage: Optional[dict] = None
     log_names: dict = field(default_factory=dict)
+    backends: dict = field(default_factory=dict)
     last_row: Optional[Logged] = None
     ladder: Ladder = field(default_factory=Ladder, repr=False)
 

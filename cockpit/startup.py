@@ -31,6 +31,7 @@ from cockpit.noise import NoiseFloor, threshold
 from cockpit.preflight import run_problem, start_problem
 from cockpit.reconcile import reconcile
 from cockpit.runner import Run
+from cockpit.run_env import hub_offline
 from cockpit.resume import UPSTREAM, Resumable, restore, resumable_session, upstream_offers, upstream_session
 from cockpit.session import Logged, SessionError
 from cockpit.standing import running_best
@@ -116,9 +117,9 @@ class SessionStart:
 
     def _continue(self, point: Resumable) -> None:
         """Pick session ``point`` up: its branch, budget, rows folded into the running best,
-        noise floor, baseline scores, steering notes (cockpit.resume). Raises SessionError
-        when the harness changed since it began or its branch moved past its last keep
-        by hand."""
+        noise floor, baseline scores, steering notes, attention backends (cockpit.resume).
+        Raises SessionError when the harness changed since it began or its branch moved
+        past its last keep by hand."""
         if point.harness_sha256 and point.harness_sha256 != self.book.harness_sha:
             raise SessionError(f"prepare.py changed since session {point.tag} began (sha256 "
                                f"{point.harness_sha256[:12]} -> {self.book.harness_sha[:12]}): its results would not "
@@ -152,6 +153,7 @@ class SessionStart:
         self._baseline_scores = restored.baseline_scores
         self.control.restore_steering(restored.steering)
         self._state.log_names.update(restored.log_names)
+        self._state.backends.update(restored.backends)
         self._resumed = restored
 
     def _replay_rows(self) -> None:
@@ -243,9 +245,17 @@ class SessionStart:
         return budget
 
     def _env(self) -> dict:
+        """What every run of workspace code gets on top of cockpit.run_env's allow-list
+        (prepare.py too): PYTHONUNBUFFERED, and COCKPIT_TIME_BUDGET when overridden."""
         override = self._budget_override()
         env = {"PYTHONUNBUFFERED": "1"}  # progress lines arrive live through `uv run` too
         return env if override is None else {**env, "COCKPIT_TIME_BUDGET": repr(float(override))}
+
+    def _train_env(self) -> dict:
+        """``_env`` for a run of train.py (an experiment, a noise or holdout re-run):
+        with HF_HUB_OFFLINE=1 unless the user set it (cockpit.run_env ``hub_offline``:
+        no Hub call during a timed run)."""
+        return {**self._env(), **hub_offline()}
 
     async def _prepare(self) -> None:
         if self.ws.layout == "upstream":
@@ -261,6 +271,6 @@ class SessionStart:
         if result.stopped:
             raise Stopped
         if result.returncode != 0:
-            raise SessionError(f"prepare.py failed (exit {result.returncode}): {result.last_line()}; fix what it "
+            raise SessionError(f"prepare.py failed (exit {result.returncode}): {result.failure()}; fix what it "
                                f"says (missing data: run `python prepare.py` in {self.ws.path} until it ends "
                                "with 'ready'), then start again; its output is in logs/prepare.log")

@@ -5,7 +5,10 @@ A run prints one progress line per step, separated by carriage returns::
     step 00042 (14.0%) | loss: 3.812345 | lrm: 1.00 | dt: 312ms | tok/sec: 1,680,000 | mfu: 39.8% | epoch: 1 | remaining: 258s
 
 and at the end a ``---`` block of ``key: value`` lines (val_bpb, training_seconds,
-...). Nothing here does I/O; the runner feeds text in and gets dicts out.
+..., ``attention``). Before its first step it prints ``attention: <backend>``
+(optionally `` (<why>)``); a run that cannot start for an environment reason, or
+whose loss diverges, prints ``FAIL: <reason>`` and exits 1. Nothing here does
+I/O; the runner feeds text in and gets dicts out.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ _STEP_FIELDS = {
     "epoch": ("epoch", int),
     "remaining": ("remaining_s", float),
 }
+
+_ATTENTION_LINE = re.compile(r"^[ \t]*attention:[ \t]*(\S+)", re.MULTILINE)
+_FAIL_LINE = re.compile(r"^[ \t]*FAIL:[ \t]*(\S.*?)\s*$", re.MULTILINE)
 
 # Summary keys that are counts (parsed as int); every other numeric value is a float.
 _INT_KEYS = frozenset({"num_steps", "depth"})
@@ -110,6 +116,27 @@ def summary_val_bpb(summary: dict) -> Optional[float]:
     if isinstance(value, (int, float)) and math.isfinite(value):
         return float(value)
     return None
+
+
+def attention_backend(summary: dict, text: str = "") -> str:
+    """The attention backend a run used (``fa3:<hub repo>``, ``flex``, ``sdpa``,
+    ``sdpa-masked``; an opaque token without spaces): the summary's ``attention``
+    value, else the backend of the first ``attention: <backend>`` line of the
+    run's output ``text`` (a crashed run printed it before its first step), else
+    "" (unknown: an upstream harness prints none). Never raises."""
+    value = summary.get("attention")
+    if isinstance(value, str) and value.split():
+        return value.split()[0]
+    match = _ATTENTION_LINE.search(text.replace("\r", "\n"))
+    return match.group(1) if match else ""
+
+
+def fail_reason(text: str) -> str:
+    """The reason of the last ``FAIL: <reason>`` line of a run's output ``text``
+    (stripped; a line of its own, ``FAIL`` in capitals), "" when it printed none.
+    Never raises."""
+    reasons = _FAIL_LINE.findall(text.replace("\r", "\n"))
+    return reasons[-1] if reasons else ""
 
 
 def summary_memory_gb(summary: dict) -> float:

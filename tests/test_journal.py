@@ -80,13 +80,15 @@ async def test_a_complete_log_is_decided_as_usual(tmp_path):
     ws = make_workspace(tmp_path / "ws")
     base, commit = dead_engine(ws)
     (ws.logs).mkdir()
-    (ws.logs / "exp-0001-dead.log").write_text("step 00000 (100.0%) | loss: 3.9\r\n" + SUMMARY)
+    (ws.logs / "exp-0001-dead.log").write_text("attention: flex (no FA3 here)\nstep 00000 (100.0%) | loss: 3.9\r\n"
+                                               + SUMMARY)
     await run_session(ws, ScriptedAgent([]), fast_config(tag="t2", max_experiments=1))
     rows = read_rows(ws.results_tsv)
     assert (rows[1].status, rows[1].val_bpb, rows[1].description) == ("keep", 1.0, "MATRIX_LR 0.04 -> 0.08 [recovered]")
     assert GitRepo(ws.path).branch_head("autoresearch/t0") == commit  # kept: the branch stays
     assert rows[2].commit == short(commit)  # the next session starts from the recovered keep
-    assert read_records(ws.records_jsonl)[0]["summary"]["num_steps"] == 5
+    record = read_records(ws.records_jsonl)[0]
+    assert record["summary"]["num_steps"] == 5 and record["attention"] == "flex"  # its log's attention line
 
 
 async def test_died_after_its_row_gets_no_second_row(tmp_path):

@@ -175,6 +175,33 @@ def test_a_revert_and_a_forced_keep(tmp_path):
     assert "| lowest kept | 0.950000 | #3 `d000002` B (not the incumbent" in markdown
 
 
+def test_every_kept_row_names_its_attention_backend(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    backends = {0: "fa3:kernels-community/flash-attn3", 2: "fa3:kernels-community/flash-attn3", 4: "sdpa-masked",
+                5: "flex"}  # #6's record is older than the field: unknown
+    records = [json.loads(line) for line in (ws / "records.jsonl").read_text().splitlines()]
+    for record in records:
+        if record.get("tag") == "nov23" and record.get("kind") == "experiment" and record["experiment"] in backends:
+            record["attention"] = backends[record["experiment"]]
+    (ws / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    with open(ws / "results.tsv", "a") as handle:  # a forced keep of #5: no record, its run's backend
+        handle.write("a000005\t0.965000\t0.5\tkeep\tEMBEDDING_LR 0.6 -> 0.3 [forced keep of #5]\n")
+
+    kept = _section(render_markdown(build_report(ws), "x.png"), "Kept experiments")
+    rows = [line for line in kept.splitlines() if line.startswith("| ") and "`a0000" in line]
+    assert rows == ["| 0 | `a000000` | 1.000000 | `fa3:kernels-community/flash-attn3` | baseline |",
+                    "| 2 | `a000002` | 0.990000 | `fa3:kernels-community/flash-attn3` | MATRIX_LR 0.04 -> 0.08 |",
+                    "| 4 | `a000004` | 0.960000 | `sdpa-masked` | warmup 0 -> 0.1 |",
+                    "| 6 | `a000006` | 0.955000 | - | WEIGHT_DECAY 0.2 -> 0.1 |",
+                    "| 8 | `a000005` | 0.965000 | `flex` | EMBEDDING_LR 0.6 -> 0.3 [forced keep of #5] |"]
+    assert ("The kept rows ran on 3 attention backends (`fa3:kernels-community/flash-attn3`, `sdpa-masked`, "
+            "`flex`): val_bpb on one does not compare with val_bpb on another") in kept
+
+    (ws / "records.jsonl").unlink()  # results.tsv alone (upstream): every backend unknown, no note
+    kept = _section(render_markdown(build_report(ws), "x.png"), "Kept experiments")
+    assert "| 0 | `a000000` | 1.000000 | - | baseline |" in kept and "attention backends (" not in kept
+
+
 def _png_size(data: bytes) -> tuple[int, int]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert data[12:16] == b"IHDR"

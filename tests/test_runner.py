@@ -13,7 +13,7 @@ import pytest
 from engine_support import process_alive
 
 from cockpit.events import LogLine, StepLogged
-from cockpit.runner import Run
+from cockpit.runner import Run, RunResult
 
 STEP = ("step {:05d} (50.0%) | loss: 3.500000 | lrm: 1.00 | dt: 10ms | tok/sec: 1,000 | "
         "mfu: 1.0% | epoch: 1 | remaining: 5s")
@@ -207,3 +207,14 @@ async def test_a_setsid_escapee_without_the_run_id_is_killed_by_the_process_tree
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_failure_is_the_fail_line_when_the_run_printed_one():
+    def result(text: str) -> RunResult:
+        return RunResult(1, False, False, text, 0.0, 1.0, None, None)
+
+    text = "attention: sdpa\nFAIL: profile h100 needs CUDA: no NVIDIA driver\n[W shutdown] a warning after it\n"
+    assert result(text).last_line() == "[W shutdown] a warning after it"
+    assert result(text).failure() == "FAIL: profile h100 needs CUDA: no NVIDIA driver"
+    assert result("Traceback\nRuntimeError: boom\n").failure() == "RuntimeError: boom"
+    assert result("").failure() == "no output"

@@ -2,8 +2,8 @@
 
 import math
 
-from cockpit.summary import (flush_tail, parse_step_line, parse_summary, split_lines, summary_memory_gb,
-                             summary_val_bpb)
+from cockpit.summary import (attention_backend, fail_reason, flush_tail, parse_step_line, parse_summary,
+                             split_lines, summary_memory_gb, summary_val_bpb)
 
 LINE = ("step 00042 (14.0%) | loss: 3.812345 | lrm: 1.00 | dt: 312ms | tok/sec: 1,680,000 | "
         "mfu: 39.8% | epoch: 1 | remaining: 258s")
@@ -67,3 +67,24 @@ def test_split_lines_keeps_partial_tail():
     assert (lines, tail) == (["step 3", "hello"], "")
     assert split_lines("abc", "") == ([], "abc")
     assert flush_tail("end") == ["end"] and flush_tail("") == []
+
+
+def test_attention_backend_from_the_summary_else_the_first_attention_line():
+    head = "device cuda\nattention: flex (FlashAttention-3 unavailable: no kernel for sm80)\n"
+    text = head + LINE + "\r" + SUMMARY + "attention:        fa3:varunneal/flash-attention-3\n"
+    summary = parse_summary(text)
+    assert summary["attention"] == "fa3:varunneal/flash-attention-3"
+    assert attention_backend(summary, text) == "fa3:varunneal/flash-attention-3"
+    crashed = head + LINE + "\rattention: sdpa\nTraceback (most recent call last):\n"  # no summary block
+    assert attention_backend(parse_summary(crashed), crashed) == "flex"
+    assert attention_backend({}, "progress\rattention: sdpa-masked (device cpu)\r" + LINE) == "sdpa-masked"
+    assert attention_backend(parse_summary(SUMMARY), SUMMARY) == ""  # an upstream harness says nothing
+    assert attention_backend({"attention": ""}, "no attention: here\nattention:\n") == ""
+
+
+def test_fail_reason_is_the_last_fail_line():
+    text = ("attention: sdpa\nFAIL: first\nstep 1\rFAIL: profile h100 needs CUDA: NVIDIA driver 535.104 "
+            "is too old  \r\nexit\n")
+    assert fail_reason(text) == "profile h100 needs CUDA: NVIDIA driver 535.104 is too old"
+    assert fail_reason("AssertionError: FAIL: not at the start\nFAILED tests\nfail: lower case\n") == ""
+    assert fail_reason("") == ""
