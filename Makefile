@@ -1,7 +1,8 @@
 # The two set-up commands of the README:
 #   make demo   - install, prepare the embedded corpus, open the cockpit on ./workspace
 #   make test   - install, run the whole test suite
-PYTHON ?= python3
+# PYTHON: the interpreter for the venv; empty, scripts/find_python.sh picks one >= 3.11 or says what to install
+PYTHON ?=
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 WORKSPACE ?= workspace
@@ -10,7 +11,9 @@ PROFILE   ?= cpu
 .PHONY: install demo headless test bench clean
 
 $(BIN)/cockpit: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	@py="$(PYTHON)"; [ -n "$$py" ] || py=$$(scripts/find_python.sh) || exit 1; \
+	echo "$$py -m venv $(VENV)"; $$py -m venv $(VENV) || { \
+	echo "cockpit: '$$py -m venv' failed: on Debian/Ubuntu install python3.X-venv for that Python" >&2; exit 1; }
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(BIN)/cockpit

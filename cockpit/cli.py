@@ -7,6 +7,7 @@
     cockpit report [--workspace DIR] [--tag TAG] [--out PATH]
     cockpit status [--workspace DIR]
     cockpit stop [--workspace DIR]
+    cockpit doctor [--profile cpu|h100|tiny]
     cockpit serve --workspace DIR [session flags]     (hidden: started by ``cockpit``)
 
 These flag names are a contract that other tools script against. A flag
@@ -24,6 +25,10 @@ its files cannot be written; matplotlib is imported only when it draws.
 ``cockpit status`` prints one screen on the workspace's session and exits 0 when
 an engine runs there, 1 when none does; ``cockpit stop`` stops the running engine
 as ``x`` then ``y`` would and waits until it is gone (exit 0; 1 when none ran).
+``cockpit doctor`` checks a profile's prerequisites (cockpit.doctor: Python,
+Python.h, a C compiler, the NVIDIA driver against the torch build), one line
+each; exit 0 when all hold, 1 otherwise. ``cockpit init --profile h100`` prints
+the same lines and still succeeds.
 A default tag (``dec04-2041``) never collides: when ``autoresearch/<tag>`` or a
 journaled session of that tag exists, ``-2``, ``-3``, ... is added.
 """
@@ -166,14 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
                "[--program NAME|PATH] [--run-command CMD] [--approve]"
                "\n       cockpit init DIR [--profile {cpu,h100,tiny}] [--no-prepare]"
                "\n       cockpit report [--workspace DIR] [--tag TAG] [--out PATH]"
-               "\n       cockpit status [--workspace DIR]\n       cockpit stop [--workspace DIR]"),
+               "\n       cockpit status [--workspace DIR]\n       cockpit stop [--workspace DIR]"
+               "\n       cockpit doctor [--profile {cpu,h100,tiny}]"),
         description="Run the autoresearch ratchet on a workspace, in a terminal UI or headless. "
                     "The UI's engine runs in the background: q detaches, `cockpit` again attaches.")
     parser.add_argument("--workspace", metavar="DIR", default=".", help="workspace directory (default: .)")
     parser.add_argument("--headless", action="store_true",
                         help="run the engine in this process and print events as lines instead of the UI")
     _session_flags(parser)
-    commands = parser.add_subparsers(dest="command", metavar="{init,report,status,stop}")
+    commands = parser.add_subparsers(dest="command", metavar="{init,report,status,stop,doctor}")
     init = commands.add_parser("init", help="create a workspace: cockpit init DIR [--profile P] [--no-prepare]")
     init.add_argument("dir", metavar="DIR", help="new or empty directory")
     init.add_argument("--profile", choices=PROFILES, default="cpu", help="harness profile (default: cpu)")
@@ -202,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, description=text, usage=f"cockpit {name} [--workspace DIR]")
         sub.add_argument("--workspace", metavar="DIR", default=argparse.SUPPRESS,
                          help="workspace directory (default: .)")
+    text = ("check a profile's prerequisites (Python 3.11+, Python.h and a C compiler for Triton, the NVIDIA "
+            "driver against the torch build), one line each; exit 0 when all hold, 1 otherwise")
+    doctor = commands.add_parser("doctor", help=text, description=text, usage="cockpit doctor [--profile P]")
+    doctor.add_argument("--profile", choices=PROFILES, default="h100", help="harness profile (default: h100)")
     serve = commands.add_parser("serve", description="the engine daemon `cockpit` starts (not for direct use)")
     serve.add_argument("--workspace", metavar="DIR", default=".", help="workspace directory (default: .)")
     _session_flags(serve)
@@ -261,6 +271,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _status(args)
         if args.command == "stop":
             return _stop(args)
+        if args.command == "doctor":
+            from cockpit.doctor import doctor
+            return doctor(args.profile)
         return _session(args)
     except (WorkspaceError, ValueError, ProgramError, RunDirError, DaemonError, NoNetworkError) as exc:
         print(f"cockpit: {exc}", file=sys.stderr)
@@ -270,6 +283,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _init(args: argparse.Namespace) -> int:
     workspace = init_workspace(args.dir, args.profile)
     print(f"created workspace {workspace.path} (profile {workspace.profile})")
+    _init_checks(workspace.profile)
     if not args.no_prepare:
         code = prepare_in_terminal(workspace)
         if code != 0:
@@ -277,6 +291,23 @@ def _init(args: argparse.Namespace) -> int:
             return 1
     print(f"start a session with: cockpit --workspace {args.dir}")
     return 0
+
+
+def _init_checks(profile: str) -> None:
+    """For a profile that needs CUDA: cockpit doctor's lines, as warnings (init goes on:
+    data and tokenizer can be prepared on a machine without a GPU)."""
+    from cockpit.doctor import run_checks
+    from substrate.prepare import PROFILES as HARNESS
+
+    if not HARNESS[profile]["NEEDS_CUDA"]:
+        return
+    checks = run_checks(profile)
+    print(f"prerequisites of the {profile} profile (cockpit doctor --profile {profile}):")
+    for check in checks:
+        print(f"  {check.line()}")
+    if not next(c for c in checks if c.name == "CUDA").ok:
+        print(f"warning: no usable CUDA here: train.py will stop at once (profile {profile} needs CUDA); "
+              "preparing data and tokenizer still works", file=sys.stderr)
 
 
 def _status(args: argparse.Namespace) -> int:
