@@ -59,3 +59,27 @@ def test_the_local_corpus_prepares_the_h100_profile_without_a_network(tmp_path):
     assert "attention kernel: not fetched, no CUDA here" in prep.stdout
     stamp = (tmp_path / "cache" / "h100" / "tokenizer" / "prepared.txt").read_text()
     assert stamp.endswith("; token bytes counted as upstream")
+
+
+@pytest.mark.slow
+def test_an_h100_session_without_cuda_crashes_its_baseline_at_once_saying_why(tmp_path):
+    """The fail-fast exit as a user meets it: an h100 workspace on this CPU, a session."""
+    env = {**os.environ, "COCKPIT_CACHE_DIR": str(tmp_path / "cache"),
+           "COCKPIT_DATA_URL": f"file://{tmp_path / 'climbmix'}"}
+    env.pop("COCKPIT_PROFILE", None)
+    subprocess.run([sys.executable, "bench/local_climbmix.py", str(tmp_path / "climbmix")], cwd=ROOT, env=env,
+                   check=True, capture_output=True, timeout=120)
+    cockpit = str(VENV / "bin" / "cockpit")
+    init = subprocess.run([cockpit, "init", str(tmp_path / "ws"), "--profile", "h100", "--no-prepare"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert init.returncode == 0 and "train.py will stop at once" in init.stderr
+    run = subprocess.run([cockpit, "--workspace", str(tmp_path / "ws"), "--headless", "--noise-runs", "0",
+                          "--max-experiments", "2"], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1].startswith(
+        "cockpit: the baseline run crashed (exit 1): FAIL: profile h100 needs CUDA: torch ")
+    rows = (tmp_path / "ws" / "results.tsv").read_text().splitlines()[1:]
+    assert len(rows) == 1
+    commit, val, mem, status, description = rows[0].split("\t")
+    assert status == "crash" and description.startswith("baseline [profile h100 needs CUDA: torch ")
+    assert "CPU-only build" in description
