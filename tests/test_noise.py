@@ -176,3 +176,16 @@ async def test_val_and_holdout_moving_apart_beyond_the_noise_is_said(tmp_path, m
     assert floor["holdout_sigma"] == pytest.approx(floor["sigma"])
     messages = [e.text for e in events if type(e).__name__ == "EngineMessage" and "move apart" in e.text]
     assert bool(messages) is warned
+
+
+def test_divergence_rule_is_the_gap_beyond_twice_the_combined_noise():
+    """holdout.divergence pinned at its boundary with unequal sigmas: noise = 2 x hypot(0.003,
+    0.004) = 0.010. val_bpb improves by 0.02 (1.50 -> 1.48); a holdout gain 0.0101 short of
+    that is said, 0.0099 short is not (a sum, a max, or val's sigma alone would each put the
+    boundary elsewhere)."""
+    from cockpit.holdout import divergence
+    said = divergence(1.50, 1.60, 1.48, 1.60 - 0.0099, 0.003, 0.004)
+    assert said is not None and "(gap 0.010100 > noise 0.010000)" in said
+    assert divergence(1.50, 1.60, 1.48, 1.60 - 0.0101, 0.003, 0.004) is None
+    assert divergence(1.50, 1.60, 1.48, 1.50, 0.003, 0.004) is None  # holdout improved more than val
+    assert divergence(1.50, 1.60, 1.48, 1.60, 0.0, 0.0) is None  # no noise measured: nothing to judge by

@@ -4,11 +4,12 @@ trains; real git, the fake train.py, scripted agents."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 from engine_support import (DEPTH_COMMENT, ScriptedAgent, fast_config, lr, make_workspace, mode, run_session,
                             set_line)
 
-from cockpit.events import (Approve, DropQueued, PhaseChanged, ProposalQueued, RunStarted, Steer, StepLogged, Stop,
+from cockpit.events import (AcceptProgram, Approve, DropQueued, PhaseChanged, ProposalQueued, RunStarted, Steer, StepLogged, Stop,
                             TimeAccounted)
 from cockpit.ledger import read_records, read_rows
 
@@ -59,7 +60,10 @@ async def test_a_keep_rebases_the_queued_proposal_onto_the_new_best(tmp_path):
     assert record["queued"]["rebased"] is True and record["parent"] == rows[1].commit
     # the committed train.py holds the kept change and the queued one
     assert "+DEPTH = 6" in record["diff"] and "+MATRIX_LR" not in record["diff"]
-    assert "MATRIX_LR = 0.08" in ws.train_py.read_text() or rows[2].status == "discard"
+    # the committed train.py of #2 holds both changes, whatever was kept after it
+    committed = [line for line in record["diff"].splitlines() if line.startswith(" MATRIX_LR")]
+    assert committed and "MATRIX_LR = 0.08" in committed[0]  # the kept change, as diff context
+    assert ("DEPTH = 6" in ws.train_py.read_text()) == (rows[2].status == "keep")
 
 
 async def test_a_queued_proposal_that_no_longer_applies_is_superseded_and_asked_again(tmp_path):
@@ -96,6 +100,26 @@ async def test_a_steering_note_after_the_ask_supersedes_it(tmp_path):
     assert read_rows(ws.results_tsv)[2].description == "DEPTH 4 -> 8"
 
 
+async def test_a_program_change_confirmed_after_the_ask_supersedes_it(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    agent = ScriptedAgent([lr("0.04", "0.02"), depth("4", "6"), depth("4", "8")])
+    new_program = "# program\nTry deeper models.\n"
+    done = []
+
+    def edit(engine, event):
+        if isinstance(event, ProposalQueued) and event.experiment == 2 and not done:
+            done.append(True)  # #2 was asked ahead with the old text; the human now edits and saves
+            ws.program_md.write_text(new_program)
+            engine.send(AcceptProgram(hashlib.sha256(new_program.encode()).hexdigest()))
+
+    await run_session(ws, agent, piped(max_experiments=3), edit)
+    superseded = [r for r in read_records(ws.records_jsonl) if r.get("kind") == "superseded"]
+    assert [s["description"] for s in superseded] == ["DEPTH 4 -> 6"]
+    assert superseded[0]["reason"] == "program.md changed after it was asked"
+    assert agent.contexts[1].program_md != new_program and agent.contexts[2].program_md == new_program
+    assert read_rows(ws.results_tsv)[2].description == "DEPTH 4 -> 8"
+
+
 async def test_fix_attempts_come_before_the_queued_proposal(tmp_path):
     ws = make_workspace(tmp_path / "ws")
     agent = ScriptedAgent([mode("crash"), depth("4", "6")], fixes=[mode("ok", old='"crash"')])
@@ -114,14 +138,14 @@ async def test_approve_ahead_trains_without_waiting_and_drop_asks_again(tmp_path
 
     def decide(engine, event):
         if isinstance(event, ProposalQueued):
-            seen.append(event)
-            assert event.awaiting_approval
+            seen.append(event)  # (checked after the session: a failed assert here would only stall it)
             engine.send(DropQueued() if event.description == "DEPTH 4 -> 6" else Approve())
 
     reason, events = await run_session(ws, agent, piped(max_experiments=3, approval_gate=True, budget_s=1.0),
                                        decide)
     assert reason == "max-experiments"
     assert [e.description for e in seen] == ["MATRIX_LR 0.04 -> 0.02", "DEPTH 4 -> 6", "DEPTH 4 -> 8"]
+    assert all(e.awaiting_approval for e in seen)  # the gate is on: each waited for a decision
     assert not [e for e in events if isinstance(e, PhaseChanged) and e.phase == "awaiting-approval"]
     records = read_records(ws.records_jsonl)
     vetoed = [r for r in records if r.get("kind") == "vetoed"]

@@ -161,3 +161,19 @@ def test_budget_flag_must_be_finite_and_positive(tmp_path, capsys, value):
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert "--budget" in err and ("finite" in err or "greater than 0" in err)
+
+
+def test_every_session_setting_in_cockpit_toml_reaches_the_engine(tmp_path):
+    """Each setting at a value other than its default must arrive in the SessionConfig the
+    CLI builds (a constant written into cli.py in place of the file's value fails here)."""
+    toml = ('profile = "tiny"\nfix_attempts = 1\napproval_gate = false\npipeline = false\nnoise_runs = 2\n'
+            'keep_threshold = 0.0125\nearly_abort = true\nabort_after = 0.45\nabort_margin = 0.21\n')
+    ws = load_workspace(make_workspace(tmp_path / "ws", toml=toml).path)
+    config, _ = cli.session_setup(cli.build_parser().parse_args(["--workspace", str(ws.path)]), ws, headless=True)
+    assert (config.fix_attempts, config.pipeline, config.noise_runs) == (1, False, 2)
+    assert (config.keep_threshold, config.early_abort) == (0.0125, True)
+    assert (config.abort_after, config.abort_margin) == (0.45, 0.21)
+    defaults = cli.SessionConfig(tag="t")
+    for name in ("fix_attempts", "pipeline", "noise_runs", "keep_threshold", "early_abort", "abort_after",
+                 "abort_margin"):
+        assert getattr(config, name) != getattr(defaults, name), name  # the file's value, not the default
