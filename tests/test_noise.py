@@ -4,6 +4,8 @@ val_bpb gets scripted offsets (FAKE_OFFSETS) and whose loss follows MATRIX_LR.""
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import statistics
 
@@ -161,7 +163,13 @@ async def test_the_holdout_score_appears_for_kept_commits(tmp_path):
     assert [r["holdout_bpb"] for r in records] == [pytest.approx(1.3), pytest.approx(1.2), None]
     assert not list((ws.path / ".cockpit" / "holdout").iterdir())  # read, then removed
     # the agent never saw it: not in any prompt context, not in the run's output
-    assert not any("holdout" in str(c.history) + str(c.kept_diffs) for c in agent.contexts)
+    from cockpit.prompt import build_messages
+    # (train.py's own text is left out: the fake's docstring describes its holdout)
+    prompts = [str(build_messages(dataclasses.replace(c, train_py=""), max_input_tokens=None,
+                                  count_tokens=lambda m: 0)) for c in agent.contexts]
+    assert any("1.100000" in text for text in prompts)  # the history's val_bpb is in the prompt ...
+    for text in prompts:  # ... the holdout scores (1.3 and 1.2 here) and the word are not
+        assert "holdout" not in text.lower() and "1.300000" not in text and "1.200000" not in text
     assert "1.3" not in (ws.path / records[0]["log_path"]).read_text().split("---")[0]
 
 
