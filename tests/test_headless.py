@@ -28,3 +28,20 @@ def test_printer_lines():
     assert lines[5] == "   1  bcd2345   0.997900    44.0  keep     MATRIX_LR 0.04 -> 0.08"
     assert lines[6] == ("session ended (max-experiments): 2 experiments, 2 kept, 0 discarded, 0 crashed; "
                         "val_bpb 1.000000 -> 0.997900 (-0.002100)")
+
+
+def test_key_shaped_strings_never_reach_headless_output_or_engine_log():
+    """Headless output (and logs/engine.log, which is the daemon's HeadlessPrinter on stdout)
+    redacts provider-key shapes whatever their source: Google AIza..., GitHub ghp_...,
+    Hugging Face hf_..., OpenAI sk-..."""
+    from cockpit.events import EngineMessage
+
+    keys = ["AIza" + "S" * 35, "ghp_" + "a1" * 18, "hf_" + "Q" * 34, "sk-" + "z9" * 12]
+    out = io.StringIO()
+    printer = HeadlessPrinter(out)
+    for key in keys:
+        printer(EngineMessage(f"litellm said: invalid key {key} (401)", "error"))
+    text = out.getvalue()
+    assert text.count("invalid key") == 4  # every line printed ...
+    for key in keys:
+        assert key not in text and key[:12] not in text  # ... none with the key or a prefix of it
