@@ -4,7 +4,7 @@ Nothing is cached between experiments: the program is read from disk at that
 moment (hot reload; ``ProgramError`` when it is missing, unreadable or empty),
 the history from results.tsv, the kept diffs from records.jsonl along the
 current branch, the steering notes as the human sent them (the newest
-MAX_STEERING_NOTES, each at most MAX_NOTE_CHARS characters, as cockpit.control
+MAX_STEERING_NOTES, each at most MAX_NOTE_CHARS characters, as cockpit.agents.base
 holds them), the proposals the human
 vetoed at the approval gate (from records.jsonl); for a fix attempt the
 crashed run's log tail.

@@ -18,12 +18,11 @@ import asyncio
 from typing import Awaitable, Optional, TypeVar
 
 from cockpit.events import Command, EngineMessage, Emit, Pause, PhaseChanged, Resume, Steer, Stop
+from cockpit.agents.base import MAX_NOTE_CHARS, MAX_STEERING_NOTES
 from cockpit.runner import Run
 
 T = TypeVar("T")
 
-MAX_STEERING_NOTES = 20  # steering notes the agent is shown, the newest (all stay in records.jsonl)
-MAX_NOTE_CHARS = 2_000  # characters of one steering note: a longer one is refused
 
 
 class Stopped(Exception):

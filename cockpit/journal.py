@@ -39,12 +39,11 @@ from typing import Optional
 from cockpit.clock import now_iso
 from cockpit.ledger import append_durably
 from cockpit.redact import redact_data
-from cockpit.session import SessionError
 
 DIRECTORY = ".cockpit"  # git-ignored: the journal and its lock (cockpit.rundir keeps its files here too)
 
 
-class JournalError(SessionError):
+class JournalError(RuntimeError):
     """The journal cannot be read or the workspace is locked; one clear line."""
 
 

@@ -23,7 +23,7 @@ reference.
 ``KeepRule`` is the one place every caller takes a verdict from: the live
 engine (cockpit.session ``decide``, cockpit.bookkeeping, cockpit.measuring) and
 the restart path (cockpit.reconcile, which rebuilds the rule of a dead session
-from disk with ``rule_on_disk``: the session's ``noise-floor`` record and
+from disk with ``rule_of_session``: the session's ``noise-floor`` record and
 ``keep_threshold`` from cockpit.toml). A close call needs a confirming re-run;
 where none can happen (the restart, a re-run that crashed) the run stands
 alone and is judged on its single value against ``threshold(1)``: a discard,
@@ -35,10 +35,8 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional, Sequence
 
-from cockpit.ledger import read_records
 
 
 @dataclass(frozen=True)
@@ -153,15 +151,13 @@ class KeepRule:
         return judged.verdict, judged
 
 
-def rule_on_disk(records_jsonl: Path, tag: str, keep_threshold: float) -> KeepRule:
-    """The keep rule session ``tag`` ran under, rebuilt from disk: ``sigma`` from
-    its last ``noise-floor`` record in ``records_jsonl`` (the record's
+def rule_of_session(records: Sequence[dict], tag: str, keep_threshold: float) -> KeepRule:
+    """The keep rule session ``tag`` ran under, rebuilt from its records
+    (records.jsonl's objects, oldest first): ``sigma`` from its last
+    ``noise-floor`` record (the record's
     ``sigma``, else the sample standard deviation of its ``runs``; 0.0 when it
     has none: the floor was off or never measured), ``keep_threshold`` as
-    cockpit.toml says now (the session read it from there too). Lines that are
-    not JSON objects are passed over: a damaged line elsewhere does not stop a
-    restart here."""
-    records = read_records(records_jsonl, skip=lambda message: None)
+    cockpit.toml says now (the session read it from there too). Pure."""
     floors = [r for r in records if r.get("kind") == "noise-floor" and r.get("tag") == tag]
     sigma = 0.0
     if floors:

@@ -9,7 +9,7 @@ resumed session needs no conversation state.
   results row (``#n status val_bpb description``, n counted from 0 = the first
   row) and the best kept row; the diffs of recent kept changes; on a fix
   attempt the crash log tail; the human's steering notes (the newest 20, each
-  at most 2,000 characters: cockpit.control's MAX_STEERING_NOTES and
+  at most 2,000 characters: cockpit.agents.base's MAX_STEERING_NOTES and
   MAX_NOTE_CHARS; the engine refuses a longer note); the proposals the human
   vetoed (at most 20, capped by the engine); on a re-ask the error of the
   previous reply, addressed to the model.
@@ -26,8 +26,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Sequence
 
-from cockpit.agents.base import HistoryRow, ProposalContext
-from cockpit.control import MAX_NOTE_CHARS, MAX_STEERING_NOTES
+from cockpit.agents.base import MAX_NOTE_CHARS, MAX_STEERING_NOTES, HistoryRow, ProposalContext
 from cockpit.edits import EDITABLE_FILE, FORMAT_REMINDER
 
 REPLY_RESERVE_TOKENS = 4096  # tokens kept free for the reply (at most a quarter of the window)

@@ -46,6 +46,7 @@ from cockpit.events import (AcceptProgram, Command, EngineMessage, Emit, Event, 
 from cockpit.faults import fault_point
 from cockpit.ledger import LedgerError, clean_description
 from cockpit.early_abort import LossWatch
+from cockpit.journal import JournalError
 from cockpit.holdout import divergence, holdout_env, read_holdout
 from cockpit.measuring import Measuring
 from cockpit.pipeline import Pipelining
@@ -60,7 +61,7 @@ from cockpit.startup import SessionStart
 from cockpit.summary import parse_summary
 from cockpit.workspace import Workspace, WorkspaceError
 
-EXPECTED_ERRORS = (SessionError, RepoError, WorkspaceError, LedgerError, RunnerError, ProgramError)
+EXPECTED_ERRORS = (SessionError, JournalError, RepoError, WorkspaceError, LedgerError, RunnerError, ProgramError)
 
 __all__ = ["Engine", "SessionConfig", "SessionError", "decide", "EXPECTED_ERRORS"]
 

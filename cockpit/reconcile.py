@@ -21,7 +21,7 @@ every unclosed journal entry belongs to a dead engine). The restart rule:
    a keep row stays kept).
    Otherwise, when its log ends with a complete summary block (every contract
    key) it is decided by the session's own keep rule (cockpit.noise.KeepRule,
-   rebuilt by ``rule_on_disk`` from the dead session's ``noise-floor`` record
+   rebuilt by ``rule_of_session`` from the dead session's ``noise-floor`` record
    and cockpit.toml's ``keep_threshold``) against the val_bpb of its parent
    keep: keep or discard, description ``<description> [recovered]`` (after
    " [within noise]" when it improved by no more than the threshold). A close
@@ -50,7 +50,7 @@ from cockpit.bookkeeping import PRESERVED
 from cockpit.clock import now_iso
 from cockpit.journal import Journal, unclosed
 from cockpit.ledger import HEADER, ExperimentRecord, Row, append_record, append_row, read_records, read_rows, torn_tail
-from cockpit.noise import Judgement, KeepRule, noise_mark, rule_on_disk
+from cockpit.noise import Judgement, KeepRule, noise_mark, rule_of_session
 from cockpit.repo import GitRepo, RepoError, short
 from cockpit.summary import attention_backend, parse_summary, summary_memory_gb, summary_val_bpb
 from cockpit.workspace import Workspace
@@ -152,7 +152,8 @@ def settle(ws: Workspace, repo: GitRepo, journal: Journal, entry: dict, session:
         journal.append("row", id=entry["id"], tag=tag, experiment=n, commit=commit, status=row.status, kept=kept)
         journal.append("close", id=entry["id"], reconciled=True)
         return "info", f"{where}: the engine died after writing its row; nothing else was missing"
-    rule = rule_on_disk(ws.records_jsonl, tag, ws.keep_threshold)
+    # lines that are not JSON objects are passed over: a damaged line elsewhere does not stop a restart here
+    rule = rule_of_session(read_records(ws.records_jsonl, skip=lambda message: None), tag, ws.keep_threshold)
     row, summary, reason, judged = judge(ws.path / entry.get("log_path", ""), entry, reference(before, parent), rule)
     append_row(ws.results_tsv, row)
     append_record(ws.records_jsonl, _record(ws, repo, entry, session, row, summary, reason,

@@ -24,7 +24,7 @@ from cockpit import daemon, wire
 from cockpit.agents.base import ProposalContext
 from cockpit.app.widgets.live_curves import MAX_CURVE_STEPS, RunCurve, thin
 from cockpit.attach import AttachedEngine
-from cockpit.control import MAX_NOTE_CHARS, MAX_STEERING_NOTES
+from cockpit.agents.base import MAX_NOTE_CHARS, MAX_STEERING_NOTES
 from cockpit.daemon import COMMAND_BURST, COMMAND_RATE, Broadcaster, CommandBucket
 from cockpit.events import (EngineMessage, LogLine, PhaseChanged, RowLogged, RunFinished, RunStarted, SessionStarted,
                             Steer, StepLogged, Stop)

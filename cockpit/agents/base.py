@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Protocol, runtime_checkable
 
+MAX_STEERING_NOTES = 20  # steering notes the agent is shown, the newest (all stay in records.jsonl)
+MAX_NOTE_CHARS = 2_000  # characters of one steering note: a longer one is refused by the engine
+
 
 @dataclass(frozen=True)
 class HistoryRow:
