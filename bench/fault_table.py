@@ -7,7 +7,7 @@ rows lost: experiments started (an ``open`` entry of the journal) without
 exactly one results.tsv row (matched by commit, between the size of
 results.tsv its entry recorded and the next entry's), plus rows that belong
 to no experiment (a second row of one); files corrupt:
-results.tsv not readable by cockpit.ledger or pandas (or missing once the
+results.tsv not readable by cockpit.store.ledger or pandas (or missing once the
 journal opened an experiment), or a records.jsonl or journal line that is not
 JSON; orphans: processes whose command line holds the injection's marker,
 alive after it; escapes: the hostile rows (bad commands then SIGTERM, key
@@ -56,16 +56,18 @@ import pandas as pd  # noqa: E402
 from engine_support import (FAKES, ScriptedAgent, cockpit_argv, die_headless, fast_config, lr,  # noqa: E402
                             make_workspace, marked, mode, reply, restart_headless, run_session)
 
-from cockpit import bookkeeping, daemon, wire  # noqa: E402
-from cockpit.attach import start_daemon, wait_ready  # noqa: E402
+from cockpit.engine import bookkeeping  # noqa: E402
+
+from cockpit.serve import daemon, wire
+from cockpit.serve.attach import start_daemon, wait_ready  # noqa: E402
 from cockpit.cli import build_parser, serve_argv  # noqa: E402
 from cockpit.events import (Command, EngineMessage, LogLine, PhaseChanged, Resume, RowLogged,  # noqa: E402
                             RunStarted, SessionEnded, Steer, StepLogged, Stop)
-from cockpit.journal import Journal  # noqa: E402
-from cockpit.ledger import HEADER, read_rows  # noqa: E402
-from cockpit.repo import short  # noqa: E402
-from cockpit.rundir import RunDir  # noqa: E402
-from cockpit.workspace import load_workspace  # noqa: E402
+from cockpit.store.journal import Journal  # noqa: E402
+from cockpit.store.ledger import HEADER, read_rows  # noqa: E402
+from cockpit.store.repo import short  # noqa: E402
+from cockpit.store.rundir import RunDir  # noqa: E402
+from cockpit.store.workspace import load_workspace  # noqa: E402
 
 ENGINE_PHASES = ("while-proposing", "after-commit", "during-training", "after-run", "mid-row", "after-row")
 TRAINING_MODES = ("crash", "nan", "oom", "silent", "ignore_term", "grandkids", "setsid_grandkid", "escapee")
@@ -457,7 +459,7 @@ EXIT_S = 20.0  # seconds a daemon gets to end after Stop or SIGTERM
 
 def _daemon(root: Path, marker: str, train_py: str, shim: str = "") -> tuple[Path, subprocess.Popen, dict]:
     """A ``cockpit serve`` (as ``cockpit`` starts it) on a new workspace, once its socket is open;
-    ``shim``: Python run instead of ``-m cockpit.cli`` (it patches cockpit.daemon, then runs the CLI)."""
+    ``shim``: Python run instead of ``-m cockpit.cli`` (it patches cockpit.serve.daemon, then runs the CLI)."""
     ws = make_workspace(root / "ws", train_py=train_py)
     args = build_parser().parse_args(["--workspace", str(ws.path), "--budget", "60", "--noise-runs", "0",
                                       "--max-experiments", "6",
@@ -642,7 +644,7 @@ def command_flood(moment: int) -> Callable[[Path, str], Injected]:
 CLIENT_CAP, TOTAL_CAP = 1 << 20, 2 << 20  # the daemon's buffer caps, lowered for the slow-clients row
 SHIM = """
 import atexit, json, sys
-from cockpit import daemon
+from cockpit.serve import daemon
 daemon.MAX_CLIENT_BUFFER, daemon.MAX_TOTAL_BUFFER = {client}, {total}
 seen = {{"total": 0, "client": 0, "dropped": 0}}
 emit, drop = daemon.Broadcaster.emit, daemon.Broadcaster._drop

@@ -1,7 +1,7 @@
 """A slow loopback "model" for the benches: an OpenAI chat-completions server on
 127.0.0.1 that thinks ``delay_s`` seconds and answers with a valid edit.
 
-It reads the train.py the prompt shows (cockpit.prompt's "## Current train.py"
+It reads the train.py the prompt shows (cockpit.agents.prompt's "## Current train.py"
 section), the history rows and the runs in flight, and answers with the
 offline agent's next untried hyper-parameter move (cockpit.agents.offline) in
 the SEARCH/REPLACE format: a real reply through litellm's real HTTP path, with

@@ -2,7 +2,7 @@
 
 Makes a cpu-profile workspace (``cockpit init``, data from the cockpit cache),
 then runs its baseline train.py ``--pairs`` times with the network and as many
-times under the prefix ``cockpit.no_network.network_prefix()`` picks (a network
+times under the prefix ``cockpit.training.no_network.network_prefix()`` picks (a network
 namespace of its own), alternating which goes first in each pair so that load
 drift on a shared machine hits both alike. Each run gets the same
 COCKPIT_TIME_BUDGET (``--budget`` seconds) and the cockpit's allow-listed
@@ -28,9 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cockpit.no_network import network_prefix  # noqa: E402
-from cockpit.run_env import run_environment  # noqa: E402
-from cockpit.summary import parse_step_line, parse_summary  # noqa: E402
+from cockpit.training.no_network import network_prefix  # noqa: E402
+from cockpit.rules.run_env import run_environment  # noqa: E402
+from cockpit.rules.summary import parse_step_line, parse_summary  # noqa: E402
 
 
 def one_run(workspace: Path, prefix: list[str], budget: float) -> dict:

@@ -5,7 +5,7 @@ row, the record and the journal, the checks before a run, the events).
 A real headless session through the `cockpit` command with the offline agent
 (instant proposals, pipelined as by default) on bench/fixed_run.py runs of
 ``--budget`` seconds, ``--experiments`` rows. Reads each record's account
-(cockpit.timekeeping) and prints the median, p90 and max of ``overhead_s``
+(cockpit.rules.timekeeping) and prints the median, p90 and max of ``overhead_s``
 (and of ``git_s``, part of it), with and without the session's event stream
 being printed (headless prints every event; the daemon also writes them to the
 replay log and the socket, which costs about the same).

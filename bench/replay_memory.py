@@ -1,6 +1,6 @@
 """Memory of the daemon's replay history over a long session: RSS at every quarter of a million steps.
 
-Drives a real ``cockpit.daemon.Broadcaster`` (replay log on disk, headless
+Drives a real ``cockpit.serve.daemon.Broadcaster`` (replay log on disk, headless
 printer to /dev/null, no client) with ``--steps`` StepLogged events spread
 over ``--runs`` runs (a RunStarted before each, a LogLine every 1,000 steps, a
 RunFinished and a RowLogged after each: keep, discard, keep, ...), and prints
@@ -32,10 +32,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cockpit import wire  # noqa: E402
-from cockpit.daemon import Broadcaster  # noqa: E402
+from cockpit.serve import wire  # noqa: E402
+from cockpit.serve.daemon import Broadcaster  # noqa: E402
 from cockpit.events import LogLine, RowLogged, RunFinished, RunStarted, SessionStarted, StepLogged  # noqa: E402
-from cockpit.headless import HeadlessPrinter  # noqa: E402
+from cockpit.serve.headless import HeadlessPrinter  # noqa: E402
 
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
 

@@ -1,7 +1,7 @@
 """Shared pieces of the session benches (duty_cycle.py, overhead.py): a real
 workspace made by ``cockpit init`` with bench/fixed_run.py as its train.py, a
 headless session run through the real ``cockpit`` command, and the figures
-read back from its records.jsonl (cockpit.timekeeping's accounts).
+read back from its records.jsonl (cockpit.rules.timekeeping's accounts).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def experiments(root: Path) -> list[dict]:
 
 
 def table(records: list[dict]) -> str:
-    """Per experiment: where its seconds went (cockpit.timekeeping keys)."""
+    """Per experiment: where its seconds went (cockpit.rules.timekeeping keys)."""
     keys = ("propose_s", "wait_model_s", "gap_s", "overhead_s", "git_s", "startup_s", "training_s", "eval_s")
     lines = ["  #  status   " + "  ".join(f"{k[:-2]:>10}" for k in keys)]
     for r in records:

@@ -34,11 +34,11 @@ os.environ["FAKE_STEP_S"] = "0.005"
 
 from engine_support import FAKES, make_workspace  # noqa: E402
 
-from cockpit import wire  # noqa: E402
-from cockpit.attach import attach_or_start, start_daemon  # noqa: E402
+from cockpit.serve import wire  # noqa: E402
+from cockpit.serve.attach import attach_or_start, start_daemon  # noqa: E402
 from cockpit.cli import build_parser, serve_argv, typed_session_flags  # noqa: E402
 from cockpit.events import EngineMessage, Steer, StepLogged, Stop  # noqa: E402
-from cockpit.rundir import RunDir  # noqa: E402
+from cockpit.store.rundir import RunDir  # noqa: E402
 
 
 def longest_gap(times: list[float]) -> float:

@@ -8,9 +8,9 @@ as a training script's other output) at ``--rate`` lines per second, by two
 paths:
 
 - ``socket``: the path ``cockpit`` uses. A separate process runs the engine
-  daemon's own server (``cockpit.daemon._serve``: the replay log, the headless
+  daemon's own server (``cockpit.serve.daemon._serve``: the replay log, the headless
   line, the Unix socket) around a flood engine; the app's engine is the real
-  ``cockpit.attach.AttachedEngine`` connected to that socket.
+  ``cockpit.serve.attach.AttachedEngine`` connected to that socket.
 - ``inprocess``: the engine's ``run()`` in the app's event loop calling the
   app's ``emit`` (``messages.Relay``), as the tests' engines do; it emits in
   chunks, as the runner does for each read of the training output.
@@ -138,9 +138,9 @@ class FloodEngine:
 # ------------------------------------------------------------------ daemon side --
 
 def serve(workspace: Path, lines: int, rate: float, log_every: int) -> int:
-    """The daemon process: ``cockpit.daemon._serve`` around a FloodEngine that waits for a client."""
-    from cockpit import daemon
-    from cockpit.rundir import RunDir
+    """The daemon process: ``cockpit.serve.daemon._serve`` around a FloodEngine that waits for a client."""
+    from cockpit.serve import daemon
+    from cockpit.store.rundir import RunDir
 
     rundir = RunDir(workspace)
     rundir.ensure()
@@ -365,8 +365,8 @@ async def run_inprocess(args, size, program: Path) -> Outcome:
 
 async def run_socket(args, size, program: Path, workspace: Path) -> Outcome:
     """One run with the flood engine in a daemon process (``--serve``) and AttachedEngine."""
-    from cockpit.attach import AttachedEngine, wait_ready
-    from cockpit.rundir import RunDir
+    from cockpit.serve.attach import AttachedEngine, wait_ready
+    from cockpit.store.rundir import RunDir
 
     workspace.mkdir(parents=True)
     rundir = RunDir(workspace)

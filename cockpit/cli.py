@@ -12,20 +12,20 @@
 
 These flag names are a contract that other tools script against. A flag
 overrides cockpit.toml only when it is typed. Without ``--headless`` the engine
-runs in a daemon (``cockpit serve``, cockpit.daemon) that outlives the UI:
+runs in a daemon (``cockpit serve``, cockpit.serve.daemon) that outlives the UI:
 ``cockpit`` attaches to the one running on the workspace (typed session flags
-are then ignored, with a note) or starts one (cockpit.attach). ``--headless``
+are then ignored, with a note) or starts one (cockpit.serve.attach). ``--headless``
 runs the engine in this process. ``--approve`` (the approval gate)
 needs the UI: with ``--headless`` it is refused, and cockpit.toml's
 ``approval_gate = true`` is ignored there with a note (nothing could approve). Exit status 0 on a normal end
 (max experiments reached, stopped, agent exhausted) and on a detach, 1 with one line on stderr
 for an error. The Textual UI is imported only when it is opened. ``cockpit report``
-(cockpit.report) exits 0, or 2 with one line when there is nothing to report or
+(cockpit.commands.report) exits 0, or 2 with one line when there is nothing to report or
 its files cannot be written; matplotlib is imported only when it draws.
 ``cockpit status`` prints one screen on the workspace's session and exits 0 when
 an engine runs there, 1 when none does; ``cockpit stop`` stops the running engine
 as ``x`` then ``y`` would and waits until it is gone (exit 0; 1 when none ran).
-``cockpit doctor`` checks a profile's prerequisites (cockpit.doctor: Python,
+``cockpit doctor`` checks a profile's prerequisites (cockpit.commands.doctor: Python,
 Python.h, a C compiler, the NVIDIA driver against the torch build), one line
 each; exit 0 when all hold, 1 otherwise. ``cockpit init --profile h100`` prints
 the same lines and still succeeds.
@@ -50,18 +50,18 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from cockpit.agents import make_agent
-from cockpit.attach import AttachedEngine, DaemonError, attach_or_start, start_daemon
-from cockpit.context import session_program
+from cockpit.serve.attach import AttachedEngine, DaemonError, attach_or_start, start_daemon
+from cockpit.engine.context import session_program
 from cockpit.events import Resume, Stop
-from cockpit.headless import HeadlessPrinter
-from cockpit.no_network import NoNetworkError, network_prefix
-from cockpit.programs import ProgramError, is_name
-from cockpit.session import SessionConfig
+from cockpit.serve.headless import HeadlessPrinter
+from cockpit.training.no_network import NoNetworkError, network_prefix
+from cockpit.store.programs import ProgramError, is_name
+from cockpit.engine.session import SessionConfig
 from cockpit.clock import now_iso
-from cockpit.rundir import RunDir, RunDirError
-from cockpit.settings import AgentSettings
-from cockpit.upstream import DEFAULT_RUN_COMMAND
-from cockpit.workspace import (PROFILES, Workspace, WorkspaceError, init_workspace, load_workspace,
+from cockpit.store.rundir import RunDir, RunDirError
+from cockpit.store.settings import AgentSettings
+from cockpit.store.upstream import DEFAULT_RUN_COMMAND
+from cockpit.store.workspace import (PROFILES, Workspace, WorkspaceError, init_workspace, load_workspace,
                                prepare_in_terminal)
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -84,10 +84,10 @@ def default_tag(now: Optional[datetime] = None) -> str:
 
 def choose_session(args: argparse.Namespace, workspace: Workspace) -> tuple[str, bool]:
     """(tag, resume) for the typed flags: the interrupted or stopped session
-    (cockpit.resume) is continued unless ``--new-session`` is typed or a typed
+    (cockpit.engine.resume) is continued unless ``--new-session`` is typed or a typed
     ``--tag`` names another; a new session gets the typed tag or a free default one."""
-    from cockpit.repo import GitRepo, RepoError
-    from cockpit.resume import resumable_session
+    from cockpit.store.repo import GitRepo, RepoError
+    from cockpit.engine.resume import resumable_session
 
     def exists(name: str) -> bool:
         try:
@@ -108,8 +108,8 @@ def choose_session(args: argparse.Namespace, workspace: Workspace) -> tuple[str,
 def free_tag(workspace: Path, tag: str) -> str:
     """``tag``, or ``tag-2``, ``tag-3``, ... when branch ``autoresearch/<tag>`` or a session
     of that tag in the journal already exists (a default tag never collides)."""
-    from cockpit.journal import Journal, JournalError
-    from cockpit.repo import GitRepo, RepoError
+    from cockpit.store.journal import Journal, JournalError
+    from cockpit.store.repo import GitRepo, RepoError
 
     try:
         entries, _ = Journal(workspace).read()
@@ -272,7 +272,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "stop":
             return _stop(args)
         if args.command == "doctor":
-            from cockpit.doctor import doctor
+            from cockpit.commands.doctor import doctor
             return doctor(args.profile)
         return _session(args)
     except (WorkspaceError, ValueError, ProgramError, RunDirError, DaemonError, NoNetworkError) as exc:
@@ -296,7 +296,7 @@ def _init(args: argparse.Namespace) -> int:
 def _init_checks(profile: str) -> None:
     """For a profile that needs CUDA: cockpit doctor's lines, as warnings (init goes on:
     data and tokenizer can be prepared on a machine without a GPU)."""
-    from cockpit.doctor import run_checks
+    from cockpit.commands.doctor import run_checks
     from substrate.prepare import PROFILES as HARNESS
 
     if not HARNESS[profile]["NEEDS_CUDA"]:
@@ -312,7 +312,7 @@ def _init_checks(profile: str) -> None:
 
 def _status(args: argparse.Namespace) -> int:
     """``cockpit status``: one screen; 0 when an engine runs on the workspace, else 1."""
-    from cockpit.status import format_status, read_status
+    from cockpit.commands.status import format_status, read_status
 
     status = read_status(Path(args.workspace).resolve())
     print(format_status(status))
@@ -321,7 +321,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _stop(args: argparse.Namespace) -> int:
     """``cockpit stop``: stop the engine and wait until it is gone; 1 when none runs."""
-    from cockpit.status import stop_engine
+    from cockpit.commands.status import stop_engine
 
     workspace = Path(args.workspace).resolve()
     try:
@@ -338,9 +338,9 @@ def _stop(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     """``cockpit report``: write the session's markdown report and staircase PNG
-    (cockpit.report); 2 with one line on stderr when there is nothing to report.
+    (cockpit.commands.report); 2 with one line on stderr when there is nothing to report.
     A corrupt line of results.tsv or records.jsonl is a warning line, skipped."""
-    from cockpit.report import ReportError, write_report
+    from cockpit.commands.report import ReportError, write_report
 
     def warn(text: str) -> None:
         print(f"cockpit: warning: {text}", file=sys.stderr)
@@ -440,7 +440,7 @@ def _session(args: argparse.Namespace) -> int:
     workspace = load_workspace(args.workspace)
     if args.headless:
         config, agent = session_setup(args, workspace, headless=True)
-        from cockpit.ratchet import Engine  # the engine's modules only where it runs here
+        from cockpit.engine.ratchet import Engine  # the engine's modules only where it runs here
 
         return _headless(workspace, lambda emit: Engine(workspace, config, agent, emit), config.tag)
     return _cockpit(args, workspace)
@@ -485,8 +485,8 @@ def _exit_status(reason: str) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    """``cockpit serve``: the engine daemon (cockpit.daemon); its stdout is logs/engine.log."""
-    from cockpit.daemon import serve
+    """``cockpit serve``: the engine daemon (cockpit.serve.daemon); its stdout is logs/engine.log."""
+    from cockpit.serve.daemon import serve
 
     workspace = load_workspace(args.workspace)
     config, agent = session_setup(args, workspace, headless=False)

@@ -137,7 +137,7 @@ class RunFinished:
 class RowLogged:
     """A results.tsv row was appended (and fsynced). ``status`` is keep/discard/crash.
 
-    ``agent_usage`` is what proposing this experiment cost (cockpit.usage: tokens,
+    ``agent_usage`` is what proposing this experiment cost (cockpit.rules.usage: tokens,
     ``cost_usd``, ``latency_s`` in seconds, retries, calls); None for the baseline
     and for agents that report no usage.
     """
@@ -151,10 +151,10 @@ class RowLogged:
     best_val_bpb: Optional[float]
     agent_usage: Optional[dict] = None
     delta_sigma: Optional[float] = None
-    """(val_bpb - the best before it) / the noise floor's sigma (cockpit.noise);
+    """(val_bpb - the best before it) / the noise floor's sigma (cockpit.rules.noise);
     None without a noise floor or a val_bpb."""
     holdout_bpb: Optional[float] = None
-    """A kept row's score on the holdout shard (cockpit.holdout); None when not scored."""
+    """A kept row's score on the holdout shard (cockpit.rules.holdout); None when not scored."""
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ class ProposalQueued:
 
 @dataclass(frozen=True)
 class NoiseMeasured:
-    """The noise floor (cockpit.noise): val_bpb of the baseline and its re-runs,
+    """The noise floor (cockpit.rules.noise): val_bpb of the baseline and its re-runs,
     their sample standard deviation ``sigma`` and the improvement a single run
     must now exceed to be kept (``threshold``), in bits per byte."""
 
@@ -210,7 +210,7 @@ class NoiseMeasured:
 
 @dataclass(frozen=True)
 class TimeAccounted:
-    """Where the seconds went, after each results row (cockpit.timekeeping).
+    """Where the seconds went, after each results row (cockpit.rules.timekeeping).
 
     ``timings`` is the experiment's own account, in seconds: ``propose_s`` (the
     model's time, overlapped with the previous run when pipelined),
@@ -330,7 +330,7 @@ class RevertLastKeep:
 class AcceptProgram:
     """The human confirms the program file as it is now (its bytes hash to
     ``sha256``, hex): a change held because it was made while a run trained
-    (cockpit.program_hold) is used from the next proposal on. The cockpit's
+    (cockpit.engine.program_hold) is used from the next proposal on. The cockpit's
     editor sends it with every save. Else nothing happens."""
 
     sha256: str

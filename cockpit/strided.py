@@ -6,7 +6,7 @@ grow with them. ``Strided`` holds every item until ``limit``; when a new item
 takes it past ``limit``, every other item goes and the stride doubles, so it
 holds the 0th, stride-th, 2 x stride-th, ... item seen, plus the newest one
 when that is off the stride: at most ``limit`` + 1 items, evenly spaced, in
-order, the newest last. Used by ``cockpit.wire.ReplayHistory`` and
+order, the newest last. Used by ``cockpit.serve.wire.ReplayHistory`` and
 ``cockpit.app.widgets.live_curves.RunCurve``.
 """
 

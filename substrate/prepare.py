@@ -104,7 +104,7 @@ KJV_VAL_BOOKS = ("Ruth", "Judges", "Proverbs", "Lamentations", "Daniel",   # pin
 KJV_VAL_TEXT_SHA256 = "a939d5c681aa1608c5d9830543bd04d3ec291265d0bcc10211ecacd69bda249b"  # text_sha256(val docs)
 # (shard_val.parquet itself, written by pyarrow 26.0.1: sha256 814444a2fe8667aeaf0123fc51fc498af5d8120bac324edd1d56754b642ba4d6)
 KJV_VAL_SHARD = "shard_val.parquet"            # sorts after shard_00000...: the last shard is val
-# The holdout (cockpit.holdout): books neither trained on nor validated on, scored only for runs that
+# The holdout (cockpit.rules.holdout): books neither trained on nor validated on, scored only for runs that
 # could be kept and written aside, never printed. 312 documents, 152,498 chars, 38,788 tokens at vocab 4096: one pass
 # covers the cpu profile's HOLDOUT_TOKENS (EVAL_TOKENS // 4 = 32,768).
 KJV_HOLDOUT_BOOKS = ("Esther", "Ecclesiastes", "Hosea", "Jonah", "1 Corinthians", "Philippians")
@@ -231,7 +231,7 @@ except PrepareError as e:
     sys.exit(f"prepare.py: error: {e}")
 MAX_SEQ_LEN = PROFILES[PROFILE]["MAX_SEQ_LEN"]
 EVAL_TOKENS = PROFILES[PROFILE]["EVAL_TOKENS"]
-HOLDOUT_TOKENS = EVAL_TOKENS // 4  # holdout tokens scored for a run that could be kept (cockpit.holdout)
+HOLDOUT_TOKENS = EVAL_TOKENS // 4  # holdout tokens scored for a run that could be kept (cockpit.rules.holdout)
 VOCAB_SIZE = PROFILES[PROFILE]["VOCAB_SIZE"]
 CORPUS = PROFILES[PROFILE]["CORPUS"]
 NEEDS_CUDA = PROFILES[PROFILE]["NEEDS_CUDA"]
@@ -680,7 +680,7 @@ def _bits_per_byte(model, loader, steps, token_bytes, device):
 
 @torch.no_grad()
 def _score_holdout(model, tokenizer, batch_size, val_bpb, device, token_bytes):
-    """The holdout score, written aside (cockpit.holdout): when the env names a file
+    """The holdout score, written aside (cockpit.rules.holdout): when the env names a file
     (HOLDOUT_OUT_ENV) and val_bpb is below HOLDOUT_BEST_ENV (or none is given), the
     bits per byte of the holdout shard over HOLDOUT_TOKENS (EVAL_TOKENS // 4, at
     least one batch), computed as evaluate_bpb does, go to that file as JSON

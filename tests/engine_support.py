@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from cockpit.agents.base import AgentExhausted, NoFix, ProposalContext
-from cockpit.ratchet import Engine, SessionConfig
-from cockpit.repo import init_repo
-from cockpit.workspace import GITIGNORE, TRACKED, Workspace, load_workspace
+from cockpit.engine.ratchet import Engine, SessionConfig
+from cockpit.store.repo import init_repo
+from cockpit.store.workspace import GITIGNORE, TRACKED, Workspace, load_workspace
 
 FAKES = Path(__file__).parent / "fakes"
 

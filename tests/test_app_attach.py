@@ -8,12 +8,12 @@ import time
 
 from cockpit.app.widgets.results_table import FIXED_COLUMNS
 from app_harness import until
-from cockpit import wire
+from cockpit.serve import wire
 from cockpit.app import CockpitApp
 from cockpit.app.widgets import ResultsTable, StatusBar, TrainLog
-from cockpit.attach import AttachedEngine
+from cockpit.serve.attach import AttachedEngine
 from cockpit.events import ActionApplied, Resume, SessionEnded
-from cockpit.rundir import RunDir
+from cockpit.store.rundir import RunDir
 from scripted_engine import ScriptedEngine
 
 

@@ -139,7 +139,7 @@ async def test_a_program_that_appears_later_is_loaded(tmp_path):
 
 async def test_a_save_tells_the_engine_which_text_a_person_confirmed(tmp_path):
     """ctrl+o sends AcceptProgram with the saved bytes' sha256: a program change held
-    because it came while a run trained is released by it (cockpit.program_hold)."""
+    because it came while a run trained is released by it (cockpit.engine.program_hold)."""
     import hashlib
 
     from cockpit.events import AcceptProgram

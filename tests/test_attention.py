@@ -14,11 +14,11 @@ from engine_support import (FAKES, LR_COMMENT, ScriptedAgent, blocks, fast_confi
                             of_type, run_session)
 
 from cockpit.events import EngineMessage, RowLogged, Stop
-from cockpit.ledger import read_records, read_rows
-from cockpit.repo import GitRepo
-from cockpit.resume import Resumable, restore
-from cockpit.run_env import hub_offline, run_environment
-from cockpit.workspace import harness_budget
+from cockpit.store.ledger import read_records, read_rows
+from cockpit.store.repo import GitRepo
+from cockpit.engine.resume import Resumable, restore
+from cockpit.rules.run_env import hub_offline, run_environment
+from cockpit.store.workspace import harness_budget
 
 FA3 = "fa3:kernels-community/flash-attn3"
 ATTENTION_COMMENT = "attention backend the fake reports"

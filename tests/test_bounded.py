@@ -20,17 +20,17 @@ import time
 import pytest
 from engine_support import DEPTH_COMMENT, ScriptedAgent, fast_config, lr, make_workspace, run_session, set_line
 
-from cockpit import daemon, wire
+from cockpit.serve import daemon, wire
 from cockpit.agents.base import ProposalContext
 from cockpit.app.widgets.live_curves import MAX_CURVE_STEPS, RunCurve, thin
-from cockpit.attach import AttachedEngine
+from cockpit.serve.attach import AttachedEngine
 from cockpit.agents.base import MAX_NOTE_CHARS, MAX_STEERING_NOTES
-from cockpit.daemon import COMMAND_BURST, COMMAND_RATE, Broadcaster, CommandBucket
+from cockpit.serve.daemon import COMMAND_BURST, COMMAND_RATE, Broadcaster, CommandBucket
 from cockpit.events import (EngineMessage, LogLine, PhaseChanged, RowLogged, RunFinished, RunStarted, SessionStarted,
                             Steer, StepLogged, Stop)
-from cockpit.headless import HeadlessPrinter
-from cockpit.ledger import read_records
-from cockpit.prompt import build_messages, steering_section
+from cockpit.serve.headless import HeadlessPrinter
+from cockpit.store.ledger import read_records
+from cockpit.agents.prompt import build_messages, steering_section
 
 
 def _step(n: int, i: int, count: int) -> StepLogged:

@@ -11,10 +11,10 @@ from pathlib import Path
 from engine_support import FAKES, make_workspace, processes_in
 
 from cockpit.cli import default_tag, main
-from cockpit.ledger import read_rows
-from cockpit.repo import GitRepo
-from cockpit.settings import AgentSettings
-from cockpit.workspace import load_workspace
+from cockpit.store.ledger import read_rows
+from cockpit.store.repo import GitRepo
+from cockpit.store.settings import AgentSettings
+from cockpit.store.workspace import load_workspace
 
 
 def _cockpit() -> list[str]:
@@ -75,9 +75,9 @@ def test_help_lists_every_flag():
 def test_engine_modules_do_not_import_ui_torch_or_litellm():
     code = (
         "import sys\n"
-        "import cockpit.ratchet, cockpit.cli, cockpit.headless, cockpit.runner, cockpit.repo, cockpit.ledger\n"
-        "import cockpit.edits, cockpit.summary, cockpit.workspace, cockpit.proposing, cockpit.agents.offline\n"
-        "import cockpit.daemon, cockpit.attach, cockpit.wire, cockpit.rundir\n"
+        "import cockpit.engine.ratchet, cockpit.cli, cockpit.serve.headless, cockpit.training.runner, cockpit.store.repo, cockpit.store.ledger\n"
+        "import cockpit.rules.edits, cockpit.rules.summary, cockpit.store.workspace, cockpit.engine.proposing, cockpit.agents.offline\n"
+        "import cockpit.serve.daemon, cockpit.serve.attach, cockpit.serve.wire, cockpit.store.rundir\n"
         "print(sorted(m for m in ('textual', 'torch', 'litellm') if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

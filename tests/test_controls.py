@@ -17,8 +17,8 @@ from cockpit.cli import main
 from cockpit.events import (ActionApplied, Approve, EngineMessage, ForceKeep, Pause, PhaseChanged, Resume,
                             RevertLastKeep, RowLogged, RunStarted, SessionStarted, SetApprovalGate, StepLogged,
                             Stop, Veto)
-from cockpit.ledger import read_records, read_rows
-from cockpit.repo import GitRepo, short
+from cockpit.store.ledger import read_records, read_rows
+from cockpit.store.repo import GitRepo, short
 
 GATED = {"approval_gate": True}
 

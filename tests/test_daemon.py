@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from cockpit.attach import AttachedEngine, DaemonError, attach_or_start, running_engine, start_daemon, wait_ready
+from cockpit.serve.attach import AttachedEngine, DaemonError, attach_or_start, running_engine, start_daemon, wait_ready
 from cockpit.cli import build_parser, main, serve_argv, typed_session_flags
 from cockpit.events import Pause, PhaseChanged, Resume, RowLogged, SessionStarted, StepLogged, Stop
-from cockpit.rundir import EngineBusy, RunDir
+from cockpit.store.rundir import EngineBusy, RunDir
 from engine_support import FAKES, make_workspace, process_alive, processes_in
 
 SLOW_TRAIN = "import time as _t; _t.sleep(0.3)\n" + (FAKES / "train.py").read_text()  # ~0.5 s a run
@@ -165,7 +165,7 @@ def test_long_workspace_paths_get_a_short_socket(tmp_path):
 
 CLIENT = """
 import asyncio, json, sys
-from cockpit.attach import AttachedEngine
+from cockpit.serve.attach import AttachedEngine
 state = json.loads(sys.argv[1])
 async def main():
     await AttachedEngine(state, lambda event: print(type(event).__name__, flush=True)).run()

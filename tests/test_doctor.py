@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from cockpit import doctor
+from cockpit.commands import doctor
 from cockpit.cli import main
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from cockpit.edits import EditError, apply_edits, apply_reply, parse_reply, unified_diff
+from cockpit.rules.edits import EditError, apply_edits, apply_reply, parse_reply, unified_diff
 
 SOURCE = """\
 import math

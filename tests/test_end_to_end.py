@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cockpit.ledger import read_records, read_rows
-from cockpit.repo import GitRepo
+from cockpit.store.ledger import read_records, read_rows
+from cockpit.store.repo import GitRepo
 
 pytestmark = pytest.mark.slow
 

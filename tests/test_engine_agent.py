@@ -13,8 +13,8 @@ from engine_support import FAKES, ScriptedAgent, fast_config, lr, make_workspace
 from cockpit.agents.base import AgentFatal
 from cockpit.events import (EngineMessage, PhaseChanged, ProposalRejected, Resume, RowLogged, RunStarted,
                             SessionEnded, Steer, Stop)
-from cockpit.ledger import read_records, read_rows
-from cockpit.repo import GitRepo
+from cockpit.store.ledger import read_records, read_rows
+from cockpit.store.repo import GitRepo
 
 
 def _errors(events) -> list[str]:

@@ -1,5 +1,5 @@
 """Nothing lost: kill -9 of a headless engine at every phase, then a restart on the
-same workspace (cockpit.reconcile's rule); and the engine's own refusals: a
+same workspace (cockpit.engine.reconcile's rule); and the engine's own refusals: a
 changed harness, a full disk, a read-only workspace, a deleted branch, secrets."""
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import pytest
 from engine_support import (ScriptedAgent, die_headless, fast_config, lr, make_workspace, marked, mode, of_type,
                             restart_headless, run_session)
 
-from cockpit import preflight
+from cockpit.engine import preflight
 from cockpit.events import (EngineMessage, PhaseChanged, ProposalReady, Resume, RowLogged, RunStarted, SessionStarted,
                             Stop)
-from cockpit.journal import Journal, unclosed
-from cockpit.ledger import HEADER, read_records, read_rows
-from cockpit.repo import GitRepo, short
-from cockpit.workspace import sha256_file
+from cockpit.store.journal import Journal, unclosed
+from cockpit.store.ledger import HEADER, read_records, read_rows
+from cockpit.store.repo import GitRepo, short
+from cockpit.store.workspace import sha256_file
 
 PHASES = ("after-commit", "during-training", "after-run", "mid-row", "after-row")
 MOMENTS = (0, 1, 2)  # the experiment the engine dies in (0: the baseline)
@@ -112,7 +112,7 @@ TRAINING_FAULTS = {
 
 @pytest.mark.parametrize("kind", sorted(TRAINING_FAULTS))
 async def test_a_misbehaving_run_is_one_crash_row_and_leaves_no_process(tmp_path, kind):
-    from cockpit.runner import DRAIN_S
+    from cockpit.training.runner import DRAIN_S
 
     ws = make_workspace(tmp_path / "ws")
     marker = f"faultmark-{uuid.uuid4().hex[:10]}"
@@ -193,7 +193,7 @@ async def test_stop_while_a_run_is_refused_withdraws_it(tmp_path):
 
 async def test_a_full_disk_pauses_and_the_row_lands_after_resume(tmp_path, monkeypatch):
     ws = make_workspace(tmp_path / "ws")
-    from cockpit import bookkeeping
+    from cockpit.engine import bookkeeping
     real, failures = bookkeeping.append_row, []
 
     def append_row(path, row):

@@ -8,8 +8,8 @@ from engine_support import (DEPTH_COMMENT, LR_COMMENT, MODE_COMMENT, ScriptedAge
 
 from cockpit.agents.offline import OfflineAgent
 from cockpit.events import EngineMessage, PhaseChanged, RowLogged, Stop
-from cockpit.ledger import read_records, read_rows
-from cockpit.repo import GitRepo, short
+from cockpit.store.ledger import read_records, read_rows
+from cockpit.store.repo import GitRepo, short
 
 
 async def test_a_fix_that_works_is_kept_on_top_of_the_crash(tmp_path):

@@ -3,7 +3,7 @@
 import io
 
 from cockpit.events import LogLine, PhaseChanged, RowLogged, RunFinished, SessionEnded, StepLogged
-from cockpit.headless import HeadlessPrinter
+from cockpit.serve.headless import HeadlessPrinter
 
 
 def _step(n):

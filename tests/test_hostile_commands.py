@@ -20,12 +20,12 @@ import pytest
 from engine_support import ScriptedAgent, fast_config, make_workspace, process_alive, processes_in, run_session
 from test_daemon import SLOW_TRAIN, _start, spawned  # noqa: F401 - the fixture
 
-from cockpit import wire
-from cockpit.attach import attach_or_start
+from cockpit.serve import wire
+from cockpit.serve.attach import attach_or_start
 from cockpit.cli import build_parser, serve_argv, typed_session_flags
-from cockpit.actions import HumanActions
+from cockpit.engine.actions import HumanActions
 from cockpit.events import Command, EngineMessage, PhaseChanged, SetApprovalGate, Steer, Stop
-from cockpit.rundir import RunDir
+from cockpit.store.rundir import RunDir
 
 WRONG = {str: [123, 1.5, True, None, ["x"], {"x": 1}], bool: ["no", "", 0, 1, None, [True], {"on": True}]}
 

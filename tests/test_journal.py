@@ -1,4 +1,4 @@
-"""The journal and the restart rule (cockpit.journal, cockpit.reconcile) on states a
+"""The journal and the restart rule (cockpit.store.journal, cockpit.engine.reconcile) on states a
 dead engine leaves, built by hand; redaction at the write boundaries."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import sys
 import pytest
 from engine_support import ScriptedAgent, fast_config, lr, make_workspace, run_session
 
-from cockpit import ledger
+from cockpit.store import ledger
 from cockpit.events import EngineMessage, LogLine
-from cockpit.journal import Journal, JournalError, JournalLock, entry_id, unclosed
-from cockpit.ledger import LedgerError, Row, append_row, read_records, read_rows
-from cockpit.redact import REDACTED, redact, secret_values
-from cockpit.repo import GitRepo, short
-from cockpit.runner import Run
+from cockpit.store.journal import Journal, JournalError, JournalLock, entry_id, unclosed
+from cockpit.store.ledger import LedgerError, Row, append_row, read_records, read_rows
+from cockpit.rules.redact import REDACTED, redact, secret_values
+from cockpit.store.repo import GitRepo, short
+from cockpit.training.runner import Run
 
 SUMMARY = ("---\nval_bpb:          1.000000\ntraining_seconds: 0.2\ntotal_seconds:    0.4\npeak_vram_mb:     1536.0\n"
            "mfu_percent:      39.80\ntotal_tokens_M:   0.1\nnum_steps:        5\nnum_params_M:     0.5\n"
@@ -209,7 +209,7 @@ async def test_a_key_split_across_reads_never_reaches_the_log(tmp_path, monkeypa
             "sys.stdout.write('key: ' + key[:9]); sys.stdout.flush(); time.sleep(0.3)\n"
             "sys.stdout.write(key[9:] + '\\rdone\\n'); sys.stdout.flush()\n")
     events: list = []
-    # the run's environment is an allow-list (cockpit.run_env): the key is given to it explicitly here,
+    # the run's environment is an allow-list (cockpit.rules.run_env): the key is given to it explicitly here,
     # as a key that reaches a run anyway (written into its code) would be printed
     run = Run([sys.executable, "-c", code], tmp_path, tmp_path / "x.log", emit=events.append,
               env={"OPENAI_API_KEY": "sk-test-RECOGNISABLE-123"})

@@ -5,8 +5,8 @@ import math
 import pandas as pd
 import pytest
 
-from cockpit import ledger
-from cockpit.ledger import (ExperimentRecord, LedgerError, Row, append_record, append_row, format_row,
+from cockpit.store import ledger
+from cockpit.store.ledger import (ExperimentRecord, LedgerError, Row, append_record, append_row, format_row,
                             read_records, read_rows)
 
 
@@ -84,7 +84,7 @@ def test_records_jsonl(tmp_path):
     append_record(path, {"kind": "dropped", "errors": ["x"]})
     first, second = read_records(path)
     assert first["summary"] == {"val_bpb": None} and first["val_bpb"] is None and first["timings"] == {}
-    assert first["attention"] == ""  # unknown until a run says (cockpit.summary attention_backend)
+    assert first["attention"] == ""  # unknown until a run says (cockpit.rules.summary attention_backend)
     assert second == {"kind": "dropped", "errors": ["x"]}
     with open(path, "a") as handle:
         handle.write("{not json\n")

@@ -212,7 +212,7 @@ def test_import_is_lazy_and_the_litellm_import_goes_nowhere():
     from before litellm's import to a finished call, every connect and DNS lookup is local."""
     script = textwrap.dedent("""
         import asyncio, json, socket, sys
-        import cockpit.agents.llm, cockpit.prompt, cockpit.llm_errors
+        import cockpit.agents.llm, cockpit.agents.prompt, cockpit.agents.llm_errors
         from cockpit.agents import make_agent
         agent = make_agent("litellm", model="openai/cockpit-test-model", api_base="http://127.0.0.1:1/v1")
         lazy = "litellm" not in sys.modules

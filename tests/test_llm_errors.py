@@ -12,7 +12,7 @@ import pytest
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm is imported
 import litellm.exceptions as lx  # noqa: E402  (~3 s, once per process)
 
-from cockpit.llm_errors import (  # noqa: E402
+from cockpit.agents.llm_errors import (  # noqa: E402
     FATAL, LITELLM_ERRORS, REASK, RETRY, UNKNOWN, classify, describe, rule_for,
 )
 

@@ -13,10 +13,10 @@ import threading
 import pytest
 from engine_support import FAKES, make_workspace
 
-import cockpit.no_network as no_network
+import cockpit.training.no_network as no_network
 from cockpit.cli import main
-from cockpit.ledger import read_rows
-from cockpit.repo import GitRepo
+from cockpit.store.ledger import read_rows
+from cockpit.store.repo import GitRepo
 
 
 def reaching_train_py(port: int, out: str) -> str:

@@ -1,5 +1,5 @@
-"""The noise floor, confirming re-runs and early abort (cockpit.noise,
-cockpit.measuring, cockpit.early_abort): real git, the fake train.py whose
+"""The noise floor, confirming re-runs and early abort (cockpit.rules.noise,
+cockpit.engine.measuring, cockpit.rules.early_abort): real git, the fake train.py whose
 val_bpb gets scripted offsets (FAKE_OFFSETS) and whose loss follows MATRIX_LR."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import statistics
 import pytest
 from engine_support import ScriptedAgent, fast_config, lr, make_workspace, run_session
 
-from cockpit.early_abort import LossWatch, at, smoothed
+from cockpit.rules.early_abort import LossWatch, at, smoothed
 from cockpit.events import NoiseMeasured, PhaseChanged, RowLogged, StepLogged
-from cockpit.journal import Journal
-from cockpit.ledger import read_records, read_rows
-from cockpit.noise import NoiseFloor, judge, threshold
+from cockpit.store.journal import Journal
+from cockpit.store.ledger import read_records, read_rows
+from cockpit.rules.noise import NoiseFloor, judge, threshold
 
 
 def fake_val(matrix_lr: float) -> float:
@@ -163,7 +163,7 @@ async def test_the_holdout_score_appears_for_kept_commits(tmp_path):
     assert [r["holdout_bpb"] for r in records] == [pytest.approx(1.3), pytest.approx(1.2), None]
     assert not list((ws.path / ".cockpit" / "holdout").iterdir())  # read, then removed
     # the agent never saw it: not in any prompt context, not in the run's output
-    from cockpit.prompt import build_messages
+    from cockpit.agents.prompt import build_messages
     # (train.py's own text is left out: the fake's docstring describes its holdout)
     prompts = [str(build_messages(dataclasses.replace(c, train_py=""), max_input_tokens=None,
                                   count_tokens=lambda m: 0)) for c in agent.contexts]
@@ -191,7 +191,7 @@ def test_divergence_rule_is_the_gap_beyond_twice_the_combined_noise():
     0.004) = 0.010. val_bpb improves by 0.02 (1.50 -> 1.48); a holdout gain 0.0101 short of
     that is said, 0.0099 short is not (a sum, a max, or val's sigma alone would each put the
     boundary elsewhere)."""
-    from cockpit.holdout import divergence
+    from cockpit.rules.holdout import divergence
     said = divergence(1.50, 1.60, 1.48, 1.60 - 0.0099, 0.003, 0.004)
     assert said is not None and "(gap 0.010100 > noise 0.010000)" in said
     assert divergence(1.50, 1.60, 1.48, 1.60 - 0.0101, 0.003, 0.004) is None

@@ -8,7 +8,7 @@ from cockpit.agents import make_agent
 from cockpit.agents.base import AgentExhausted, HistoryRow, ProposalContext
 from cockpit.agents.offline import (OfflineAgent, constraints_ok, literal_value, plan_moves, read_hyperparams,
                                     render_reply)
-from cockpit.edits import apply_reply
+from cockpit.rules.edits import apply_reply
 
 SOURCE = '''"""A train.py-like file."""
 import torch

@@ -1,4 +1,4 @@
-"""Pipelined proposals (cockpit.pipeline): the next proposal is asked while a run
+"""Pipelined proposals (cockpit.engine.pipeline): the next proposal is asked while a run
 trains; real git, the fake train.py, scripted agents."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from engine_support import (DEPTH_COMMENT, ScriptedAgent, fast_config, lr, make_
 
 from cockpit.events import (AcceptProgram, Approve, DropQueued, PhaseChanged, ProposalQueued, RunStarted, Steer, StepLogged, Stop,
                             TimeAccounted)
-from cockpit.ledger import read_records, read_rows
+from cockpit.store.ledger import read_records, read_rows
 
 
 def depth(old: str, new: str) -> str:

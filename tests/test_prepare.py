@@ -466,7 +466,7 @@ def test_import_leaves_preparation_only_modules_unloaded(tiny):
     assert r.stdout.strip() == "[]"
 
 # -----------------------------------------------------------------------------
-# Holdout (cockpit.holdout): scored aside, only for a run that could be kept
+# Holdout (cockpit.rules.holdout): scored aside, only for a run that could be kept
 
 
 def test_evaluate_bpb_scores_the_holdout_aside_only_below_the_best(tiny, tok, tmp_path, monkeypatch, capsys):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cockpit.agents.base import HistoryRow, ProposalContext
-from cockpit.prompt import REPLY_FORMAT, build_messages, history_line
+from cockpit.agents.prompt import REPLY_FORMAT, build_messages, history_line
 
 TRAIN_PY = "# train.py\nMATRIX_LR = 0.04  # Muon learning rate\nDEPTH = 4\n" + "x = 1\n" * 40
 PROGRAM_MD = "# program\nLowest val_bpb wins. Simplicity criterion applies.\n"

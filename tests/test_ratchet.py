@@ -13,8 +13,8 @@ from engine_support import (DEPTH_COMMENT, FAKES, LR_COMMENT, ScriptedAgent, fas
 
 from cockpit.events import (EngineMessage, Pause, PhaseChanged, ProposalRejected, Resume, RowLogged, RunStarted,
                             SessionEnded, SessionStarted, Stop)
-from cockpit.ledger import read_records, read_rows
-from cockpit.repo import GitRepo, short
+from cockpit.store.ledger import read_records, read_rows
+from cockpit.store.repo import GitRepo, short
 
 
 async def test_session_keeps_only_improvements(tmp_path):

@@ -18,8 +18,8 @@ import pytest
 from engine_support import DEPTH_COMMENT, FAKES, LR_COMMENT, make_workspace
 from openai_server import OpenAIServer, reply as answer
 
-from cockpit.edits import unified_diff
-from cockpit.ledger import read_records, read_rows
+from cockpit.rules.edits import unified_diff
+from cockpit.store.ledger import read_records, read_rows
 
 pytestmark = pytest.mark.slow
 

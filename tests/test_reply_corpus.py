@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cockpit.edits import FORMAT_REMINDER, EditError, apply_reply
+from cockpit.rules.edits import FORMAT_REMINDER, EditError, apply_reply
 
 ROOT = Path(__file__).parent / "replies"
 BASE = (ROOT / "train.py").read_text(encoding="utf-8")
@@ -57,7 +57,7 @@ def test_a_bad_reply_is_reasked_with_its_exact_text(case):
 
 
 def test_reasoning_is_kept_apart_and_its_draft_edit_never_applied():
-    from cockpit.edits import parse_reply
+    from cockpit.rules.edits import parse_reply
     proposal = parse_reply(reply_text("12-think-with-draft-edit"))
     assert "0.08" in proposal.reasoning and "raise LR to 0.08" in proposal.reasoning
     assert proposal.description == "deeper model (10 layers)"

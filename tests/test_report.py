@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cockpit.cli import main
-from cockpit.report import build_report, render_markdown, write_report
+from cockpit.commands.report import build_report, render_markdown, write_report
 
 HEADER = "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
 
@@ -163,7 +163,7 @@ def test_a_revert_and_a_forced_keep(tmp_path):
     (ws / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     report = build_report(ws)
     assert [r.experiment for r in report.rows] == [0, 1, 2, 3, 4]  # the revert row has no record: #1 + 1
-    # best is the incumbent at the end (cockpit.standing, as the status bar shows it): the forced C;
+    # best is the incumbent at the end (cockpit.rules.standing, as the status bar shows it): the forced C;
     # the lowest kept value still standing is B's, the reverted 0.9 no longer counts
     assert report.best.commit == "d000003" and report.lowest.commit == "d000002"
     assert [(w.commit, round(w.delta, 6)) for w in report.wins] == [("d000002", -0.05)]
@@ -306,7 +306,7 @@ def test_corrupt_lines_are_skipped_with_a_warning(tmp_path, capsys):
 
 
 def test_cli_start_up_does_not_import_matplotlib():
-    code = ("import sys\nimport cockpit.cli, cockpit.report\n"
+    code = ("import sys\nimport cockpit.cli, cockpit.commands.report\n"
             "print('matplotlib' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

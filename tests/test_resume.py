@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from engine_support import cockpit_argv, make_workspace, marked
 
-from cockpit.journal import Journal
-from cockpit.ledger import read_records, read_rows
-from cockpit.repo import GitRepo
+from cockpit.store.journal import Journal
+from cockpit.store.ledger import read_records, read_rows
+from cockpit.store.repo import GitRepo
 
 pytestmark = pytest.mark.slow
 

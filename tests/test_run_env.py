@@ -14,9 +14,9 @@ import pytest
 
 from engine_support import FAKES, ScriptedAgent, fast_config, lr, make_workspace, run_session
 
-from cockpit.ledger import read_records
-from cockpit.run_env import allowed, run_environment
-from cockpit.workspace import harness_budget
+from cockpit.store.ledger import read_records
+from cockpit.rules.run_env import allowed, run_environment
+from cockpit.store.workspace import harness_budget
 
 KEY = "sk-test-HUNTED-0123456789"
 SECRETS = {"OPENAI_API_KEY": KEY, "ANTHROPIC_API_KEY": "sk-ant-" + KEY, "HF_TOKEN": "hf_" + KEY,
@@ -93,7 +93,7 @@ def test_a_process_of_the_same_user_cannot_read_the_engines_environment(builds_a
     if os.geteuid() != 0 or not shutil.which("setpriv") or python is None:
         pytest.skip("needs root and setpriv to run two processes as another user")
     build = "run_environment()" if builds_a_run_env else "None"
-    code = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from cockpit.run_env import run_environment; "
+    code = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from cockpit.rules.run_env import run_environment; "
             f"{build}; print('ready', flush=True); time.sleep(30)")
     engine = subprocess.Popen([*NOBODY, python, "-c", code], stdout=subprocess.PIPE, text=True,
                               env={"PATH": os.environ["PATH"], "OPENAI_API_KEY": KEY})

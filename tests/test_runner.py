@@ -13,7 +13,7 @@ import pytest
 from engine_support import process_alive
 
 from cockpit.events import LogLine, StepLogged
-from cockpit.runner import Run, RunResult
+from cockpit.training.runner import Run, RunResult
 
 STEP = ("step {:05d} (50.0%) | loss: 3.500000 | lrm: 1.00 | dt: 10ms | tok/sec: 1,000 | "
         "mfu: 1.0% | epoch: 1 | remaining: 5s")

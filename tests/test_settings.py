@@ -10,9 +10,9 @@ from engine_support import ScriptedAgent, lr, make_workspace
 
 import cockpit.cli as cli
 from cockpit.cli import main, program_flag, run_command
-from cockpit.ledger import read_records
-from cockpit.settings import AgentSettings, SettingsError, parse_agent, parse_settings
-from cockpit.workspace import WorkspaceError, load_workspace
+from cockpit.store.ledger import read_records
+from cockpit.store.settings import AgentSettings, SettingsError, parse_agent, parse_settings
+from cockpit.store.workspace import WorkspaceError, load_workspace
 
 AGENT_TOML = '''profile = "tiny"
 fix_attempts = 1

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from engine_support import make_workspace
 
-from cockpit import programs
+from cockpit.store import programs
 from cockpit.cli import main
-from cockpit.programs import MAX_PROGRAM_BYTES, ProgramError, ProgramSource, resolve_program
+from cockpit.store.programs import MAX_PROGRAM_BYTES, ProgramError, ProgramSource, resolve_program
 
 
 def one_line(err: str) -> str:
@@ -233,7 +233,7 @@ def test_init_whose_prepare_cannot_write_its_log_is_one_line(tmp_path, capsys, m
 def fallback(tmp_path, monkeypatch):
     """(RunDir of a workspace whose .cockpit/engine.sock is too long, the socket
     directory it falls back to) with the temporary directory moved under tmp_path."""
-    from cockpit import rundir
+    from cockpit.store import rundir
 
     temp = tmp_path / "tmp"
     temp.mkdir()
@@ -258,7 +258,7 @@ def test_a_fallback_socket_directory_of_ours_open_to_all_is_made_0700(fallback):
 
 
 def test_a_fallback_socket_directory_that_is_a_symlink_is_refused(fallback, tmp_path):
-    from cockpit.rundir import RunDirError
+    from cockpit.store.rundir import RunDirError
 
     run, folder = fallback
     elsewhere = tmp_path / "elsewhere"
@@ -273,7 +273,7 @@ def test_a_fallback_socket_directory_that_is_a_symlink_is_refused(fallback, tmp_
 
 
 def test_a_fallback_socket_path_that_is_a_file_is_refused(fallback):
-    from cockpit.rundir import RunDirError
+    from cockpit.store.rundir import RunDirError
 
     run, folder = fallback
     folder.write_text("")
@@ -282,7 +282,7 @@ def test_a_fallback_socket_path_that_is_a_file_is_refused(fallback):
 
 
 def test_a_fallback_socket_directory_of_another_user_is_refused(fallback):
-    from cockpit.rundir import RunDirError
+    from cockpit.store.rundir import RunDirError
 
     if os.geteuid() != 0:
         pytest.skip("giving a directory to another user needs root")
@@ -315,7 +315,7 @@ async def test_a_torn_last_record_is_set_aside_and_the_session_resumes_with_noth
     from engine_support import ScriptedAgent, fast_config, lr, of_type, run_session
 
     from cockpit.events import EngineMessage, RowLogged, Stop
-    from cockpit.ledger import read_records, read_rows
+    from cockpit.store.ledger import read_records, read_rows
 
     ws = make_workspace(tmp_path / "ws")
 
@@ -352,8 +352,8 @@ async def test_a_corrupt_record_in_the_middle_refuses_the_session_before_the_bas
     from engine_support import ScriptedAgent, fast_config, lr, of_type, run_session
 
     from cockpit.events import EngineMessage, RunStarted
-    from cockpit.ledger import read_rows
-    from cockpit.repo import GitRepo
+    from cockpit.store.ledger import read_rows
+    from cockpit.store.repo import GitRepo
 
     ws = make_workspace(tmp_path / "ws")
     reason, _ = await run_session(ws, ScriptedAgent([lr("0.04", "0.08")]), fast_config(max_experiments=2))
@@ -390,7 +390,7 @@ async def test_invalid_json_in_the_middle_is_refused_naming_its_line(tmp_path):
 
 
 def test_a_whole_last_record_without_its_newline_is_left_alone(tmp_path):
-    from cockpit.ledger import check_records, set_aside_torn_record
+    from cockpit.store.ledger import check_records, set_aside_torn_record
 
     records = tmp_path / "records.jsonl"
     records.write_bytes(b'{"a": 1}\n{"b": 2}')

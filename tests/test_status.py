@@ -10,9 +10,9 @@ from pathlib import Path
 from engine_support import FAKES, make_workspace, processes_in
 
 from cockpit.cli import free_tag
-from cockpit.journal import Journal
-from cockpit.ledger import read_rows
-from cockpit.repo import GitRepo
+from cockpit.store.journal import Journal
+from cockpit.store.ledger import read_rows
+from cockpit.store.repo import GitRepo
 
 
 def cockpit(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:

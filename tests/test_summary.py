@@ -2,7 +2,7 @@
 
 import math
 
-from cockpit.summary import (attention_backend, fail_reason, flush_tail, parse_step_line, parse_summary,
+from cockpit.rules.summary import (attention_backend, fail_reason, flush_tail, parse_step_line, parse_summary,
                              split_lines, summary_memory_gb, summary_val_bpb)
 
 LINE = ("step 00042 (14.0%) | loss: 3.812345 | lrm: 1.00 | dt: 312ms | tok/sec: 1,680,000 | "

@@ -30,7 +30,7 @@ from typing import Callable, Optional
 import pandas as pd
 import pytest
 
-from cockpit.rundir import RunDir
+from cockpit.store.rundir import RunDir
 from engine_support import FAKES, make_workspace, process_alive, processes_in
 
 # Skipped without tmux on a developer's machine; CI (.ci/run sets COCKPIT_REQUIRE_TMUX=1) fails instead,

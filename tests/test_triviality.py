@@ -2,8 +2,8 @@
 
 import pytest
 
-from cockpit.edits import EditError, apply_reply
-from cockpit.triviality import COMMENTS, DOCSTRINGS, FORMATTING, NOTHING, SEEDS, trivial_change
+from cockpit.rules.edits import EditError, apply_reply
+from cockpit.rules.triviality import COMMENTS, DOCSTRINGS, FORMATTING, NOTHING, SEEDS, trivial_change
 
 SOURCE = '''"""A train.py-like file."""
 import random

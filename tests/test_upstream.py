@@ -11,11 +11,11 @@ from pathlib import Path
 from engine_support import FAKES
 
 from cockpit.cli import main, run_command
-from cockpit.context import program_source
-from cockpit.ledger import read_records, read_rows
-from cockpit.repo import GitRepo, init_repo
-from cockpit.upstream import read_time_budget
-from cockpit.workspace import load_workspace
+from cockpit.engine.context import program_source
+from cockpit.store.ledger import read_records, read_rows
+from cockpit.store.repo import GitRepo, init_repo
+from cockpit.store.upstream import read_time_budget
+from cockpit.store.workspace import load_workspace
 
 
 def _upstream_repo(root: Path) -> Path:

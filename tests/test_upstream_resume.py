@@ -10,8 +10,8 @@ from pathlib import Path
 from engine_support import FAKES, LR_COMMENT
 
 from cockpit.cli import main
-from cockpit.ledger import read_rows
-from cockpit.repo import GitRepo, init_repo
+from cockpit.store.ledger import read_rows
+from cockpit.store.repo import GitRepo, init_repo
 
 HEADER = "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
 

@@ -9,7 +9,9 @@ import typing
 
 import pytest
 
-from cockpit import events, wire
+from cockpit import events
+
+from cockpit.serve import wire
 from cockpit.events import (Pause, RowLogged, RunStarted, SessionEnded, SetApprovalGate, StepLogged, Steer,
                             Stop)
 

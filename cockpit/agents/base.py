@@ -1,6 +1,6 @@
 """The agent interface: anything that turns a ProposalContext into a reply text.
 
-A reply is text in the SEARCH/REPLACE edit format of ``cockpit.edits``. The
+A reply is text in the SEARCH/REPLACE edit format of ``cockpit.rules.edits``. The
 engine parses, applies and validates it; on an ``EditError`` it asks again with
 ``ProposalContext.last_error`` set to the error message (written for the model).
 The offline agent, an LLM client and test doubles all implement ``Agent``.
@@ -91,5 +91,5 @@ class Agent(Protocol):
     name: str
 
     async def propose(self, context: ProposalContext) -> str:
-        """Return a reply in the edit format (see cockpit.edits) for ``context``."""
+        """Return a reply in the edit format (see cockpit.rules.edits) for ``context``."""
         ...

@@ -14,7 +14,7 @@ key is not set, a placeholder key is sent.
 Retries are ours, not litellm's: litellm's ``num_retries`` retries every error
 (401 included) through tenacity for most providers, and for OpenAI-style
 providers hands it to the openai SDK, which also retries twice by default. We
-pass ``num_retries=0, max_retries=0`` and retry what ``cockpit.llm_errors``
+pass ``num_retries=0, max_retries=0`` and retry what ``cockpit.agents.llm_errors``
 calls transient, with exponential backoff and jitter (and a provider's
 Retry-After, capped), up to ``max_retries`` times.
 """
@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
 from cockpit.agents.base import AgentFatal, ProposalContext
-from cockpit.llm_errors import FATAL, REASK, ErrorRule, describe, rule_for
-from cockpit.prompt import build_messages
+from cockpit.agents.llm_errors import FATAL, REASK, ErrorRule, describe, rule_for
+from cockpit.agents.prompt import build_messages
 
 PLACEHOLDER_KEY = "sk-no-key"  # sent to an api_base server when no provider key is set
 MAX_BACKOFF_S = 30.0  # cap of one backoff sleep, Retry-After included (seconds)
@@ -327,7 +327,7 @@ def _content(response: Any) -> str:
     ``reasoning_content`` field that DeepSeek-R1, Qwen3 and o-series servers
     send) out of ``content`` into ``message.reasoning_content``. It is put back
     in front, wrapped as ``<think>\n...\n</think>\n``, so that the record keeps
-    the reasoning and cockpit.replies splits it off the answer (never parsed
+    the reasoning and cockpit.rules.replies splits it off the answer (never parsed
     for edits, never shown as the proposal)."""
     try:
         message = response.choices[0].message

@@ -277,7 +277,7 @@ class CockpitApp(ControlActions, EventHandlers, App[None]):
     @on(ProgramEditor.Saved)
     def _program_saved(self, message: ProgramEditor.Saved) -> None:
         """A save in the editor is a person's word for that text: a change held
-        because it came while a run trained is released (cockpit.program_hold)."""
+        because it came while a run trained is released (cockpit.engine.program_hold)."""
         if self._engine is not None and not self._engine_done:
             self._engine.send(AcceptProgram(message.sha256))
 

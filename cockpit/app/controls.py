@@ -15,7 +15,7 @@ and revert move the branch, so they ask first (y/n).
 
 Leaving and stopping are apart: ``q`` (and ``ctrl+c``, ``ctrl+q``) detach, i.e.
 close the cockpit while the engine goes on (``cockpit`` again attaches; see
-cockpit/attach.py); ``x`` asks y/n, then sends Stop, which ends the session,
+cockpit/serve/attach.py); ``x`` asks y/n, then sends Stop, which ends the session,
 and the cockpit closes once the engine has written the last row. Stop has no
 F-key (F1-F12 are taken): from a text field, F1 first, or the palette.
 """

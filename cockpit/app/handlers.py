@@ -14,7 +14,7 @@ from typing import Any, Callable
 from cockpit import events
 from cockpit.app.widgets import ResultRow
 from cockpit.app.widgets.status_bar import cost_of
-from cockpit.standing import running_best
+from cockpit.rules.standing import running_best
 from cockpit.events import (
     EngineMessage,
     LogLine,
@@ -185,7 +185,7 @@ class EventHandlers:
         self.run_details.row_logged(event)
 
     def show_standing(self) -> None:
-        """The running best over the table's rows (cockpit.standing), once, for the
+        """The running best over the table's rows (cockpit.rules.standing), once, for the
         status bar and the staircase: both show the same incumbent."""
         rows = self.results_table.results
         standings = running_best(rows)

@@ -23,7 +23,7 @@ The training loss is 4.0 - 0.1 x step + 5 x (val_bpb - 1): a worse MATRIX_LR
 trains visibly worse (the early-abort tests).
 FAKE_OFFSETS (env): a file of val_bpb offsets, one per line; each run takes
 (and removes) the first line and adds it to its val_bpb (the noise-floor tests).
-Holdout, as the real harness scores it (cockpit.holdout): when COCKPIT_HOLDOUT_OUT
+Holdout, as the real harness scores it (cockpit.rules.holdout): when COCKPIT_HOLDOUT_OUT
 is set and val_bpb is below COCKPIT_BEST_VAL_BPB (or none is given), it writes
 holdout_bpb = 1.2 + FAKE_HOLDOUT_SLOPE (env, default 1) x (val_bpb - 1 - offset)
 + offset there: slope 0 makes a holdout that does not follow val_bpb.

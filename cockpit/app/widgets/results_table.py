@@ -1,6 +1,6 @@
 """The results table: one row per experiment (results.tsv plus the experiment number),
 its delta against the best before it in units of the noise floor's sigma (Δσ,
-negative is better; cockpit.noise) and, for kept rows, the holdout shard's
+negative is better; cockpit.rules.noise) and, for kept rows, the holdout shard's
 bits per byte (holdout; the agent never sees it)."""
 
 from __future__ import annotations

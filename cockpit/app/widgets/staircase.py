@@ -2,7 +2,7 @@
 
 Every experiment with a val_bpb is a point at (experiment number, val_bpb):
 kept ones green, discarded ones grey; the running best is a step line. The
-running best is cockpit.standing's, the incumbent's val_bpb after each row
+running best is cockpit.rules.standing's, the incumbent's val_bpb after each row
 (the same fold the engine, the status bar and ``cockpit report`` use): it
 goes back up after a revert and follows a forced keep of a worse run, where a
 plain running minimum would not. Crashes have no val_bpb and are **not
@@ -18,7 +18,7 @@ from typing import Iterable, NamedTuple, Optional, Sequence
 
 from cockpit.app.widgets.live_curves import CachedPlot
 from cockpit.app.widgets.results_table import ResultRow
-from cockpit.standing import Standing, running_best, scored, status_of
+from cockpit.rules.standing import Standing, running_best, scored, status_of
 
 KEEP_COLOR, DISCARD_COLOR = "green", "gray"
 LEGEND = "[ansi_green]● keep[/] [ansi_bright_black]• discard[/] [ansi_green]━ best so far[/]"
@@ -32,7 +32,7 @@ class Staircase(NamedTuple):
     kept: list[tuple[int, float]]
     discarded: list[tuple[int, float]]
     crashes: int  # rows with no val_bpb (crash rows): not plotted
-    best: list[tuple[int, float]]  # the incumbent's val_bpb (cockpit.standing) at every row from the first keep on
+    best: list[tuple[int, float]]  # the incumbent's val_bpb (cockpit.rules.standing) at every row from the first keep on
 
     @property
     def baseline(self) -> Optional[float]:
@@ -53,7 +53,7 @@ class Staircase(NamedTuple):
 
 def staircase(rows: Iterable[ResultRow], standings: Optional[Sequence[Standing]] = None) -> Staircase:
     """The staircase of ``rows`` (oldest first); ``standings`` is
-    ``cockpit.standing.running_best(rows)`` when the caller has it already."""
+    ``cockpit.rules.standing.running_best(rows)`` when the caller has it already."""
     rows = list(rows)
     standings = running_best(rows) if standings is None else standings
     kept: list[tuple[int, float]] = []
@@ -101,7 +101,7 @@ class StaircasePlot(CachedPlot, can_focus=True):
         self.border_subtitle = LEGEND
 
     def show_rows(self, rows: Iterable[ResultRow], standings: Optional[Sequence[Standing]] = None) -> None:
-        """Plot ``rows`` (``standings``: their cockpit.standing.running_best, if known)."""
+        """Plot ``rows`` (``standings``: their cockpit.rules.standing.running_best, if known)."""
         self.data = data = staircase(rows, standings)
         plt = self.plt
         plt.clear_data()

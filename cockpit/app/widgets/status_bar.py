@@ -1,12 +1,12 @@
 """The status bar: where the session stands, in two lines.
 
 Line 1: title, tag, experiment, phase, budget left; best val_bpb (the
-incumbent's, cockpit.standing) and its delta from the baseline (the session's
+incumbent's, cockpit.rules.standing) and its delta from the baseline (the session's
 first kept row), the noise floor's sigma once measured. Line 2: the session's state (running,
 pausing, paused, awaiting approval with the keys to press, stopping, ended),
 the approval gate, experiments per hour (this session's rows over the time
 since it started) against the ideal 3600 / budget and the GPU-idle share
-(both from the engine's TimeAccounted, cockpit.timekeeping), the agent's cost
+(both from the engine's TimeAccounted, cockpit.rules.timekeeping), the agent's cost
 so far, the last run's peak memory; and where it runs (branch, profile, agent).
 """
 
@@ -20,7 +20,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from cockpit.standing import Standing
+from cockpit.rules.standing import Standing
 
 # What line 2 says for each pause state, and how.
 PAUSE_LABELS = {
@@ -101,7 +101,7 @@ class StatusBar(Widget):
             self.cost_usd = (self.cost_usd or 0.0) + cost
 
     def show_standing(self, standing: Optional[Standing]) -> None:
-        """Show where the ratchet stands after the newest row (cockpit.standing,
+        """Show where the ratchet stands after the newest row (cockpit.rules.standing,
         the fold the staircase, the engine and ``cockpit report`` use): ``best``
         the incumbent's val_bpb (back up after a revert, a forced keep's even when
         worse), ``baseline`` its session's first keep. None: no row yet."""

@@ -1,0 +1,390 @@
+"""Deciding and recording: the keep / discard / crash verdict, the reset, the
+results.tsv row and the records.jsonl object of each experiment.
+
+The ``Bookkeeper`` owns the session's ``SessionState`` (best val_bpb, last kept
+commit and the stack of keeps, rows, dropped proposals in a row, summed agent
+usage); the engine (cockpit.engine.ratchet) asks and trains, then hands each committed
+``Trial`` here. The human's verdicts (veto, force-keep) enter ``conclude``; rows
+that did not train (a forced keep of a finished run, a revert) go through
+``relog``; proposals vetoed or withdrawn before training through ``unrun``.
+
+It also keeps the journal (cockpit.store.journal): ``opened`` after each commit,
+``running`` when the run starts, a ``row`` entry after each row and record, a
+``close`` when the experiment is done. Every append goes through ``store``: one
+that fails (disk full, read-only) is queued, in order, with an error message,
+and the engine pauses until ``flush`` writes the queue (on resume): nothing is
+lost and nothing is written out of order. A reset happens only on the run
+branch (never on a branch the human checked out meanwhile).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from cockpit.clock import now_iso
+from cockpit.engine.control import Stopped
+from cockpit.events import EngineMessage, Emit, PhaseChanged, RowLogged, TimeAccounted
+from cockpit.engine.faults import fault_point, torn_write
+from cockpit.store.journal import Journal, entry_id
+from cockpit.store.ledger import ExperimentRecord, Row, append_record, append_row, clean_description, row_text
+from cockpit.engine.program_hold import ProgramHold
+from cockpit.store.programs import Program, ProgramSource
+from cockpit.rules.redact import redact
+from cockpit.engine.proposing import Outcome
+from cockpit.store.repo import GitRepo, short
+from cockpit.training.runner import RunResult
+from cockpit.engine.session import Logged, SessionConfig, SessionState, fixable, judge_run
+from cockpit.rules.summary import attention_backend, fail_reason, summary_memory_gb, summary_val_bpb
+from cockpit.rules.noise import Judgement, KeepRule, NoiseFloor, noise_mark
+from cockpit.rules.timekeeping import TimeKeeper
+from cockpit.rules.usage import add_usage
+from cockpit.store.workspace import Workspace, sha256_file
+
+# Working-tree edits that survive a reset: the human may edit program.md while a
+# session runs; a hand edit of prepare.py is kept so the harness check sees it
+# (and refuses the next run) instead of a reset wiping it silently.
+PRESERVED = ("program.md", "prepare.py")
+MAX_FAIL_REASON = 100  # characters of a run's ``FAIL:`` reason kept in a crash row's description
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A proposal's ``outcome``, the ``program`` and ``steering`` notes its context
+    held, and when asking ``started`` (ISO-8601 UTC); ``queued`` the pipelining
+    facts of a proposal asked while an earlier run trained (ExperimentRecord.queued)."""
+
+    outcome: Outcome
+    program: Program
+    started: str
+    steering: tuple[str, ...] = ()
+    queued: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """A committed experiment: number, commit (full hash), row description, diff
+    from the last keep, start time, the proposal (None for the baseline), and for
+    a fix its attempt number (1..N) and the crashed commit it fixes (short)."""
+
+    n: int
+    commit: str
+    description: str
+    diff: str
+    started: str
+    asked: Optional[Asked] = None
+    fix_attempt: int = 0
+    fix_of: str = ""
+
+
+class Bookkeeper:
+    """Decides, resets and records for one session; ``budget_s`` and ``program``
+    are set by the engine once the session has started."""
+
+    def __init__(self, ws: Workspace, config: SessionConfig, agent_name: str, repo: GitRepo, emit: Emit) -> None:
+        self.ws, self.config, self.agent_name, self.repo, self.emit = ws, config, agent_name, repo, emit
+        self.state = SessionState()
+        self.budget_s = 0.0
+        self.harness_sha = ""
+        self.program = ProgramHold(ProgramSource(path=ws.program_md))
+        self.journal = Journal(ws.path)
+        self.pending: list[tuple[str, Callable[[], None]]] = []
+        self.times = TimeKeeper()  # where the session's seconds go (cockpit.rules.timekeeping)
+        self.noise: Optional[NoiseFloor] = None  # measured at session start (cockpit.rules.noise)
+
+    @property
+    def rule(self) -> KeepRule:
+        """The session's keep rule (cockpit.rules.noise): ``keep_threshold`` from the
+        config, sigma of the noise floor once measured (0.0 before)."""
+        return KeepRule(self.config.keep_threshold, self.noise.sigma if self.noise else 0.0)
+
+    # -------------------------------------------------------------- storage --
+
+    def store(self, what: str, write: Callable[[], None]) -> None:
+        """Run ``write`` (an append to ``what``) now, or queue it behind earlier
+        failed ones; an OSError queues it and says so (the engine then pauses)."""
+        if not self.pending:
+            try:
+                write()
+                return
+            except OSError as exc:
+                self._failed(what, exc)
+        self.pending.append((what, write))
+
+    def flush(self) -> bool:
+        """Write the queued appends in order; False (and a message) when one fails again."""
+        while self.pending:
+            what, write = self.pending[0]
+            try:
+                write()
+            except OSError as exc:
+                self._failed(what, exc)
+                return False
+            self.pending.pop(0)
+        return True
+
+    def _failed(self, what: str, exc: OSError) -> None:
+        self.emit(EngineMessage(f"cannot write {what}: {exc.strerror or exc}; nothing is lost: it is written "
+                                "when you resume", "error"))
+
+    # -------------------------------------------------------------- journal --
+
+    def opened(self, trial: Trial) -> None:
+        """Journal: ``trial`` is committed and about to run (written before the run)."""
+        size = self.ws.results_tsv.stat().st_size if self.ws.results_tsv.exists() else 0
+        fields = dict(id=entry_id(self.config.tag, trial.n, trial.commit), tag=self.config.tag,
+                      experiment=trial.n, commit=trial.commit, parent=self.state.last_kept if trial.n else "",
+                      description=trial.description, started=trial.started, results_offset=size,
+                      log_path=self.log_name(trial.n, trial.commit), harness_sha256=self.harness_sha)
+        self.store("the journal", lambda: self.journal.append("open", **fields))
+        fault_point("after-commit", trial.n)
+
+    def running(self, trial: Trial, pid: int) -> None:
+        """Journal: ``trial``'s run started as process group ``pid``."""
+        self.store("the journal", lambda: self.journal.append(
+            "train", id=entry_id(self.config.tag, trial.n, trial.commit), pid=pid))
+
+    def aux_running(self, run_id: str, pid: int) -> None:
+        """Journal: a re-run (no row: noise floor, confirming re-run) started as
+        process group ``pid``; a dead engine's restart kills it (cockpit.engine.reconcile)."""
+        self.store("the journal", lambda: self.journal.append("aux-train", id=run_id, pid=pid))
+
+    def aux_closed(self, run_id: str) -> None:
+        self.store("the journal", lambda: self.journal.append("aux-close", id=run_id))
+
+    def record_rerun(self, n: int, commit: str, label: str, result: RunResult, summary: dict,
+                     log_path: str, holdout: Optional[float] = None) -> None:
+        """records.jsonl ``kind`` "rerun": one re-run of ``commit`` (``label`` says
+        which), its val_bpb (None when it crashed), holdout_bpb, attention backend,
+        timings and log; a warning when its backend is not the incumbent's
+        (``attention_warning``)."""
+        val = summary_val_bpb(summary) if result.returncode == 0 and not result.stopped else None
+        attention = attention_backend(summary, result.text)
+        warning = self.attention_warning(label, attention) if val is not None else ""
+        if warning:
+            self.emit(EngineMessage(warning, "warning"))
+        record = {"kind": "rerun", "experiment": n, "tag": self.config.tag, "commit": short(commit),
+                  "label": label, "val_bpb": val, "holdout_bpb": holdout, "budget_s": self.budget_s,
+                  "attention": attention, "returncode": result.returncode,
+                  "timings": result.timings(),
+                  "summary": summary, "log_path": log_path, "time": now_iso()}
+        self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
+
+    def record_noise(self, floor: NoiseFloor) -> None:
+        """records.jsonl ``kind`` "noise-floor" (cockpit.rules.noise); it is the session's from now on."""
+        self.noise = floor
+        record = floor.as_record(self.config.tag)
+        self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
+
+    def _close(self, trial: Trial) -> None:
+        self.store("the journal", lambda: self.journal.append(
+            "close", id=entry_id(self.config.tag, trial.n, trial.commit)))
+
+    # ---------------------------------------------------------------- branch --
+
+    def _on_branch(self) -> bool:
+        """True when the run branch is checked out (a reset would move it, not another)."""
+        if self.repo.current_branch() == self.config.branch:
+            return True
+        self.emit(EngineMessage(f"not resetting: {self.config.branch} is not checked out", "warning"))
+        return False
+
+    def reset_to_kept(self) -> None:
+        """``git reset --hard`` to the last kept commit unless HEAD is there."""
+        if self.repo.head_commit() != self.state.last_kept and self._on_branch():
+            self._reset(self.state.last_kept)
+
+    def _reset(self, commit: str) -> None:
+        with self.times.waiting("git_s"):
+            self.repo.reset_hard(commit, preserve=PRESERVED)
+
+    def log_name(self, n: int, commit: str) -> str:
+        """The log file of experiment ``n`` (relative): ``logs/exp-NNNN-<commit7>.log``,
+        with the tag added when an earlier session left that name."""
+        name = f"logs/exp-{n:04d}-{short(commit)}.log"
+        if (self.ws.path / name).exists():
+            name = f"logs/exp-{n:04d}-{short(commit)}-{self.config.tag}.log"
+        return name
+
+    def move_to(self, commit: str) -> None:
+        """``git reset --hard commit`` (a forced keep, a revert); PRESERVED files survive."""
+        if self._on_branch():
+            self._reset(commit)
+
+    def conclude(self, trial: Trial, result: RunResult, summary: dict, hold: bool = False,
+                 verdict: str = "", confirm: tuple = (), extra: Optional[dict] = None) -> str:
+        """Decide (``verdict`` "veto", "force-keep" or "abort": see ``verdict``;
+        ``confirm`` the val_bpb of a confirming re-run, cockpit.rules.noise); reset unless
+        kept (or ``hold`` and a fixable crash: fixes follow); append the row and the
+        record (``extra`` fields added to it, and the run's ``attention`` backend:
+        a finished run on another backend than the incumbent's gets a warning
+        after its row, ``attention_warning``). Returns the status; raises Stopped
+        after a stop."""
+        state, n = self.state, trial.n
+        self.emit(PhaseChanged(n, "deciding"))
+        status, mark, judged = self.verdict(result, summary, verdict, confirm)
+        val = summary_val_bpb(summary) if status != "crash" else None
+        if val is not None and judged is not None and len(judged.runs) > 1:
+            val = sum(judged.runs) / len(judged.runs)  # a confirmed run's row holds the mean of its runs
+        mem = summary_memory_gb(summary) if status != "crash" else 0.0
+        description = trial.description + mark
+        attention = attention_backend(summary, result.text)
+        warning = self.attention_warning(f"#{n}", attention) if val is not None else ""
+        state.backends[short(trial.commit)] = attention
+        parent = state.last_kept
+        if status != "keep" and n > 0 and not (hold and status == "crash" and fixable(result)) and self._on_branch():
+            self._reset(state.last_kept)
+        usage = trial.asked.outcome.usage if trial.asked else None
+        propose_s = trial.asked.outcome.propose_s if trial.asked else 0.0
+        self.times.budget_s = self.budget_s
+        timings = self.times.account(result.timings(), propose_s)
+        session = self.times.session()
+        record = self._record(
+            "experiment", n, status, description, trial.started, trial.asked, commit=short(trial.commit),
+            parent=short(parent) if n else "", val_bpb=val, memory_gb=mem, diff=trial.diff, summary=summary,
+            timings=timings, session=session, queued=trial.asked.queued if trial.asked else {},
+            returncode=result.returncode,
+            timed_out=result.timed_out, stopped=result.stopped and verdict not in ("veto", "abort"),
+            stray_processes=result.stray_processes, log_path=state.log_names.get(n, ""),
+            fix_attempt=trial.fix_attempt, fix_of=trial.fix_of, noise=judged.as_record() if judged else {},
+            attention=attention, **(extra or {}),
+            errors=list(trial.asked.outcome.errors) if trial.asked else [],
+            replies=[r[:20_000] for r in trial.asked.outcome.replies] if trial.asked else [])
+        holdout = (extra or {}).get("holdout_bpb") if status == "keep" else None
+        self._log_row(Logged(n, trial.commit, status, val, mem, description), usage, record, trial,
+                      judged.delta_sigma if judged else None, holdout)
+        if warning:
+            self.emit(EngineMessage(warning, "warning"))
+        self.emit(TimeAccounted(n, timings, session))
+        fault_point("after-row", n)
+        self._close(trial)
+        if result.stopped and verdict not in ("veto", "abort"):
+            raise Stopped
+        return status
+
+    def verdict(self, result: RunResult, summary: dict, human: str = "",
+                confirm: tuple = ()) -> tuple[str, str, Optional[Judgement]]:
+        """(status, description mark, noise judgement) of a finished run. ``human``
+        "veto": discard, " [vetoed]"; "abort" (early abort): discard, " [aborted
+        early]"; "force-keep": a discard becomes a keep, " [forced]" (a crash stays
+        a crash, with a warning; a keep needs no force). Otherwise a finite run is
+        judged against the best by cockpit.rules.noise (with ``confirm``'s runs averaged
+        in; the one rule, ``self.rule``): an improvement within the noise is a
+        discard " [within noise]", a confirmed keep " [confirmed]". A forced keep is
+        marked " [forced]" when that rule would have discarded it. A crash whose
+        output has a ``FAIL: <reason>`` line says why: " [<reason>]" (one line, at
+        most MAX_FAIL_REASON characters), after " [stopped]" or " [timed out]"."""
+        status, judged = judge_run(result, summary, self.state.best, self.rule, confirm)
+        if human == "veto":
+            return "discard", " [vetoed]", judged
+        if human == "abort":
+            return "discard", " [aborted early]", judged
+        if human == "force-keep" and status == "discard":
+            return "keep", " [forced]", judged
+        if human == "force-keep" and status == "crash":
+            self.emit(EngineMessage("force-keep: the run crashed (no val_bpb), so it cannot be kept", "warning"))
+        mark = noise_mark(status, judged)
+        if mark:
+            return status, mark, judged
+        mark = " [stopped]" if result.stopped else " [timed out]" if result.timed_out else ""
+        reason = fail_reason(result.text) if status == "crash" else ""
+        return status, mark + (f" [{_clip(clean_description(reason), MAX_FAIL_REASON)}]" if reason else ""), judged
+
+    def attention_warning(self, who: str, backend: str) -> str:
+        """The one-line warning (``who`` first: "#7", a re-run's label) when a
+        finished run's attention ``backend`` is not the incumbent's (the last kept
+        experiment's, ``state.backends``): their val_bpb are not comparable
+        (another kernel trains another number of steps in the same budget). ""
+        when they agree, when either is unknown ("") and before the first keep."""
+        kept = self.state.kept
+        theirs = self.state.backends.get(short(kept[-1].commit), "") if kept else ""
+        if not backend or not theirs or backend == theirs:
+            return ""
+        return (f"{who}: attention backend {backend} differs from the incumbent's {theirs} "
+                f"(#{kept[-1].experiment}); their val_bpb are not comparable")
+
+    def _log_row(self, row: Logged, usage: Optional[dict] = None, record: Optional[ExperimentRecord] = None,
+                 trial: Optional[Trial] = None, delta_sigma: Optional[float] = None,
+                 holdout_bpb: Optional[float] = None) -> None:
+        """Append ``row`` to results.tsv and its ``record`` (if any) to records.jsonl,
+        update the state (SessionState.log), journal the row (with the last keep
+        after it), emit RowLogged."""
+        line = Row(short(row.commit), row.val_bpb or 0.0, row.memory_gb, row.status, row.description)
+        torn_write("mid-row", row.experiment, self.ws.results_tsv, lambda: row_text(self.ws.results_tsv, line))
+        self.store("results.tsv", lambda: append_row(self.ws.results_tsv, line))
+        if record is not None:
+            self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
+        self.state.log(row)
+        fields = dict(id=entry_id(self.config.tag, trial.n, trial.commit) if trial else None, tag=self.config.tag,
+                      experiment=row.experiment, commit=row.commit, status=row.status, kept=self.state.last_kept)
+        self.store("the journal", lambda: self.journal.append("row", **fields))
+        self.state.usage = add_usage(self.state.usage, usage)
+        self.emit(RowLogged(row.experiment, line.commit, line.val_bpb, row.memory_gb, row.status,
+                            row.description, self.state.best, usage, delta_sigma, holdout_bpb))
+
+    def relog(self, source: Logged, status: str, description: str) -> Logged:
+        """Append a row for ``source``'s commit that did not train again (a forced keep
+        of a finished experiment, a revert): its val_bpb and memory, the new
+        ``status`` and ``description``. The caller moved the branch first; the
+        state follows the row (``SessionState.log``: a keep row is the reference, a
+        " [reverted]" discard of the incumbent puts the keep before it back)."""
+        row = Logged(self.state.rows, source.commit, status, source.val_bpb, source.memory_gb, description)
+        self._log_row(row)
+        return row
+
+    def unrun(self, kind: str, trial: Trial, parent: str, reason: str) -> None:
+        """Record a committed proposal that never trained (``kind`` "vetoed" or
+        "withdrawn"; no row) after resetting it away; ``parent`` is the keep it was
+        built on, ``reason`` why it did not train."""
+        self.reset_to_kept()
+        asked = trial.asked
+        self.state.usage = add_usage(self.state.usage, asked.outcome.usage if asked else None)
+        record = self._record(
+            kind, trial.n, kind, trial.description, trial.started, asked, commit=short(trial.commit),
+            parent=short(parent), diff=trial.diff, reason=reason, fix_attempt=trial.fix_attempt,
+            fix_of=trial.fix_of, timings={"propose_s": asked.outcome.propose_s if asked else 0.0})
+        self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
+        self._close(trial)
+
+    def unqueued(self, kind: str, n: int, asked: Asked, parent: str, reason: str, diff: str) -> None:
+        """Record a pipelined proposal that was never committed (``kind`` "vetoed":
+        dropped at the approval gate while a run trained; "superseded": stale or
+        left over, see ExperimentRecord); no row, no commit, no git change.
+        ``parent`` is the keep it was asked against, ``diff`` its change there."""
+        self.state.usage = add_usage(self.state.usage, asked.outcome.usage)
+        description = redact(asked.outcome.proposal.description) if asked.outcome.proposal else "(no proposal)"
+        record = self._record(
+            kind, n, kind, description, asked.started, asked, parent=short(parent), diff=diff, reason=reason,
+            queued=asked.queued, timings={"propose_s": asked.outcome.propose_s})
+        self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
+
+    def drop(self, n: int, asked: Asked, fix_attempt: int = 0) -> bool:
+        """Record a proposal dropped after its re-asks (no row, train.py untouched).
+        Returns True when it is the ``max_consecutive_drops``-th in a row (the
+        engine then pauses with the last rejection; the count starts again)."""
+        state, outcome = self.state, asked.outcome
+        state.drops += 1
+        state.usage = add_usage(state.usage, outcome.usage)
+        self.emit(EngineMessage(f"proposal dropped after {len(outcome.replies)} invalid replies", "warning"))
+        record = self._record(
+            "dropped", n, "dropped", "(dropped proposal)", asked.started, asked,
+            parent=short(state.last_kept), timings={"propose_s": outcome.propose_s}, fix_attempt=fix_attempt,
+            errors=list(outcome.errors), replies=[r[:20_000] for r in outcome.replies])
+        self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
+        return state.drops >= self.config.max_consecutive_drops
+
+    def _record(self, kind: str, n: int, status: str, description: str, started: str,
+                asked: Optional[Asked], **fields) -> ExperimentRecord:
+        program = asked.program if asked else None
+        return ExperimentRecord(
+            kind=kind, experiment=n, tag=self.config.tag, status=status, description=description,
+            agent=self.agent_name, profile=self.ws.profile, budget_s=self.budget_s,
+            program_sha256=program.sha256 if program else self.program.sha256(),
+            program=self.program.label, harness_sha256=self.harness_sha or sha256_file(self.ws.prepare_py),
+            agent_usage=asked.outcome.usage if asked else None, steering=list(asked.steering) if asked else [],
+            started=started, ended=now_iso(), **fields)
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, "…" marking a cut."""
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"

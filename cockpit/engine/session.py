@@ -1,0 +1,175 @@
+"""A session's settings, its mutable state, and the keep / discard / crash rule.
+
+The rule itself (noise floor, threshold, confirming re-runs) is
+cockpit.rules.noise.KeepRule; ``judge_run`` adds what makes a run a crash. The
+session's running best (``SessionState.best``, ``last_kept``, ``kept``) is
+folded by cockpit.rules.standing, the same function the cockpit's staircase and
+status bar and ``cockpit report`` use, so the engine and every view agree
+after keeps, forced keeps, reverts and crashes."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+from cockpit.rules.noise import Judgement, KeepRule
+from cockpit.training.runner import RunResult
+from cockpit.store.settings import DEFAULT_FIX_ATTEMPTS
+from cockpit.rules.standing import Ladder
+from cockpit.rules.summary import summary_val_bpb
+from cockpit.store.workspace import prepare_command
+
+
+class SessionError(RuntimeError):
+    """The session cannot go on (baseline crashed, prepare failed, agent keeps failing)."""
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Settings of one session (CLI flags); the workspace's cockpit.toml holds the rest."""
+
+    tag: str
+    """Session tag; the run branch is ``autoresearch/<tag>`` and must not exist."""
+    max_experiments: Optional[int] = None
+    """Stop after this many results rows, baseline included (None = run forever)."""
+    budget_s: Optional[float] = None
+    """Training budget override in seconds, passed as COCKPIT_TIME_BUDGET (None = profile's)."""
+    run_command: tuple[str, ...] = (sys.executable, "-u", "train.py")
+    """argv of one training run, run in the workspace."""
+    prepare_command: tuple[str, ...] = tuple(prepare_command())
+    """argv that prepares data before the baseline (idempotent, fast when cached);
+    not run for an upstream-layout repository."""
+    hard_limit_factor: float = 2.0
+    """A run is killed (crash) after ``factor x budget + grace`` seconds."""
+    hard_limit_grace_s: float = 30.0
+    """Seconds added to the hard limit for start-up and evaluation."""
+    kill_grace_s: float = 5.0
+    """Seconds between SIGTERM and SIGKILL of a run's process group."""
+    max_reasks: int = 3
+    """Re-asks after an invalid reply before the proposal is dropped (1 + 3 asks)."""
+    max_consecutive_drops: int = 5
+    """End the session with an error after this many dropped proposals in a row."""
+    fix_attempts: int = DEFAULT_FIX_ATTEMPTS
+    """Fix attempts after a crash (not after a stop or a time-out), each its own
+    experiment on top of the crashed train.py; 0 = reset at once."""
+    program: Optional[str] = None
+    """Program NAME (``programs/NAME.md``) or PATH (absolute, or relative to the
+    workspace); None = the workspace's program.md. Read before every proposal."""
+    noise_runs: int = 3
+    """Re-runs of the baseline at session start that measure the noise floor
+    (cockpit.rules.noise); 0 = off (upstream's strict rule, with ``keep_threshold``)."""
+    keep_threshold: float = 0.0
+    """Fixed improvement in val_bpb a keep must exceed (the noise floor's
+    2 sigma applies when larger)."""
+    early_abort: bool = False
+    """Stop a run whose smoothed training loss trails the incumbent's at equal
+    training time (cockpit.rules.early_abort); it ends as a discard."""
+    abort_after: float = 0.3
+    """Share of the budget trained before early abort may judge a run."""
+    abort_margin: float = 0.05
+    """Smoothed training loss (nats) a run may trail the incumbent's by."""
+    resume_upstream: bool = False
+    """With ``resume``: session ``tag`` is upstream autoresearch's (results.tsv and its
+    branch ``autoresearch/<tag>``, no journal): its rows are imported into the view and
+    the ratchet goes on from the branch head, appending to the same results.tsv."""
+    resume: bool = False
+    """Continue session ``tag`` where its engine died or was stopped (cockpit.engine.resume):
+    its branch, rows, best, noise floor; no baseline re-run. False = a new session."""
+    pipeline: bool = True
+    """Ask for the next proposal while a run trains (cockpit.engine.pipeline); False =
+    upstream's serial loop (the GPU waits while the agent thinks)."""
+    approval_gate: bool = False
+    """Start with the approval gate on: every committed proposal waits (phase
+    "awaiting-approval") for Approve or Veto; SetApprovalGate turns it on or off."""
+
+    @property
+    def branch(self) -> str:
+        return f"autoresearch/{self.tag}"
+
+
+STRICT = KeepRule()  # upstream's rule: keep iff strictly lower (no noise floor, no threshold)
+
+
+def judge_run(result: RunResult, summary: dict, best: Optional[float], rule: KeepRule = STRICT,
+              confirm: Sequence[float] = (), can_confirm: bool = False) -> tuple[str, Optional[Judgement]]:
+    """(status, noise judgement) of a finished run, given ``best``, the
+    incumbent's val_bpb (None before the baseline), and the session's keep
+    ``rule`` (cockpit.rules.noise.KeepRule, the one rule every caller uses). Crash:
+    killed, timed out, non-zero exit, or no finite val_bpb (no judgement).
+    Otherwise ``rule.decide``: "keep", "discard", or with ``can_confirm``
+    "confirm" for a close single run; ``confirm`` holds a confirming re-run's
+    val_bpb, averaged in."""
+    val = summary_val_bpb(summary)
+    if result.stopped or result.timed_out or result.returncode != 0 or val is None:
+        return "crash", None
+    return rule.decide(val, best, confirm, can_confirm)
+
+
+def decide(result: RunResult, summary: dict, best: Optional[float], rule: KeepRule = STRICT,
+           confirm: Sequence[float] = ()) -> str:
+    """keep / discard / crash for a finished run (``judge_run`` without the
+    judgement, and a close call without a confirming re-run is a discard)."""
+    return judge_run(result, summary, best, rule, confirm)[0]
+
+
+def fixable(result: RunResult) -> bool:
+    """True when a crashed run may get fix attempts: it was neither stopped nor
+    killed at the hard limit (a run that is too slow is an idea, not a bug, and a
+    fix would cost another 2 x budget)."""
+    return not result.stopped and not result.timed_out
+
+
+@dataclass(frozen=True)
+class Logged:
+    """A results row of this session as the engine remembers it: its number
+    ``experiment``, ``commit`` (full hash), ``status``, ``val_bpb`` (None for no
+    value), ``memory_gb`` and ``description`` as written."""
+
+    experiment: int
+    commit: str
+    status: str
+    val_bpb: Optional[float]
+    memory_gb: float
+    description: str
+
+
+@dataclass
+class SessionState:
+    """Mutable session state: best kept val_bpb (the reference the next run must
+    beat), last kept commit (full hash), rows logged, dropped proposals in a row,
+    summed agent usage, run log names, ``backends`` the attention backend of each
+    commit trained (short hash -> backend, "" when unknown: cockpit.rules.summary
+    ``attention_backend``; filled again on resume); ``kept`` the stack of this session's kept
+    rows (baseline first; ``kept[-1]`` is ``last_kept``); ``last_row`` the newest
+    row (ForceKeep of a just-discarded experiment). ``best``, ``last_kept`` and
+    ``kept`` follow the rows through cockpit.rules.standing (``log``), the fold every
+    view of the session uses: a keep (forced or not) pushes, a " [reverted]"
+    discard row of the incumbent pops."""
+
+    best: Optional[float] = None
+    last_kept: str = ""
+    rows: int = 0
+    drops: int = 0
+    usage: Optional[dict] = None
+    log_names: dict = field(default_factory=dict)
+    backends: dict = field(default_factory=dict)
+    last_row: Optional[Logged] = None
+    ladder: Ladder = field(default_factory=Ladder, repr=False)
+
+    @property
+    def kept(self) -> list:
+        """This session's kept rows (Logged), baseline first, the incumbent last."""
+        return self.ladder.stack
+
+    def log(self, row: Logged) -> None:
+        """Count ``row`` as the newest row and fold it into the running best
+        (cockpit.rules.standing): a keep becomes the reference (best, last kept commit,
+        top of ``kept``); a revert row (RevertLastKeep appends a discard
+        "<description> [reverted]" of the incumbent) puts the keep before it back.
+        Before the first keep ``last_kept`` stays as the engine set it (the base)."""
+        self.rows += 1
+        self.last_row = row
+        standing = self.ladder.step(row)
+        if standing.incumbent is not None:
+            self.best, self.last_kept = standing.best, standing.commit
