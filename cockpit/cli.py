@@ -36,7 +36,6 @@ journaled session of that tag exists, ``-2``, ``-3``, ... is added.
 from __future__ import annotations
 
 import argparse
-import math
 import asyncio
 import importlib
 import os
@@ -45,6 +44,7 @@ import shlex
 import signal
 import sys
 import threading
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Optional, Sequence
@@ -55,11 +55,11 @@ from cockpit.engine.context import session_program
 from cockpit.events import Resume, Stop
 from cockpit.serve.headless import HeadlessPrinter
 from cockpit.training.no_network import NoNetworkError, network_prefix
-from cockpit.store.programs import ProgramError, is_name
+from cockpit.store.programs import ProgramError
 from cockpit.engine.session import SessionConfig
 from cockpit.clock import now_iso
 from cockpit.store.rundir import RunDir, RunDirError
-from cockpit.store.settings import AgentSettings
+from cockpit.store.settings import AgentSettings, add_setting_flags, flag_settings, positive
 from cockpit.store.upstream import DEFAULT_RUN_COMMAND
 from cockpit.store.workspace import (PROFILES, Workspace, WorkspaceError, init_workspace, load_workspace,
                                prepare_in_terminal)
@@ -67,12 +67,11 @@ from cockpit.store.workspace import (PROFILES, Workspace, WorkspaceError, init_w
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # (attribute, flag) of the session flags: passed on to `cockpit serve`, ignored when attaching.
-SESSION_FLAGS = (("max_experiments", "--max-experiments"), ("budget", "--budget"), ("tag", "--tag"),
+# The settings' flags come from their one declaration (cockpit.store.settings).
+SESSION_FLAGS = (("max_experiments", "--max-experiments"), ("tag", "--tag"),
                  ("agent", "--agent"), ("model", "--model"), ("api_base", "--api-base"),
-                 ("program", "--program"), ("run_command", "--run-command"), ("approve", "--approve"),
-                 ("no_pipeline", "--no-pipeline"), ("noise_runs", "--noise-runs"), ("early_abort", "--early-abort"),
-                 ("new_session", "--new-session"), ("resume_upstream", "--resume-upstream"),
-                 ("no_network", "--no-network"))
+                 ("run_command", "--run-command"), ("new_session", "--new-session"),
+                 ("resume_upstream", "--resume-upstream"), *flag_settings())
 APPROVE_HEADLESS = ("--approve needs the cockpit UI to approve or veto proposals; in headless mode nothing "
                     "could, and the session would wait forever (drop --approve or --headless)")
 
@@ -129,31 +128,6 @@ def free_tag(workspace: Path, tag: str) -> str:
         k += 1
         candidate = f"{tag}-{k}"
     return candidate
-
-
-def _count(text: str) -> int:
-    """An integer, 0 or more (argparse type)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer, 0 or more, got {text!r}")
-    return value
-
-
-def _positive(kind):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"{text} is not a finite number")
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
-        return value
-    return parse
 
 
 def _tag(text: str) -> str:
@@ -220,41 +194,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _session_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-experiments", metavar="N", type=_positive(int),
+    parser.add_argument("--max-experiments", metavar="N", type=positive(int),
                         help="stop after N results rows, baseline included (default: forever)")
-    parser.add_argument("--budget", metavar="SECONDS", type=_positive(float),
-                        help="training budget per run in seconds (default: the profile's)")
     parser.add_argument("--tag", type=_tag, help="session tag; branch autoresearch/TAG (default: e.g. nov21-2337)")
     parser.add_argument("--agent", metavar="offline|litellm", help="agent proposing edits (default: cockpit.toml's)")
     parser.add_argument("--model", help="litellm model, e.g. openai/gpt-4o-mini (default: cockpit.toml's)")
     parser.add_argument("--api-base", metavar="URL", help="base URL of an OpenAI-compatible server")
-    parser.add_argument("--program", metavar="NAME|PATH",
-                        help="program for the agent: a shipped NAME (e.g. hyperparameters) or a file "
-                             "(default: the workspace's program.md)")
     parser.add_argument("--run-command", metavar="CMD",
                         help="training command, shell-quoted (default: python -u train.py; "
                              "upstream layout: uv run train.py)")
-    parser.add_argument("--approve", action="store_true",
-                        help="approval gate: every proposal waits for approve or veto in the cockpit "
-                             "(default: approval_gate in cockpit.toml; not with --headless)")
-    parser.add_argument("--noise-runs", metavar="N", type=_count,
-                        help="baseline re-runs measuring the noise floor at session start; 0 = off "
-                             "(default: noise_runs in cockpit.toml, 3)")
-    parser.add_argument("--early-abort", action="store_true",
-                        help="stop a run whose smoothed training loss clearly trails the incumbent's "
-                             "(default: early_abort in cockpit.toml, off)")
+    add_setting_flags(parser)
     parser.add_argument("--new-session", action="store_true",
                         help="start a new session from the current best even when the last one was interrupted "
                              "(default: the same command continues an interrupted or stopped session)")
     parser.add_argument("--resume-upstream", metavar="TAG", type=_tag,
                         help="continue the session upstream autoresearch ran in this checkout: results.tsv and "
                              "branch autoresearch/TAG (its rows shown, new rows appended to the same file)")
-    parser.add_argument("--no-network", action="store_true",
-                        help="run train.py without a network (a network namespace of its own: unshare or bwrap; "
-                             "refused when neither works here; default: network in cockpit.toml, on)")
-    parser.add_argument("--no-pipeline", action="store_true",
-                        help="serial loop: ask for the next proposal only after a run ends (default: asked while "
-                             "it trains, unless pipeline = false in cockpit.toml)")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -375,45 +330,32 @@ def run_command(text: Optional[str], workspace: Workspace) -> tuple[str, ...]:
     return argv
 
 
-def program_flag(spec: Optional[str]) -> Optional[str]:
-    """``--program`` as SessionConfig takes it: a NAME as is, a PATH made absolute
-    from the current directory."""
-    if spec is None or is_name(spec):
-        return spec
-    return str(Path(spec).expanduser().resolve())
-
-
 def approval_gate(typed: bool, workspace: Workspace, headless: bool) -> bool:
     """Whether the session starts with the approval gate on: ``--approve`` when
     typed, else cockpit.toml's ``approval_gate``. Headless, nothing can approve:
     ``--approve`` raises ValueError, the file's setting is dropped with a note."""
     if headless and typed:
         raise ValueError(APPROVE_HEADLESS)
-    if headless and workspace.approval_gate:
+    if headless and workspace.settings.approval_gate:
         print("cockpit: approval_gate = true in cockpit.toml is ignored in headless mode "
               "(nothing could approve a proposal)", file=sys.stderr)
         return False
-    return typed or workspace.approval_gate
+    return typed or workspace.settings.approval_gate
 
 
 def session_setup(args: argparse.Namespace, workspace: Workspace, headless: bool):
-    """(SessionConfig, agent) of the typed flags on ``workspace``. Raises ValueError,
+    """(SessionConfig, agent) of the typed flags on ``workspace``: cockpit.toml's
+    settings with the typed flags applied (cockpit.store.settings). Raises ValueError,
     SettingsError (a WorkspaceError), ProgramError or NoNetworkError with one line."""
     gate = approval_gate(args.approve, workspace, headless)
+    settings = replace(workspace.settings.with_flags(args), approval_gate=gate)
     command = run_command(args.run_command, workspace)
-    if args.no_network or not workspace.network:
+    if not settings.network:
         command = (*network_prefix(), *command)  # NoNetworkError (a RuntimeError): one line
-    agent = build_agent(workspace.agent.with_flags(args.agent, args.model, args.api_base), workspace.seed)
+    agent = build_agent(workspace.agent.with_flags(args.agent, args.model, args.api_base), settings.seed)
     tag, resume = choose_session(args, workspace)
     config = SessionConfig(tag=tag, resume=resume, resume_upstream=bool(args.resume_upstream),
-                           max_experiments=args.max_experiments,
-                           budget_s=args.budget, run_command=command,
-                           fix_attempts=workspace.fix_attempts, program=program_flag(args.program),
-                           approval_gate=gate, pipeline=workspace.pipeline and not args.no_pipeline,
-                           noise_runs=workspace.noise_runs if args.noise_runs is None else args.noise_runs,
-                           keep_threshold=workspace.keep_threshold,
-                           early_abort=workspace.early_abort or args.early_abort,
-                           abort_after=workspace.abort_after, abort_margin=workspace.abort_margin)
+                           max_experiments=args.max_experiments, run_command=command, settings=settings)
     return config, agent
 
 
@@ -430,7 +372,7 @@ def serve_argv(args: argparse.Namespace, workspace: Workspace, tag: str) -> list
         value = getattr(args, name)
         if name == "tag" or value is None or value is False:
             continue
-        argv += [flag] if value is True else [flag, program_flag(value) if name == "program" else str(value)]
+        argv += [flag] if value is True else [flag, str(value)]  # --program PATH: absolute already
     return argv
 
 
@@ -491,7 +433,7 @@ def _serve(args: argparse.Namespace) -> int:
     workspace = load_workspace(args.workspace)
     config, agent = session_setup(args, workspace, headless=False)
     try:
-        program = session_program(config.program, workspace).path
+        program = session_program(config.settings.program, workspace).path
     except ProgramError:
         program = None  # the engine says why when the session starts
     return _exit_status(asyncio.run(serve(workspace, config, agent, program)))
@@ -503,7 +445,7 @@ def _cockpit(args: argparse.Namespace, workspace: Workspace) -> int:
 
     def start():
         config, _ = session_setup(args, workspace, headless=False)  # a bad flag: one line, no daemon
-        session_program(config.program, workspace)
+        session_program(config.settings.program, workspace)
         daemon = start_daemon(rundir, serve_argv(args, workspace, config.tag))
         _import_ui_meanwhile()
         return daemon

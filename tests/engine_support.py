@@ -4,6 +4,7 @@ scripted agent, SEARCH/REPLACE reply builders, and a session runner."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import subprocess
@@ -15,7 +16,10 @@ from typing import Callable, Optional
 from cockpit.agents.base import AgentExhausted, NoFix, ProposalContext
 from cockpit.engine.ratchet import Engine, SessionConfig
 from cockpit.store.repo import init_repo
+from cockpit.store.settings import Settings
 from cockpit.store.workspace import GITIGNORE, TRACKED, Workspace, load_workspace
+
+SETTING_NAMES = {f.name for f in dataclasses.fields(Settings)}  # fast_config's overrides that are settings
 
 FAKES = Path(__file__).parent / "fakes"
 
@@ -113,8 +117,11 @@ class ScriptedAgent:
 
 
 def fast_config(tag: str = "t1", **overrides) -> SessionConfig:
-    """A SessionConfig for tests: tiny budget, short hard-limit grace and kill grace."""
-    values = dict(tag=tag, budget_s=0.2, hard_limit_grace_s=1.5, kill_grace_s=0.5, pipeline=False, noise_runs=0)
+    """A SessionConfig for tests: tiny budget, short hard-limit grace and kill grace; the
+    overrides that name a setting (cockpit.store.settings) go into its ``settings``."""
+    settings = dict(budget_s=0.2, pipeline=False, noise_runs=0)
+    settings.update({k: overrides.pop(k) for k in list(overrides) if k in SETTING_NAMES})
+    values = dict(tag=tag, hard_limit_grace_s=1.5, kill_grace_s=0.5, settings=Settings(**settings))
     values.update(overrides)
     return SessionConfig(**values)
 

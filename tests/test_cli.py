@@ -28,7 +28,7 @@ def test_init_then_headless_session(tmp_path, capsys):
     for name in ("prepare.py", "train.py", "program.md", "cockpit.toml", ".gitignore"):
         assert (ws / name).is_file()
     settings = load_workspace(ws)
-    assert (settings.profile, settings.agent, settings.fix_attempts) == ("tiny", AgentSettings(), 2)
+    assert (settings.profile, settings.agent, settings.settings.fix_attempts) == ("tiny", AgentSettings(), 2)
     assert "# model = " in (ws / "cockpit.toml").read_text()
     repo = GitRepo(ws)
     assert repo.current_branch() == "main" and len(repo.log()) == 1 and not repo.is_dirty()

@@ -64,3 +64,9 @@ def test_the_architecture_file_list_matches_the_tree():
     assert [path for path in sorted(listed) if not (ROOT / path).exists()] == []
     modules = {str(p.relative_to(ROOT)) for p in (ROOT / "cockpit").rglob("*.py") if p.name != "__init__.py"}
     assert sorted(modules - listed) == []  # a new module must be given its line
+
+
+def test_the_readme_settings_table_is_the_generated_one():
+    """README's settings table is what cockpit.store.settings generates from the one declaration."""
+    from cockpit.store.settings import settings_table
+    assert settings_table() in README.read_text(encoding="utf-8")

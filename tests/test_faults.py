@@ -129,7 +129,7 @@ async def test_a_misbehaving_run_is_one_crash_row_and_leaves_no_process(tmp_path
     assert [r.status for r in rows] == ["keep", "crash", "keep"]
     expected = TRAINING_FAULTS[kind].replace(" [crash]", "")
     assert rows[1].description == f"mode {kind}{expected}" and rows[1].val_bpb == 0.0
-    limit = 2 * config.budget_s + config.hard_limit_grace_s + config.kill_grace_s + DRAIN_S
+    limit = 2 * config.settings.budget_s + config.hard_limit_grace_s + config.kill_grace_s + DRAIN_S
     assert times["RowLogged"] - times["RunStarted"] < limit + 1.0
     record = [r for r in read_records(ws.records_jsonl) if r["kind"] == "experiment"][1]
     assert record["stray_processes"] == (1 if kind in ("setsid_grandkid", "escapee") else 0)

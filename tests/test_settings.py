@@ -9,7 +9,8 @@ import pytest
 from engine_support import ScriptedAgent, lr, make_workspace
 
 import cockpit.cli as cli
-from cockpit.cli import main, program_flag, run_command
+from cockpit.cli import main, run_command
+from cockpit.store.settings import program_spec
 from cockpit.store.ledger import read_records
 from cockpit.store.settings import AgentSettings, SettingsError, parse_agent, parse_settings
 from cockpit.store.workspace import WorkspaceError, load_workspace
@@ -34,8 +35,8 @@ def test_agent_table_and_the_one_line_form():
     assert table.options() == {"model": "m", "timeout_s": 30.0, "max_retries": 2, "stream": True,
                                "temperature": 1.0}
     assert parse_agent("offline", "x") == parse_agent(None, "x") == AgentSettings()
-    settings = parse_settings({"profile": "cpu", "program": "hyperparameters", "fix_attempts": 0}, "x")
-    assert (settings["program"], settings["fix_attempts"], settings["agent"]) == ("hyperparameters", 0, AgentSettings())
+    settings, agent = parse_settings({"profile": "cpu", "program": "hyperparameters", "fix_attempts": 0}, "x")
+    assert (settings.program, settings.fix_attempts, agent) == ("hyperparameters", 0, AgentSettings())
 
 
 @pytest.mark.parametrize("table, message", [
@@ -56,7 +57,7 @@ def test_bad_agent_tables_are_refused(table, message):
 
 def test_flags_win_only_when_typed(tmp_path):
     ws = load_workspace(make_workspace(tmp_path / "ws", toml=AGENT_TOML).path)
-    assert ws.fix_attempts == 1 and ws.agent.model == "openai/from-toml"
+    assert ws.settings.fix_attempts == 1 and ws.agent.model == "openai/from-toml"
     assert ws.agent.with_flags() == ws.agent
     typed = ws.agent.with_flags(name="litellm", api_base="http://flag:2/v1")
     assert (typed.name, typed.model, typed.api_base, typed.timeout_s) == (
@@ -83,8 +84,8 @@ def test_run_command_and_program_flags(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="empty"):
         run_command("  ", ws)
     monkeypatch.chdir(tmp_path)
-    assert program_flag("hyperparameters") == "hyperparameters" and program_flag(None) is None
-    assert program_flag("notes/p.md") == str(tmp_path / "notes" / "p.md")
+    assert program_spec("hyperparameters") == "hyperparameters"
+    assert program_spec("notes/p.md") == str(tmp_path / "notes" / "p.md")
 
 
 def test_session_builds_the_agent_from_toml_and_flags(tmp_path, monkeypatch, capsys):
@@ -113,12 +114,12 @@ def test_session_builds_the_agent_from_toml_and_flags(tmp_path, monkeypatch, cap
 
 
 def test_noise_abort_and_pipeline_settings(tmp_path):
-    values = parse_settings({"noise_runs": 5, "keep_threshold": 0.001, "early_abort": True, "abort_after": 0.5,
+    values, _ = parse_settings({"noise_runs": 5, "keep_threshold": 0.001, "early_abort": True, "abort_after": 0.5,
                              "abort_margin": 0.1, "pipeline": False}, "x")
-    assert (values["noise_runs"], values["keep_threshold"], values["early_abort"]) == (5, 0.001, True)
-    assert (values["abort_after"], values["abort_margin"], values["pipeline"]) == (0.5, 0.1, False)
-    defaults = parse_settings({}, "x")
-    assert (defaults["noise_runs"], defaults["early_abort"], defaults["pipeline"]) == (3, False, True)
+    assert (values.noise_runs, values.keep_threshold, values.early_abort) == (5, 0.001, True)
+    assert (values.abort_after, values.abort_margin, values.pipeline) == (0.5, 0.1, False)
+    defaults, _ = parse_settings({}, "x")
+    assert (defaults.noise_runs, defaults.early_abort, defaults.pipeline) == (3, False, True)
     for bad, message in (({"noise_runs": -1}, "noise_runs"), ({"early_abort": "yes"}, "early_abort"),
                          ({"abort_after": 1.5}, "abort_after"), ({"keep_threshold": -0.1}, "keep_threshold"),
                          ({"pipeline": 1}, "pipeline")):
@@ -126,10 +127,10 @@ def test_noise_abort_and_pipeline_settings(tmp_path):
             parse_settings(bad, "cockpit.toml")
     ws = load_workspace(make_workspace(tmp_path / "ws", toml='profile = "tiny"\nnoise_runs = 2\nearly_abort = true\n').path)
     config, _ = cli.session_setup(cli.build_parser().parse_args(["--workspace", str(ws.path)]), ws, headless=True)
-    assert (config.noise_runs, config.early_abort, config.pipeline) == (2, True, True)
+    assert (config.settings.noise_runs, config.settings.early_abort, config.settings.pipeline) == (2, True, True)
     flags = cli.build_parser().parse_args(["--workspace", str(ws.path), "--noise-runs", "0", "--no-pipeline"])
     config, _ = cli.session_setup(flags, ws, headless=True)
-    assert (config.noise_runs, config.pipeline) == (0, False)
+    assert (config.settings.noise_runs, config.settings.pipeline) == (0, False)
     assert "--noise-runs" in cli.serve_argv(flags, ws, "t") and "0" in cli.serve_argv(flags, ws, "t")
 
 
@@ -170,10 +171,36 @@ def test_every_session_setting_in_cockpit_toml_reaches_the_engine(tmp_path):
             'keep_threshold = 0.0125\nearly_abort = true\nabort_after = 0.45\nabort_margin = 0.21\n')
     ws = load_workspace(make_workspace(tmp_path / "ws", toml=toml).path)
     config, _ = cli.session_setup(cli.build_parser().parse_args(["--workspace", str(ws.path)]), ws, headless=True)
-    assert (config.fix_attempts, config.pipeline, config.noise_runs) == (1, False, 2)
-    assert (config.keep_threshold, config.early_abort) == (0.0125, True)
-    assert (config.abort_after, config.abort_margin) == (0.45, 0.21)
-    defaults = cli.SessionConfig(tag="t")
+    assert (config.settings.fix_attempts, config.settings.pipeline, config.settings.noise_runs) == (1, False, 2)
+    assert (config.settings.keep_threshold, config.settings.early_abort) == (0.0125, True)
+    assert (config.settings.abort_after, config.settings.abort_margin) == (0.45, 0.21)
+    defaults = cli.SessionConfig(tag="t").settings
     for name in ("fix_attempts", "pipeline", "noise_runs", "keep_threshold", "early_abort", "abort_after",
                  "abort_margin"):
-        assert getattr(config, name) != getattr(defaults, name), name  # the file's value, not the default
+        assert getattr(config.settings, name) != getattr(defaults, name), name  # the file's value, not the default
+
+
+def test_every_declared_setting_is_parsed_flagged_templated_and_tabled():
+    """One declaration per setting (cockpit.store.settings) reaches cockpit.toml parsing, the CLI
+    flags (typed wins), init's template and the README table: nothing is listed by hand."""
+    import argparse
+    import dataclasses
+
+    from cockpit.store.settings import Settings, render_template, settings_table, specs
+    odd = {bool: lambda d: not d, int: lambda d: d + 1, float: lambda d: 0.5 if d is None else d / 2 + 0.01,
+           str: lambda d: "hyperparameters" if d is None else "cpu"}
+    template, table = render_template("cpu"), settings_table()
+    flags = {a.dest: a for a in cli.build_parser()._actions}
+    for name, default, spec in specs():
+        value = odd[spec.kind](default)
+        settings, _ = parse_settings({name: value}, "x")
+        assert getattr(settings, name) == value, name
+        assert f"| `{name}` |" in table
+        assert spec.template is False or f"# {name} = " in template
+        if spec.flag:
+            dest = spec.flag[2:].replace("-", "_")
+            assert dest in flags, spec.flag
+            typed = argparse.Namespace(**{dest: True if spec.kind is bool else value})
+            assert getattr(Settings().with_flags(typed), name) == (not spec.off if spec.kind is bool else value)
+            assert getattr(Settings().with_flags(argparse.Namespace()), name) == default  # not typed: the file's
+    assert [f.name for f in dataclasses.fields(Settings)] == [name for name, _, _ in specs()]

@@ -96,7 +96,7 @@ class Bookkeeper:
     def rule(self) -> KeepRule:
         """The session's keep rule (cockpit.rules.noise): ``keep_threshold`` from the
         config, sigma of the noise floor once measured (0.0 before)."""
-        return KeepRule(self.config.keep_threshold, self.noise.sigma if self.noise else 0.0)
+        return KeepRule(self.config.settings.keep_threshold, self.noise.sigma if self.noise else 0.0)
 
     # -------------------------------------------------------------- storage --
 

@@ -85,7 +85,7 @@ def build_context(*, experiment: int, train_py: str, program: Program, results_t
 def session_program(flag: Optional[str], workspace) -> ProgramSource:
     """The program of a session on ``workspace``: ``--program`` (``flag``) if given,
     else cockpit.toml's ``program``, else program.md (see ``program_source``)."""
-    spec = flag if flag is not None else workspace.program
+    spec = flag if flag is not None else workspace.settings.program
     return program_source(spec, workspace.path, upstream=workspace.layout == "upstream")
 
 

@@ -31,11 +31,11 @@ class Measuring:
     """The engine's re-runs (see module docstring)."""
 
     async def _measure_noise(self) -> None:
-        """Re-run the baseline ``config.noise_runs`` times; the sample standard
+        """Re-run the baseline ``config.settings.noise_runs`` times; the sample standard
         deviation of its val_bpb values becomes the session's noise floor
         (NoiseMeasured event, ``noise-floor`` record). Re-runs that crash are left
         out (with a warning); fewer than two values leave the floor unmeasured."""
-        k, base = self.config.noise_runs, self._state.last_row
+        k, base = self.config.settings.noise_runs, self._state.last_row
         if k <= 0 or base is None or base.val_bpb is None:
             return
         runs = [base.val_bpb]
@@ -53,7 +53,7 @@ class Measuring:
             return
         floor = NoiseFloor(tuple(runs), tuple(holdouts) if len(holdouts) == len(runs) else ())
         self.book.record_noise(floor)
-        bar = threshold(self.config.keep_threshold, floor.sigma)
+        bar = threshold(self.config.settings.keep_threshold, floor.sigma)
         self.emit(NoiseMeasured(list(floor.runs), floor.sigma, bar))
         self.emit(EngineMessage(f"noise floor: sigma {floor.sigma:.6f} over {len(runs)} runs of the baseline; "
                                 f"a keep needs an improvement over {bar:.6f} (or a confirming re-run)"))

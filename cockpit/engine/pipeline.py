@@ -71,7 +71,7 @@ class Pipelining:
         kept train.py ``base_source`` in the background (not when pipelining is
         off, one is queued already, the session stops or is full after this row)."""
         limit = self.config.max_experiments
-        if (not self.config.pipeline or self.queued is not None or self.control.stopped
+        if (not self.config.settings.pipeline or self.queued is not None or self.control.stopped
                 or (limit is not None and trial.n + 1 >= limit)):
             return
         n = trial.n + 1

@@ -76,7 +76,7 @@ class Engine(SessionStart, Pipelining, Measuring):
         self._commands: asyncio.Queue = asyncio.Queue()
         self.control = SessionControl(self.emit)
         self.book = Bookkeeper(workspace, config, agent.name, self.repo, self.emit)
-        self.actions = HumanActions(self.book, self.control, self.emit, config.approval_gate)
+        self.actions = HumanActions(self.book, self.control, self.emit, config.settings.approval_gate)
         self._state = self.book.state
         self._program_sha = ""
         self._base = ""  # the commit the branch started at (set by _start)
@@ -212,7 +212,7 @@ class Engine(SessionStart, Pipelining, Measuring):
             self._dropped(n, asked)
             return
         idea = asked.outcome.proposal.description
-        holds = self.config.fix_attempts > 0
+        holds = self.config.settings.fix_attempts > 0
         status, result, trial = await self._try(n, source, asked, idea, hold=holds, approved=approved,
                                                 base_source=source)
         if holds and status == "crash" and fixable(result):
@@ -223,7 +223,7 @@ class Engine(SessionStart, Pipelining, Measuring):
         crashed train.py with that run's log tail. Ends at a keep or discard (the
         ratchet decided), a stop or time-out, a declined (NoFix) or dropped fix, the
         last attempt or max experiments; then resets to the last keep if needed."""
-        total = self.config.fix_attempts
+        total = self.config.settings.fix_attempts
         try:
             for k in range(1, total + 1):
                 if self._full():
@@ -282,7 +282,7 @@ class Engine(SessionStart, Pipelining, Measuring):
         return build_context(
             experiment=n, train_py=source, program=program, results_tsv=self.ws.results_tsv,
             diffs=kept_diffs(self.repo, self.ws.records_jsonl, self._state.last_kept),
-            steering=self.control.steering, max_fix_attempts=self.config.fix_attempts,
+            steering=self.control.steering, max_fix_attempts=self.config.settings.fix_attempts,
             vetoed=vetoed_proposals(self.ws.records_jsonl), **extra)
 
     def _read_program(self, n: int) -> Program:
@@ -371,8 +371,8 @@ class Engine(SessionStart, Pipelining, Measuring):
         if base_source is not None:
             self._queue_next(trial, base_source)
         incumbent = self._curves.get(self._state.last_kept)
-        self.watch = (LossWatch(incumbent, budget, self.config.abort_after, self.config.abort_margin)
-                      if self.config.early_abort and trial.n > 0 and incumbent else None)
+        self.watch = (LossWatch(incumbent, budget, self.config.settings.abort_after, self.config.settings.abort_margin)
+                      if self.config.settings.early_abort and trial.n > 0 and incumbent else None)
         self._curve = self._curves[trial.commit] = []
         self.times.run_started()
         guard = self._guard_run()

@@ -153,7 +153,7 @@ def settle(ws: Workspace, repo: GitRepo, journal: Journal, entry: dict, session:
         journal.append("close", id=entry["id"], reconciled=True)
         return "info", f"{where}: the engine died after writing its row; nothing else was missing"
     # lines that are not JSON objects are passed over: a damaged line elsewhere does not stop a restart here
-    rule = rule_of_session(read_records(ws.records_jsonl, skip=lambda message: None), tag, ws.keep_threshold)
+    rule = rule_of_session(read_records(ws.records_jsonl, skip=lambda message: None), tag, ws.settings.keep_threshold)
     row, summary, reason, judged = judge(ws.path / entry.get("log_path", ""), entry, reference(before, parent), rule)
     append_row(ws.results_tsv, row)
     append_record(ws.records_jsonl, _record(ws, repo, entry, session, row, summary, reason,

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 from cockpit.rules.noise import Judgement, KeepRule
 from cockpit.training.runner import RunResult
-from cockpit.store.settings import DEFAULT_FIX_ATTEMPTS
+from cockpit.store.settings import Settings
 from cockpit.rules.standing import Ladder
 from cockpit.rules.summary import summary_val_bpb
 from cockpit.store.workspace import prepare_command
@@ -27,14 +27,12 @@ class SessionError(RuntimeError):
 
 @dataclass(frozen=True)
 class SessionConfig:
-    """Settings of one session (CLI flags); the workspace's cockpit.toml holds the rest."""
+    """One session: its tag, what it runs, its limits, and its settings."""
 
     tag: str
     """Session tag; the run branch is ``autoresearch/<tag>`` and must not exist."""
     max_experiments: Optional[int] = None
     """Stop after this many results rows, baseline included (None = run forever)."""
-    budget_s: Optional[float] = None
-    """Training budget override in seconds, passed as COCKPIT_TIME_BUDGET (None = profile's)."""
     run_command: tuple[str, ...] = (sys.executable, "-u", "train.py")
     """argv of one training run, run in the workspace."""
     prepare_command: tuple[str, ...] = tuple(prepare_command())
@@ -50,25 +48,9 @@ class SessionConfig:
     """Re-asks after an invalid reply before the proposal is dropped (1 + 3 asks)."""
     max_consecutive_drops: int = 5
     """End the session with an error after this many dropped proposals in a row."""
-    fix_attempts: int = DEFAULT_FIX_ATTEMPTS
-    """Fix attempts after a crash (not after a stop or a time-out), each its own
-    experiment on top of the crashed train.py; 0 = reset at once."""
-    program: Optional[str] = None
-    """Program NAME (``programs/NAME.md``) or PATH (absolute, or relative to the
-    workspace); None = the workspace's program.md. Read before every proposal."""
-    noise_runs: int = 3
-    """Re-runs of the baseline at session start that measure the noise floor
-    (cockpit.rules.noise); 0 = off (upstream's strict rule, with ``keep_threshold``)."""
-    keep_threshold: float = 0.0
-    """Fixed improvement in val_bpb a keep must exceed (the noise floor's
-    2 sigma applies when larger)."""
-    early_abort: bool = False
-    """Stop a run whose smoothed training loss trails the incumbent's at equal
-    training time (cockpit.rules.early_abort); it ends as a discard."""
-    abort_after: float = 0.3
-    """Share of the budget trained before early abort may judge a run."""
-    abort_margin: float = 0.05
-    """Smoothed training loss (nats) a run may trail the incumbent's by."""
+    settings: Settings = field(default_factory=Settings)
+    """cockpit.toml's settings with the typed flags applied (cockpit.store.settings):
+    budget, program, fix attempts, gate, pipeline, noise floor, keep threshold, early abort."""
     resume_upstream: bool = False
     """With ``resume``: session ``tag`` is upstream autoresearch's (results.tsv and its
     branch ``autoresearch/<tag>``, no journal): its rows are imported into the view and
@@ -76,12 +58,6 @@ class SessionConfig:
     resume: bool = False
     """Continue session ``tag`` where its engine died or was stopped (cockpit.engine.resume):
     its branch, rows, best, noise floor; no baseline re-run. False = a new session."""
-    pipeline: bool = True
-    """Ask for the next proposal while a run trains (cockpit.engine.pipeline); False =
-    upstream's serial loop (the GPU waits while the agent thinks)."""
-    approval_gate: bool = False
-    """Start with the approval gate on: every committed proposal waits (phase
-    "awaiting-approval") for Approve or Veto; SetApprovalGate turns it on or off."""
 
     @property
     def branch(self) -> str:

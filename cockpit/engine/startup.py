@@ -62,7 +62,7 @@ class SessionStart:
         point = self._resume_point()
         if point is None:
             self.repo.refuse_existing_branch(self.config.branch)
-        self.book.program = ProgramHold(session_program(self.config.program, self.ws))
+        self.book.program = ProgramHold(session_program(self.config.settings.program, self.ws))
         self.book.budget_s = await self._resolve_budget()
         self.repo.exclude(UNTRACKED)
         self.book.harness_sha = sha256_file(self.ws.prepare_py)
@@ -149,7 +149,7 @@ class SessionStart:
             self.repo.reset_hard(self._state.last_kept)
         if restored.noise_measured and len(restored.noise_runs) >= 2:
             self.book.noise = NoiseFloor(restored.noise_runs, restored.noise_holdout_runs)
-        self._noise_done = restored.noise_measured or self.config.noise_runs <= 0 or len(restored.rows) > 1
+        self._noise_done = restored.noise_measured or self.config.settings.noise_runs <= 0 or len(restored.rows) > 1
         self._baseline_scores = restored.baseline_scores
         self.control.restore_steering(restored.steering)
         self._state.log_names.update(restored.log_names)
@@ -166,7 +166,7 @@ class SessionStart:
                                 standing.best))
         floor = self.book.noise
         if floor is not None:
-            self.emit(NoiseMeasured(list(floor.runs), floor.sigma, threshold(self.config.keep_threshold, floor.sigma)))
+            self.emit(NoiseMeasured(list(floor.runs), floor.sigma, threshold(self.config.settings.keep_threshold, floor.sigma)))
         best = "-" if self._state.best is None else f"{self._state.best:.6f}"
         sigma = f"noise floor sigma {floor.sigma:.6f}" if floor else "noise floor not measured"
         self.emit(EngineMessage(f"resumed session {self.config.tag}: {len(restored.rows)} rows, best {best} at "
@@ -231,7 +231,7 @@ class SessionStart:
     # ------------------------------------------------------ budget, prepare --
 
     def _budget_override(self) -> Optional[float]:
-        return self.config.budget_s if self.config.budget_s is not None else self.ws.budget_s
+        return self.config.settings.budget_s if self.config.settings.budget_s is not None else self.ws.settings.budget_s
 
     async def _resolve_budget(self) -> float:
         override = self._budget_override()
@@ -260,7 +260,7 @@ class SessionStart:
     async def _prepare(self) -> None:
         if self.ws.layout == "upstream":
             self.emit(EngineMessage(PREPARE_HINT, "warning"))
-            if self.config.budget_s is not None:
+            if self.config.settings.budget_s is not None:
                 self.emit(EngineMessage("--budget sets only the hard limit here: upstream's train.py "
                                         "reads TIME_BUDGET from its prepare.py", "warning"))
             return

@@ -1,188 +1,262 @@
-"""cockpit.toml as typed settings, and the agent settings the CLI flags override.
+"""Every session setting, declared once: ``Settings``.
 
-    profile = "cpu"            # harness profile
-    budget_s = 60              # training budget override, seconds (optional)
-    seed = 0                   # the offline agent's move order
-    program = "hyperparameters"  # NAME (programs/NAME.md) or PATH; default: program.md
-    fix_attempts = 2           # fix attempts after a crash (0 = none)
-    approval_gate = false      # every proposal waits for approve / veto in the cockpit
-    pipeline = true            # ask for the next proposal while a run trains
-    noise_runs = 3             # baseline re-runs measuring the noise floor (0 = off)
-    keep_threshold = 0.0       # fixed val_bpb improvement a keep must exceed
-    early_abort = false        # stop runs clearly behind the incumbent's loss
-    abort_after = 0.3          # share of the budget before early abort judges
-    abort_margin = 0.05        # smoothed loss (nats) a run may trail by
+Each field of ``Settings`` is one top-level key of cockpit.toml, with its type,
+default, one-line meaning, the rule its value must meet and, where it has one,
+its CLI flag. From that one declaration come:
 
-    [agent]
-    name = "litellm"           # "offline" (default) or "litellm"
-    model = "openai/gpt-4o-mini"
-    api_base = "http://127.0.0.1:8000/v1"
-    timeout_s = 120
-    max_retries = 3
-    stream = true
-    temperature = 0.7
+- ``parse_settings``: cockpit.toml's top-level keys checked and typed
+  (SettingsError naming the file and the key; an unknown key names the nearest);
+- ``add_setting_flags`` / ``Settings.with_flags``: the CLI flags, which
+  override the file only when typed;
+- ``render_template``: the commented cockpit.toml ``cockpit init`` writes;
+- ``settings_table``: the settings table of the README (tests/test_docs.py
+  checks the README holds it as generated).
 
-The older one-line form ``agent = "offline"`` still works. API keys are never
-read from this file (it is tracked by git): the agent takes them from the
-environment. A CLI flag overrides a setting only when it is typed.
+Adding a setting is one ``setting(...)`` field here; the engine then reads it
+as ``config.settings.NAME``. The ``[agent]`` table has its own dataclass
+(cockpit.store.agent_settings) with ``--agent``, ``--model``, ``--api-base``.
 """
 
 from __future__ import annotations
 
-import difflib
+import argparse
 import math
-from dataclasses import dataclass, fields, replace
-from typing import Any, Optional
+from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable, Optional
 
-DEFAULT_FIX_ATTEMPTS = 2
-DEFAULT_NOISE_RUNS = 3
+from cockpit.store.agent_settings import AgentSettings, SettingsError, nearest, parse_agent
+from cockpit.store.programs import is_name
+
+__all__ = ["Settings", "Spec", "SettingsError", "AgentSettings", "parse_agent", "parse_settings", "PROFILE_NAMES",
+           "add_setting_flags", "flag_settings", "render_template", "settings_table", "nearest"]
+
+PROFILE_NAMES = ("cpu", "h100", "tiny")  # substrate/prepare.py's profiles; an upstream checkout has none
 
 
-class SettingsError(ValueError):
-    """cockpit.toml holds a value of the wrong type, an unknown [agent] key or a key."""
+def count(text: str) -> int:
+    """An integer, 0 or more (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer, 0 or more, got {text!r}")
+    return value
+
+
+def positive(kind: type) -> Callable[[str], Any]:
+    """An argparse type: a finite number of ``kind`` greater than 0."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
+        return value
+    return parse
+
+
+def program_spec(spec: str) -> str:
+    """``--program`` as the session takes it: a NAME as is, a PATH made absolute
+    from the current directory (a PATH in cockpit.toml is relative to the workspace)."""
+    return spec if is_name(spec) else str(Path(spec).expanduser().resolve())
 
 
 @dataclass(frozen=True)
-class AgentSettings:
-    """The ``[agent]`` table; None means "not set" (the agent's own default)."""
+class Spec:
+    """What is declared of one setting besides its name, type and default."""
 
-    name: str = "offline"
-    """Agent: "offline" (no key, no network) or "litellm"."""
-    model: Optional[str] = None
-    """litellm model name, e.g. "openai/gpt-4o-mini" (required for litellm)."""
-    api_base: Optional[str] = None
-    """Base URL of an OpenAI-compatible server, e.g. "http://127.0.0.1:8000/v1"."""
-    timeout_s: Optional[float] = None
-    """Seconds one model call may take."""
-    max_retries: Optional[int] = None
-    """Retries of a failed call (rate limit, connection) before the agent gives up."""
-    stream: Optional[bool] = None
-    """Stream the reply (shows progress; same result)."""
-    temperature: Optional[float] = None
-    """Sampling temperature."""
+    doc: str
+    """One line: the template's comment, the flag's help, the README's meaning."""
+    must: str
+    """The rule a value meets, as the error says it: "<key> must be <must>"."""
+    kind: type
+    """bool, int, float or str (a float setting takes a TOML integer too)."""
+    optional: bool = False
+    """None (the key left out) is allowed: "not set"."""
+    low: Optional[float] = None
+    """Smallest allowed value (inclusive); ``above``: exclusive."""
+    above: Optional[float] = None
+    high: Optional[float] = None
+    """Largest allowed value (inclusive)."""
+    choices: tuple = ()
+    """The allowed values (an unknown one names the nearest)."""
+    flag: Optional[str] = None
+    """The CLI flag: a value flag, or for a bool an on-switch (``--early-abort``)
+    or an off-switch (``--no-pipeline``: ``off=True``)."""
+    off: bool = False
+    metavar: Optional[str] = None
+    parse_flag: Optional[Callable[[str], Any]] = None
+    """argparse type of a value flag (default: ``kind``)."""
+    template: bool = True
+    """Shown, commented out, in the cockpit.toml ``cockpit init`` writes."""
+    example: Any = None
+    """The template's value for a setting whose default is "not set"."""
 
-    def options(self) -> dict:
-        """The set options (not name) as keyword arguments of ``make_agent``."""
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name != "name" and getattr(self, f.name) is not None}
+    def check(self, value: Any) -> bool:
+        """True when ``value`` (from TOML) meets this setting's rule."""
+        if value is None:
+            return self.optional
+        if self.kind is bool:
+            return isinstance(value, bool)
+        if isinstance(value, bool) or not isinstance(value, (int, float) if self.kind is float else self.kind):
+            return False
+        if self.kind is str:
+            return bool(value.strip()) and (not self.choices or value in self.choices)
+        if self.kind is float and not math.isfinite(value):
+            return False
+        return not ((self.low is not None and value < self.low) or (self.above is not None and value <= self.above)
+                    or (self.high is not None and value > self.high))
 
-    def with_flags(self, name: Optional[str] = None, model: Optional[str] = None,
-                   api_base: Optional[str] = None) -> "AgentSettings":
-        """These settings with the typed CLI flags (the non-None ones) applied."""
-        typed = {k: v for k, v in (("name", name), ("model", model), ("api_base", api_base)) if v is not None}
+
+def setting(default: Any, spec: Spec) -> Any:
+    """A ``Settings`` field: its default and its Spec."""
+    return field(default=default, metadata={"spec": spec})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings of a workspace (cockpit.toml) and of the session run on it
+    (with the typed flags applied: ``with_flags``). Units: seconds for ``budget_s``,
+    val_bpb for ``keep_threshold``, nats for ``abort_margin``."""
+
+    profile: str = setting("h100", Spec(
+        "harness profile (substrate/prepare.py)", "one of cpu, h100, tiny", str, choices=PROFILE_NAMES,
+        template=False))
+    budget_s: Optional[float] = setting(None, Spec(
+        "training budget per run in seconds (default: the profile's TIME_BUDGET)",
+        "a positive, finite number of seconds", float, optional=True, above=0.0, flag="--budget",
+        metavar="SECONDS", parse_flag=positive(float), example=60))
+    seed: int = setting(0, Spec("seed of the offline agent's move order", "an integer", int))
+    program: Optional[str] = setting(None, Spec(
+        "the program the agent reads: a shipped NAME (programs/NAME.md) or a PATH (default: program.md)",
+        "a program name or a path", str, optional=True, flag="--program", metavar="NAME|PATH",
+        parse_flag=program_spec, example="hyperparameters"))
+    fix_attempts: int = setting(2, Spec(
+        "fix attempts the agent gets after a crash, each its own experiment (0 = reset at once)",
+        "an integer, 0 or more", int, low=0))
+    approval_gate: bool = setting(False, Spec(
+        "approval gate: every proposal waits for approve or veto in the cockpit (not headless)",
+        "true or false", bool, flag="--approve"))
+    pipeline: bool = setting(True, Spec(
+        "ask for the next proposal while a run trains (false: the serial loop)",
+        "true or false", bool, flag="--no-pipeline", off=True))
+    noise_runs: int = setting(3, Spec(
+        "baseline re-runs measuring the noise floor at session start (0 = off)",
+        "an integer, 0 (off) or more", int, low=0, flag="--noise-runs", metavar="N", parse_flag=count))
+    keep_threshold: float = setting(0.0, Spec(
+        "fixed val_bpb improvement a keep must exceed (2 sigma of the noise floor when larger)",
+        "a finite number, 0 or more", float, low=0.0))
+    early_abort: bool = setting(False, Spec(
+        "stop a run whose smoothed training loss clearly trails the incumbent's",
+        "true or false", bool, flag="--early-abort"))
+    abort_after: float = setting(0.3, Spec(
+        "share of the budget trained before early abort may judge a run",
+        "a finite number, between 0 and 1", float, low=0.0, high=1.0))
+    abort_margin: float = setting(0.05, Spec(
+        "smoothed training loss (nats) a run may trail the incumbent's by",
+        "a finite number, 0 or more", float, low=0.0))
+    network: bool = setting(True, Spec(
+        "runs of workspace code have a network (false: a network namespace of their own)",
+        "true or false (false: runs without a network)", bool, flag="--no-network", off=True))
+
+    def with_flags(self, args: argparse.Namespace) -> "Settings":
+        """These settings with the flags typed in ``args`` applied (a flag wins only when typed)."""
+        typed = {}
+        for f in fields(self):
+            spec, dest = f.metadata["spec"], flag_dest(f.metadata["spec"])
+            value = getattr(args, dest, None) if dest else None
+            if value is None or value is False:
+                continue
+            typed[f.name] = (not spec.off) if spec.kind is bool else value
         return replace(self, **typed)
 
-    def check(self) -> None:
-        """Raise SettingsError when the agent cannot be built from these settings
-        (litellm without a model)."""
-        if self.name == "litellm" and not self.model:
-            raise SettingsError("--agent litellm needs a model: give --model MODEL "
-                                "or set model under [agent] in cockpit.toml")
+
+def specs() -> list[tuple[str, Any, Spec]]:
+    """(name, default, Spec) of every setting, in declaration order."""
+    return [(f.name, f.default if f.default is not MISSING else None, f.metadata["spec"]) for f in fields(Settings)]
 
 
-_AGENT_TYPES: dict[str, tuple[type, ...]] = {
-    "name": (str,), "model": (str,), "api_base": (str,), "timeout_s": (int, float),
-    "max_retries": (int,), "stream": (bool,), "temperature": (int, float),
-}
+def flag_dest(spec: Spec) -> Optional[str]:
+    """The argparse attribute of a setting's flag (``--no-pipeline``: ``no_pipeline``)."""
+    return spec.flag[2:].replace("-", "_") if spec.flag else None
 
 
-def _typed(value: Any, kinds: tuple[type, ...]) -> bool:
-    if isinstance(value, bool) and bool not in kinds:
-        return False
-    return isinstance(value, kinds)
+def flag_settings() -> list[tuple[str, str]]:
+    """(argparse attribute, flag) of every setting that has a flag."""
+    return [(flag_dest(spec), spec.flag) for _, _, spec in specs() if spec.flag]
 
 
-def parse_agent(value: Any, where: str) -> AgentSettings:
-    """AgentSettings from the ``agent`` value of cockpit.toml (a name or a table).
-    Raises SettingsError naming ``where`` for keys, unknown keys or wrong types."""
+def toml_value(value: Any) -> str:
+    """``value`` as TOML writes it ("not set" for None)."""
     if value is None:
-        return AgentSettings()
-    if isinstance(value, str):
-        return AgentSettings(name=value)
-    if not isinstance(value, dict):
-        raise SettingsError(f"{where}: agent must be a name or an [agent] table")
-    for key, item in value.items():
-        if "key" in key.lower() or "secret" in key.lower():
-            raise SettingsError(f"{where}: [agent] {key} is not read from cockpit.toml (a tracked file); "
-                                "set the API key in the environment, e.g. OPENAI_API_KEY")
-        if key not in _AGENT_TYPES:
-            raise SettingsError(f"{where}: unknown [agent] key {key!r}{nearest(key, _AGENT_TYPES)} "
-                                f"(known: {', '.join(_AGENT_TYPES)})")
-        if not _typed(item, _AGENT_TYPES[key]):
-            raise SettingsError(f"{where}: [agent] {key} must be {' or '.join(t.__name__ for t in _AGENT_TYPES[key])}")
-    if value.get("timeout_s") is not None and (not _finite(value["timeout_s"]) or value["timeout_s"] <= 0):
-        raise SettingsError(f"{where}: [agent] timeout_s must be a positive, finite number of seconds")
-    if value.get("temperature") is not None and not _finite(value["temperature"]):
-        raise SettingsError(f"{where}: [agent] temperature must be a finite number")
-    if value.get("max_retries") is not None and value["max_retries"] < 0:
-        raise SettingsError(f"{where}: [agent] max_retries must be 0 or more")
-    values = {k: float(v) if k in ("timeout_s", "temperature") else v for k, v in value.items()}
-    return AgentSettings(**values)
+        return "not set"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f'"{value}"' if isinstance(value, str) else repr(value)
 
 
-KNOWN_KEYS = ("profile", "agent", "budget_s", "seed", "program", "fix_attempts", "approval_gate", "pipeline",
-              "noise_runs", "keep_threshold", "early_abort", "abort_after", "abort_margin", "network")
-PROFILE_NAMES = ("cpu", "h100", "tiny")  # also cockpit.store.workspace.PROFILES; an upstream checkout has no cockpit.toml
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """The settings' flags on ``parser`` (default None/False: "not typed")."""
+    for name, default, spec in specs():
+        if not spec.flag:
+            continue
+        shown = "on" if default is True else "off" if default is False else toml_value(default)
+        text = f"{spec.doc} (default: {name} in cockpit.toml, else {shown})"
+        if spec.kind is bool:
+            parser.add_argument(spec.flag, action="store_true", help=text)
+        else:
+            parser.add_argument(spec.flag, metavar=spec.metavar, type=spec.parse_flag or spec.kind, help=text)
 
 
-def nearest(word: str, choices) -> str:
-    """' (did you mean X?)' for the closest of ``choices`` (difflib), else ''."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _finite(value: Any) -> bool:
-    return _typed(value, (int, float)) and math.isfinite(value)
-
-
-def parse_settings(data: dict, where: str) -> dict:
-    """Keyword arguments of ``Workspace`` (all but ``path``) from a parsed
-    cockpit.toml: profile, agent, budget_s, seed, program, fix_attempts, approval_gate,
-    pipeline, noise_runs, keep_threshold, early_abort, abort_after, abort_margin, network.
-    Raises SettingsError naming ``where`` for a value of the wrong type."""
+def parse_settings(data: dict, where: str) -> tuple[Settings, AgentSettings]:
+    """(Settings, AgentSettings) from a parsed cockpit.toml. Raises SettingsError
+    naming ``where`` for an unknown key (and the nearest known one) or a value
+    that breaks its setting's rule."""
+    known = [name for name, _, _ in specs()] + ["agent"]
     for key in data:
-        if key not in KNOWN_KEYS:
-            raise SettingsError(f"{where}: unknown key {key!r}{nearest(key, KNOWN_KEYS)}; "
-                                f"known: {', '.join(KNOWN_KEYS)}")
-    profile, seed, budget = data.get("profile", "h100"), data.get("seed", 0), data.get("budget_s")
-    program, fixes = data.get("program"), data.get("fix_attempts", DEFAULT_FIX_ATTEMPTS)
-    if not isinstance(profile, str):
-        raise SettingsError(f"{where}: profile must be a string")
-    if profile not in PROFILE_NAMES:
-        raise SettingsError(f"{where}: unknown profile {profile!r}{nearest(profile, PROFILE_NAMES)}; "
-                            f"known: {', '.join(PROFILE_NAMES)}")
-    if not _typed(seed, (int,)):
-        raise SettingsError(f"{where}: seed must be an integer")
-    if program is not None and (not isinstance(program, str) or not program.strip()):
-        raise SettingsError(f"{where}: program must be a program name or a path")
-    if not _typed(fixes, (int,)) or fixes < 0:
-        raise SettingsError(f"{where}: fix_attempts must be an integer, 0 or more")
-    if budget is not None and (not _finite(budget) or budget <= 0):
-        raise SettingsError(f"{where}: budget_s must be a positive, finite number of seconds")
-    gate = data.get("approval_gate", False)
-    if not isinstance(gate, bool):
-        raise SettingsError(f"{where}: approval_gate must be true or false")
-    pipeline = data.get("pipeline", True)
-    if not isinstance(pipeline, bool):
-        raise SettingsError(f"{where}: pipeline must be true or false")
-    early = data.get("early_abort", False)
-    if not isinstance(early, bool):
-        raise SettingsError(f"{where}: early_abort must be true or false")
-    network = data.get("network", True)
-    if not isinstance(network, bool):
-        raise SettingsError(f"{where}: network must be true or false (false: runs without a network)")
-    noise = data.get("noise_runs", DEFAULT_NOISE_RUNS)
-    if not _typed(noise, (int,)) or noise < 0:
-        raise SettingsError(f"{where}: noise_runs must be an integer, 0 (off) or more")
-    numbers = {}
-    for key, default, low, high in (("keep_threshold", 0.0, 0.0, None), ("abort_after", 0.3, 0.0, 1.0),
-                                    ("abort_margin", 0.05, 0.0, None)):
-        value = data.get(key, default)
-        if not _finite(value) or value < low or (high is not None and value > high):
-            bounds = f"between {low:g} and {high:g}" if high is not None else f"{low:g} or more"
-            raise SettingsError(f"{where}: {key} must be a finite number, {bounds}")
-        numbers[key] = float(value)
-    return dict(profile=profile, agent=parse_agent(data.get("agent"), where),
-                budget_s=None if budget is None else float(budget),
-                seed=seed, program=program, fix_attempts=fixes, approval_gate=gate,
-                pipeline=pipeline, noise_runs=noise, early_abort=early, network=network, **numbers)
+        if key not in known:
+            raise SettingsError(f"{where}: unknown key {key!r}{nearest(key, known)}; known: {', '.join(known)}")
+    values = {}
+    for name, default, spec in specs():
+        value = data.get(name, default)
+        if not spec.check(value):
+            if spec.choices and isinstance(value, str):
+                raise SettingsError(f"{where}: unknown {name} {value!r}{nearest(value, spec.choices)}; "
+                                    f"known: {', '.join(spec.choices)}")
+            raise SettingsError(f"{where}: {name} must be {spec.must}")
+        values[name] = float(value) if spec.kind is float and value is not None else value
+    return Settings(**values), parse_agent(data.get("agent"), where)
+
+
+def render_template(profile: str, agent: str = "offline") -> str:
+    """The cockpit.toml ``cockpit init`` writes: the profile, every other setting
+    commented out at its default, and the ``[agent]`` table."""
+    lines = [f'profile = "{profile}"']
+    for name, default, spec in specs():
+        if spec.template:
+            lines.append(f"# {name} = {toml_value(spec.example if default is None else default)}".ljust(32)
+                         + f"# {spec.doc}")
+    return ("\n".join(lines) + "\n\n"
+            f'[agent]\nname = "{agent}"' + " " * max(1, 23 - len(agent)) + "# offline | litellm\n"
+            '# model = "openai/gpt-4o-mini"  # needed for litellm; API keys come only from the environment\n'
+            '# api_base = "http://127.0.0.1:8000/v1"\n'
+            "# timeout_s = 120\n# max_retries = 3\n# stream = true\n# temperature = 0.7\n")
+
+
+def settings_table() -> str:
+    """The README's settings table (markdown): key, flag, default, meaning."""
+    rows = ["| cockpit.toml key | flag | default | meaning |", "|---|---|---|---|"]
+    for name, default, spec in specs():
+        flag = f"`{spec.flag}`" if spec.flag else ""
+        shown = "not set" if default is None else f"`{toml_value(default)}`"
+        rows.append(f"| `{name}` | {flag} | {shown} | {spec.doc} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":  # python -m cockpit.store.settings: print the README table
+    print(settings_table(), end="")

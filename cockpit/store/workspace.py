@@ -25,8 +25,8 @@ from git.exc import GitError
 
 from cockpit.store.repo import init_repo
 from cockpit.rules.run_env import run_environment
-from cockpit.store.settings import (DEFAULT_FIX_ATTEMPTS, DEFAULT_NOISE_RUNS, PROFILE_NAMES, AgentSettings, SettingsError,
-                              parse_settings)
+from cockpit.store.settings import (PROFILE_NAMES, AgentSettings, Settings, SettingsError, parse_settings,
+                                    render_template)
 from cockpit.store.upstream import is_upstream_layout, read_time_budget
 
 PROFILES = PROFILE_NAMES  # cockpit.store.settings holds the one list
@@ -41,40 +41,21 @@ class WorkspaceError(RuntimeError):
 
 @dataclass(frozen=True)
 class Workspace:
-    """Settings of a workspace, read from its cockpit.toml."""
+    """A workspace: its root, its cockpit.toml's settings, its layout."""
 
     path: Path
     """Workspace root (absolute)."""
-    profile: str
-    """Harness profile name ("cpu", "h100", "tiny"; "upstream" for an upstream checkout)."""
+    settings: Settings = field(default_factory=Settings)
+    """cockpit.toml's top-level settings (cockpit.store.settings declares them all)."""
     agent: AgentSettings = field(default_factory=AgentSettings)
     """The ``[agent]`` table: agent name and model options (CLI flags override them)."""
-    budget_s: Optional[float] = None
-    """Training budget override in seconds (else the profile's TIME_BUDGET)."""
-    seed: int = 0
-    """Seed of the offline agent's move order."""
-    program: Optional[str] = None
-    """Program NAME or PATH (relative to the workspace); None: the workspace's program.md."""
-    fix_attempts: int = DEFAULT_FIX_ATTEMPTS
-    """Fix attempts the agent gets after a crash (0 = none)."""
-    approval_gate: bool = False
-    """Start sessions with the approval gate on (each proposal waits for approve or veto)."""
-    pipeline: bool = True
-    """Ask for the next proposal while a run trains (cockpit.engine.pipeline); false = serial."""
-    noise_runs: int = DEFAULT_NOISE_RUNS
-    """Baseline re-runs measuring the noise floor at session start (cockpit.rules.noise); 0 = off."""
-    keep_threshold: float = 0.0
-    """Fixed improvement in val_bpb a keep must exceed."""
-    early_abort: bool = False
-    """Stop runs clearly behind the incumbent's training loss (cockpit.rules.early_abort)."""
-    abort_after: float = 0.3
-    """Share of the budget trained before early abort judges a run."""
-    abort_margin: float = 0.05
-    """Smoothed training loss (nats) a run may trail the incumbent's by."""
-    network: bool = True
-    """False: every run of workspace code starts without a network (cockpit.training.no_network)."""
     layout: str = "cockpit"
     """"cockpit" (made by ``cockpit init``) or "upstream" (a karpathy/autoresearch checkout)."""
+
+    @property
+    def profile(self) -> str:
+        """Harness profile name ("cpu", "h100", "tiny"; "upstream" for an upstream checkout)."""
+        return self.settings.profile
 
     @property
     def train_py(self) -> Path:
@@ -206,20 +187,8 @@ def init_workspace(path: str | os.PathLike, profile: str = "cpu", agent: str = "
 
 
 def render_config(profile: str, agent: str = "offline") -> str:
-    """The cockpit.toml ``cockpit init`` writes: the profile, the agent, and the
-    optional settings as comments (see cockpit.store.settings)."""
-    return (f'profile = "{profile}"\n'
-            '# program = "hyperparameters"   # a shipped program or a path; default: program.md\n'
-            f"# fix_attempts = {DEFAULT_FIX_ATTEMPTS}              # fix attempts after a crash (0 = none)\n"
-            "# approval_gate = false         # every proposal waits for approve / veto in the cockpit\n"
-            "# pipeline = true               # ask for the next proposal while a run trains\n"
-            f"# noise_runs = {DEFAULT_NOISE_RUNS}                # baseline re-runs measuring the noise floor (0 = off)\n"
-            "# keep_threshold = 0.0          # fixed val_bpb improvement a keep must exceed\n"
-            "# early_abort = false           # stop runs clearly behind the incumbent's training loss\n\n"
-            f'[agent]\nname = "{agent}"' + " " * max(1, 23 - len(agent)) + "# offline | litellm\n"
-            '# model = "openai/gpt-4o-mini"  # needed for litellm; API keys come only from the environment\n'
-            '# api_base = "http://127.0.0.1:8000/v1"\n'
-            "# timeout_s = 120\n# max_retries = 3\n# stream = true\n# temperature = 0.7\n")
+    """The cockpit.toml ``cockpit init`` writes (cockpit.store.settings.render_template)."""
+    return render_template(profile, agent)
 
 
 def load_workspace(path: str | os.PathLike) -> Workspace:
@@ -228,7 +197,7 @@ def load_workspace(path: str | os.PathLike) -> Workspace:
     (no cockpit.toml, train.py, prepare.py or .git) or its cockpit.toml is invalid."""
     root = Path(path).resolve()
     if is_upstream_layout(root):
-        return Workspace(root, "upstream", layout="upstream")
+        return Workspace(root, Settings(profile="upstream"), layout="upstream")
     missing = [n for n in (CONFIG_FILE, "train.py", "prepare.py", ".git") if not (root / n).exists()]
     if missing:
         raise WorkspaceError(
@@ -244,9 +213,10 @@ def load_workspace(path: str | os.PathLike) -> Workspace:
 
 def _settings(root: Path, data: dict) -> Workspace:
     try:
-        return Workspace(root, **parse_settings(data, str(root / CONFIG_FILE)))
+        settings, agent = parse_settings(data, str(root / CONFIG_FILE))
     except SettingsError as exc:
         raise WorkspaceError(str(exc)) from None
+    return Workspace(root, settings, agent)
 
 
 def prepare_command() -> list[str]:

@@ -1,0 +1,115 @@
+"""The ``[agent]`` table of cockpit.toml, and the settings' shared error and checks.
+
+    [agent]
+    name = "litellm"           # "offline" (default) or "litellm"
+    model = "openai/gpt-4o-mini"
+    api_base = "http://127.0.0.1:8000/v1"
+    timeout_s = 120
+    max_retries = 3
+    stream = true
+    temperature = 0.7
+
+The older one-line form ``agent = "offline"`` still works. API keys are never
+read from this file (it is tracked by git): the agent takes them from the
+environment. ``--agent``, ``--model`` and ``--api-base`` override the table
+only when typed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any, Optional
+
+
+class SettingsError(ValueError):
+    """cockpit.toml holds a value of the wrong type, an unknown [agent] key or a key."""
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """The ``[agent]`` table; None means "not set" (the agent's own default)."""
+
+    name: str = "offline"
+    """Agent: "offline" (no key, no network) or "litellm"."""
+    model: Optional[str] = None
+    """litellm model name, e.g. "openai/gpt-4o-mini" (required for litellm)."""
+    api_base: Optional[str] = None
+    """Base URL of an OpenAI-compatible server, e.g. "http://127.0.0.1:8000/v1"."""
+    timeout_s: Optional[float] = None
+    """Seconds one model call may take."""
+    max_retries: Optional[int] = None
+    """Retries of a failed call (rate limit, connection) before the agent gives up."""
+    stream: Optional[bool] = None
+    """Stream the reply (shows progress; same result)."""
+    temperature: Optional[float] = None
+    """Sampling temperature."""
+
+    def options(self) -> dict:
+        """The set options (not name) as keyword arguments of ``make_agent``."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name != "name" and getattr(self, f.name) is not None}
+
+    def with_flags(self, name: Optional[str] = None, model: Optional[str] = None,
+                   api_base: Optional[str] = None) -> "AgentSettings":
+        """These settings with the typed CLI flags (the non-None ones) applied."""
+        typed = {k: v for k, v in (("name", name), ("model", model), ("api_base", api_base)) if v is not None}
+        return replace(self, **typed)
+
+    def check(self) -> None:
+        """Raise SettingsError when the agent cannot be built from these settings
+        (litellm without a model)."""
+        if self.name == "litellm" and not self.model:
+            raise SettingsError("--agent litellm needs a model: give --model MODEL "
+                                "or set model under [agent] in cockpit.toml")
+
+
+_AGENT_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,), "model": (str,), "api_base": (str,), "timeout_s": (int, float),
+    "max_retries": (int,), "stream": (bool,), "temperature": (int, float),
+}
+
+
+def _typed(value: Any, kinds: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in kinds:
+        return False
+    return isinstance(value, kinds)
+
+
+def parse_agent(value: Any, where: str) -> AgentSettings:
+    """AgentSettings from the ``agent`` value of cockpit.toml (a name or a table).
+    Raises SettingsError naming ``where`` for keys, unknown keys or wrong types."""
+    if value is None:
+        return AgentSettings()
+    if isinstance(value, str):
+        return AgentSettings(name=value)
+    if not isinstance(value, dict):
+        raise SettingsError(f"{where}: agent must be a name or an [agent] table")
+    for key, item in value.items():
+        if "key" in key.lower() or "secret" in key.lower():
+            raise SettingsError(f"{where}: [agent] {key} is not read from cockpit.toml (a tracked file); "
+                                "set the API key in the environment, e.g. OPENAI_API_KEY")
+        if key not in _AGENT_TYPES:
+            raise SettingsError(f"{where}: unknown [agent] key {key!r}{nearest(key, _AGENT_TYPES)} "
+                                f"(known: {', '.join(_AGENT_TYPES)})")
+        if not _typed(item, _AGENT_TYPES[key]):
+            raise SettingsError(f"{where}: [agent] {key} must be {' or '.join(t.__name__ for t in _AGENT_TYPES[key])}")
+    if value.get("timeout_s") is not None and (not _finite(value["timeout_s"]) or value["timeout_s"] <= 0):
+        raise SettingsError(f"{where}: [agent] timeout_s must be a positive, finite number of seconds")
+    if value.get("temperature") is not None and not _finite(value["temperature"]):
+        raise SettingsError(f"{where}: [agent] temperature must be a finite number")
+    if value.get("max_retries") is not None and value["max_retries"] < 0:
+        raise SettingsError(f"{where}: [agent] max_retries must be 0 or more")
+    values = {k: float(v) if k in ("timeout_s", "temperature") else v for k, v in value.items()}
+    return AgentSettings(**values)
+
+
+def nearest(word: str, choices) -> str:
+    """' (did you mean X?)' for the closest of ``choices`` (difflib), else ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _finite(value: Any) -> bool:
+    return _typed(value, (int, float)) and math.isfinite(value)
