@@ -64,7 +64,7 @@ from cockpit.cli import build_parser, serve_argv  # noqa: E402
 from cockpit.events import (Command, EngineMessage, LogLine, PhaseChanged, Resume, RowLogged,  # noqa: E402
                             RunStarted, SessionEnded, Steer, StepLogged, Stop)
 from cockpit.store.journal import Journal  # noqa: E402
-from cockpit.store.ledger import HEADER, read_rows  # noqa: E402
+from cockpit.store.results import HEADER, read_rows  # noqa: E402
 from cockpit.store.repo import short  # noqa: E402
 from cockpit.store.rundir import RunDir  # noqa: E402
 from cockpit.store.workspace import load_workspace  # noqa: E402

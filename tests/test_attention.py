@@ -14,7 +14,8 @@ from engine_support import (FAKES, LR_COMMENT, ScriptedAgent, blocks, fast_confi
                             of_type, run_session)
 
 from cockpit.events import EngineMessage, RowLogged, Stop
-from cockpit.store.ledger import read_records, read_rows
+from cockpit.store.records import read_records
+from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo
 from cockpit.engine.resume import Resumable, restore
 from cockpit.rules.run_env import hub_offline, run_environment

@@ -29,7 +29,7 @@ from cockpit.serve.daemon import COMMAND_BURST, COMMAND_RATE, Broadcaster, Comma
 from cockpit.events import (EngineMessage, LogLine, PhaseChanged, RowLogged, RunFinished, RunStarted, SessionStarted,
                             Steer, StepLogged, Stop)
 from cockpit.serve.headless import HeadlessPrinter
-from cockpit.store.ledger import read_records
+from cockpit.store.records import read_records
 from cockpit.agents.prompt import build_messages, steering_section
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from engine_support import FAKES, make_workspace, processes_in
 
 from cockpit.cli import default_tag, main
-from cockpit.store.ledger import read_rows
+from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo
 from cockpit.store.settings import AgentSettings
 from cockpit.store.workspace import load_workspace

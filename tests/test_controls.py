@@ -17,7 +17,8 @@ from cockpit.cli import main
 from cockpit.events import (ActionApplied, Approve, EngineMessage, ForceKeep, Pause, PhaseChanged, Resume,
                             RevertLastKeep, RowLogged, RunStarted, SessionStarted, SetApprovalGate, StepLogged,
                             Stop, Veto)
-from cockpit.store.ledger import read_records, read_rows
+from cockpit.store.records import read_records
+from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo, short
 
 GATED = {"approval_gate": True}

@@ -14,7 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cockpit.store.ledger import read_records, read_rows
+from cockpit.store.records import read_records
+
+from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo
 
 pytestmark = pytest.mark.slow

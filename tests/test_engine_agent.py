@@ -13,7 +13,8 @@ from engine_support import FAKES, ScriptedAgent, fast_config, lr, make_workspace
 from cockpit.agents.base import AgentFatal
 from cockpit.events import (EngineMessage, PhaseChanged, ProposalRejected, Resume, RowLogged, RunStarted,
                             SessionEnded, Steer, Stop)
-from cockpit.store.ledger import read_records, read_rows
+from cockpit.store.records import read_records
+from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo
 
 

@@ -22,7 +22,8 @@ from cockpit.engine import preflight
 from cockpit.events import (EngineMessage, PhaseChanged, ProposalReady, Resume, RowLogged, RunStarted, SessionStarted,
                             Stop)
 from cockpit.store.journal import Journal, unclosed
-from cockpit.store.ledger import HEADER, read_records, read_rows
+from cockpit.store.records import read_records
+from cockpit.store.results import HEADER, read_rows
 from cockpit.store.repo import GitRepo, short
 from cockpit.store.workspace import sha256_file
 

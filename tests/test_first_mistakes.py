@@ -27,7 +27,7 @@ import pytest
 from engine_support import LR_COMMENT, make_workspace, set_line
 from openai_server import OpenAIServer, error, reply as answer
 
-from cockpit.store.ledger import read_rows
+from cockpit.store.results import read_rows
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,8 @@ from engine_support import (DEPTH_COMMENT, LR_COMMENT, MODE_COMMENT, ScriptedAge
 
 from cockpit.agents.offline import OfflineAgent
 from cockpit.events import EngineMessage, PhaseChanged, RowLogged, Stop
-from cockpit.store.ledger import read_records, read_rows
+from cockpit.store.records import read_records
+from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo, short
 
 

@@ -14,7 +14,9 @@ from engine_support import ScriptedAgent, fast_config, lr, make_workspace, run_s
 from cockpit.store import ledger
 from cockpit.events import EngineMessage, LogLine
 from cockpit.store.journal import Journal, JournalError, JournalLock, entry_id, unclosed
-from cockpit.store.ledger import LedgerError, Row, append_row, read_records, read_rows
+from cockpit.store.ledger import LedgerError
+from cockpit.store.records import read_records
+from cockpit.store.results import Row, append_row, read_rows
 from cockpit.rules.redact import REDACTED, redact, secret_values
 from cockpit.store.repo import GitRepo, short
 from cockpit.training.runner import Run

@@ -23,7 +23,7 @@ MAX_LINES = 300
 # list, never join it: the test fails when one listed here is short enough.
 STILL_OVER = {
     "cockpit/cli.py", "cockpit/rules/edits.py", "cockpit/commands/report.py", "cockpit/agents/llm.py",
-    "cockpit/store/ledger.py", "cockpit/app/app.py", "cockpit/engine/ratchet.py", "cockpit/engine/bookkeeping.py",
+    "cockpit/app/app.py", "cockpit/engine/ratchet.py", "cockpit/engine/bookkeeping.py",
     "cockpit/training/runner.py", "cockpit/events.py", "cockpit/rules/replies.py",
 }
 
@@ -51,7 +51,7 @@ def copy_of_tree(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("module, planted, broken", [
     ("store/ledger.py", "from cockpit.engine import session", "cockpit.store is not allowed to import cockpit.engine"),
-    ("rules/noise.py", "from cockpit.store.ledger import read_records",
+    ("rules/noise.py", "from cockpit.store.records import read_records",
      "cockpit.rules is not allowed to import cockpit.store"),
     ("app/messages.py", "from cockpit.store import ledger", "cockpit.app.messages -> cockpit.store.ledger"),
     ("engine/session.py", "import textual", "cockpit.engine.session -> textual"),

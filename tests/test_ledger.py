@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 from cockpit.store import ledger
-from cockpit.store.ledger import (ExperimentRecord, LedgerError, Row, append_record, append_row, format_row,
-                            read_records, read_rows)
+from cockpit.store.ledger import LedgerError
+from cockpit.store.records import ExperimentRecord, append_record, read_records
+from cockpit.store.results import Row, append_row, format_row, read_rows, read_lines
 
 
 def test_rows_are_formatted_exactly_as_upstream():
@@ -90,3 +91,24 @@ def test_records_jsonl(tmp_path):
         handle.write("{not json\n")
     with pytest.raises(LedgerError, match=r"records.jsonl:3: not valid JSON"):
         read_records(path)
+
+
+def test_the_engine_and_the_report_read_results_tsv_with_one_reader(tmp_path):
+    """read_rows (the engine: refuses) and read_lines (the report: skips) parse every
+    line alike, upstream's variations included; only what they do with a bad line differs."""
+    path = tmp_path / "results.tsv"
+    path.write_text("\ufeffCommit\tval_bpb\tmemory_gb\tStatus\tdescription\n"
+                    "baseline\t0.997900\t44.0\tkeep\tbaseline\n"
+                    "b2c3d4e\t 0.9950 \t\tKEEP\tlr 0.04 -> 0.03\t(tuned)\n"
+                    "\n"
+                    "c3d4e5f\t0.0\t0.0\tcrash\tOOM\n")
+    warnings = []
+    rows = read_rows(path)
+    assert rows == [line.row for line in read_lines(path, warnings.append)] and warnings == []
+    assert rows[1] == Row("b2c3d4e", 0.995, 0.0, "keep", "lr 0.04 -> 0.03 (tuned)")
+    assert [line.line for line in read_lines(path, warnings.append)] == [2, 3, 5]
+    with open(path, "a") as handle:
+        handle.write("d4e5f6a\tnan?\t1.0\tdiscard\tx\n")
+    with pytest.raises(LedgerError, match=r"results.tsv:6: val_bpb 'nan\?'") as refused:
+        read_rows(path)
+    assert len(read_lines(path, warnings.append)) == 3 and warnings == [f"{refused.value}; skipped"]

@@ -20,7 +20,9 @@ import pytest
 from engine_support import DEPTH_COMMENT, LR_COMMENT, MODE_COMMENT, blocks, line, make_workspace, set_line
 from openai_server import OpenAIServer, error, reply as answer, slow
 
-from cockpit.store.ledger import read_records, read_rows
+from cockpit.store.records import read_records
+
+from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo
 
 pytestmark = pytest.mark.slow

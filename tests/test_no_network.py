@@ -15,7 +15,7 @@ from engine_support import FAKES, make_workspace
 
 import cockpit.training.no_network as no_network
 from cockpit.cli import main
-from cockpit.store.ledger import read_rows
+from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo
 
 

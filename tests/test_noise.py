@@ -15,7 +15,8 @@ from engine_support import ScriptedAgent, fast_config, lr, make_workspace, run_s
 from cockpit.rules.early_abort import LossWatch, at, smoothed
 from cockpit.events import NoiseMeasured, PhaseChanged, RowLogged, StepLogged
 from cockpit.store.journal import Journal
-from cockpit.store.ledger import read_records, read_rows
+from cockpit.store.records import read_records
+from cockpit.store.results import read_rows
 from cockpit.rules.noise import NoiseFloor, judge, threshold
 
 

@@ -24,7 +24,7 @@ from engine_support import ScriptedAgent, fast_config, lr, make_workspace, mode
 from cockpit.app import CockpitApp
 from cockpit.app.widgets.staircase import StaircasePlot
 from cockpit.events import ForceKeep, PhaseChanged, RevertLastKeep, RowLogged, SessionEnded, Stop
-from cockpit.store.ledger import read_rows
+from cockpit.store.results import read_rows
 from cockpit.engine.ratchet import Engine
 from cockpit.commands.report import build_report
 

@@ -11,7 +11,8 @@ from engine_support import (DEPTH_COMMENT, ScriptedAgent, fast_config, lr, make_
 
 from cockpit.events import (AcceptProgram, Approve, DropQueued, PhaseChanged, ProposalQueued, RunStarted, Steer, StepLogged, Stop,
                             TimeAccounted)
-from cockpit.store.ledger import read_records, read_rows
+from cockpit.store.records import read_records
+from cockpit.store.results import read_rows
 
 
 def depth(old: str, new: str) -> str:

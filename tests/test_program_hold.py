@@ -14,7 +14,8 @@ import hashlib
 from engine_support import FAKES, ScriptedAgent, fast_config, lr, make_workspace, of_type, run_session
 
 from cockpit.events import AcceptProgram, EngineMessage, Resume, RowLogged
-from cockpit.store.ledger import read_records, read_rows
+from cockpit.store.records import read_records
+from cockpit.store.results import read_rows
 from cockpit.engine.program_hold import ProgramHold
 from cockpit.store.programs import ProgramSource
 from cockpit.store.repo import GitRepo

@@ -13,7 +13,8 @@ from engine_support import (DEPTH_COMMENT, FAKES, LR_COMMENT, ScriptedAgent, fas
 
 from cockpit.events import (EngineMessage, Pause, PhaseChanged, ProposalRejected, Resume, RowLogged, RunStarted,
                             SessionEnded, SessionStarted, Stop)
-from cockpit.store.ledger import read_records, read_rows
+from cockpit.store.records import read_records
+from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo, short
 
 

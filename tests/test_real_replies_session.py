@@ -19,7 +19,8 @@ from engine_support import DEPTH_COMMENT, FAKES, LR_COMMENT, make_workspace
 from openai_server import OpenAIServer, reply as answer
 
 from cockpit.rules.edits import unified_diff
-from cockpit.store.ledger import read_records, read_rows
+from cockpit.store.records import read_records
+from cockpit.store.results import read_rows
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,8 @@ import pytest
 from engine_support import cockpit_argv, make_workspace, marked
 
 from cockpit.store.journal import Journal
-from cockpit.store.ledger import read_records, read_rows
+from cockpit.store.records import read_records
+from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ import pytest
 
 from engine_support import FAKES, ScriptedAgent, fast_config, lr, make_workspace, run_session
 
-from cockpit.store.ledger import read_records
+from cockpit.store.records import read_records
 from cockpit.rules.run_env import allowed, run_environment
 from cockpit.store.workspace import harness_budget
 

@@ -11,7 +11,7 @@ from engine_support import ScriptedAgent, lr, make_workspace
 import cockpit.cli as cli
 from cockpit.cli import main, run_command
 from cockpit.store.settings import program_spec
-from cockpit.store.ledger import read_records
+from cockpit.store.records import read_records
 from cockpit.store.settings import AgentSettings, SettingsError, parse_agent, parse_settings
 from cockpit.store.workspace import WorkspaceError, load_workspace
 

@@ -315,7 +315,8 @@ async def test_a_torn_last_record_is_set_aside_and_the_session_resumes_with_noth
     from engine_support import ScriptedAgent, fast_config, lr, of_type, run_session
 
     from cockpit.events import EngineMessage, RowLogged, Stop
-    from cockpit.store.ledger import read_records, read_rows
+    from cockpit.store.records import read_records
+    from cockpit.store.results import read_rows
 
     ws = make_workspace(tmp_path / "ws")
 
@@ -352,7 +353,7 @@ async def test_a_corrupt_record_in_the_middle_refuses_the_session_before_the_bas
     from engine_support import ScriptedAgent, fast_config, lr, of_type, run_session
 
     from cockpit.events import EngineMessage, RunStarted
-    from cockpit.store.ledger import read_rows
+    from cockpit.store.results import read_rows
     from cockpit.store.repo import GitRepo
 
     ws = make_workspace(tmp_path / "ws")
@@ -390,7 +391,7 @@ async def test_invalid_json_in_the_middle_is_refused_naming_its_line(tmp_path):
 
 
 def test_a_whole_last_record_without_its_newline_is_left_alone(tmp_path):
-    from cockpit.store.ledger import check_records, set_aside_torn_record
+    from cockpit.store.records import check_records, set_aside_torn_record
 
     records = tmp_path / "records.jsonl"
     records.write_bytes(b'{"a": 1}\n{"b": 2}')

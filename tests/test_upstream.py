@@ -12,7 +12,8 @@ from engine_support import FAKES
 
 from cockpit.cli import main, run_command
 from cockpit.engine.context import program_source
-from cockpit.store.ledger import read_records, read_rows
+from cockpit.store.records import read_records
+from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo, init_repo
 from cockpit.store.upstream import read_time_budget
 from cockpit.store.workspace import load_workspace

@@ -10,7 +10,7 @@ from pathlib import Path
 from engine_support import FAKES, LR_COMMENT
 
 from cockpit.cli import main
-from cockpit.store.ledger import read_rows
+from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo, init_repo
 
 HEADER = "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"

@@ -63,8 +63,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
-from cockpit.store.ledger import HEADER, STATUSES, Row, clean_description
-from cockpit.store.ledger import read_records as ledger_records
+from cockpit.store.ledger import LedgerError
+from cockpit.store.records import read_records as ledger_records
+from cockpit.store.results import Line, Row, clean_description, read_lines
 from cockpit.rules.standing import running_best
 from cockpit.rules.usage import add_usage
 
@@ -214,77 +215,20 @@ class Report:
 
 # ------------------------------------------------------------------ reading --
 
-class Line(NamedTuple):
-    """A results.tsv row and its line number in the file (1 is the header)."""
-
-    row: Row
-    line: int
-
-
-def parse_line(path: Path, number: int, line: str) -> Row:
-    """One results.tsv line of the upstream schema as a Row, read leniently: the
-    status in any case (stored lower-case), a tab inside the description kept as
-    a space, a commit cell such as ``baseline``, an empty memory cell as 0.0.
-    Raises ValueError naming ``path:number`` for anything else."""
-    fields = line.split("\t", len(HEADER) - 1)
-    if len(fields) != len(HEADER):
-        raise ValueError(f"{path}:{number}: expected {len(HEADER)} tab-separated fields, found {len(fields)}: "
-                         f"{line!r}")
-    commit, val, mem, status, description = (f.strip() for f in fields)
-    status = status.lower()
-    if status not in STATUSES:
-        raise ValueError(f"{path}:{number}: status {status!r} is not keep, discard or crash")
-    try:
-        val_bpb, memory_gb = float(val), float(mem) if mem else 0.0
-    except ValueError:
-        raise ValueError(f"{path}:{number}: val_bpb {val!r} or memory_gb {mem!r} is not a number") from None
-    if not commit or " " in commit:
-        raise ValueError(f"{path}:{number}: commit {commit!r} is not a short hash")
-    return Row(commit, val_bpb, memory_gb, status, description.replace("\t", " "))
-
-
-def read_lines(path: Path, warn: Warn, whole_last_line: bool = False) -> list[Line]:
-    """The rows of results.tsv with their line numbers, skipping (with a ``warn``
-    line each) a corrupt row and a last line without its newline (a write cut
-    off); with ``whole_last_line`` (results.tsv alone: an upstream agent may
-    end the file without one) such a line is read when it is a whole row.
-    Raises ReportError when the file is missing, its header is wrong or it has
-    no row."""
+def read_results(path: Path, warn: Warn, whole_last_line: bool = False) -> list[Line]:
+    """The rows of results.tsv with their line numbers, read by the one results reader
+    (cockpit.store.results ``read_lines``: corrupt lines and a cut-off last line
+    skipped with a ``warn`` line each). Raises ReportError when the file is missing,
+    its header is wrong or it has no row."""
     if not path.is_file():
         raise ReportError(f"no {path.name} in {path.parent}: nothing to report (run a session first)")
-    lines = path.read_text(encoding="utf-8", errors="replace").removeprefix("\ufeff").split("\n")
-    torn = lines.pop() if lines else ""
-    if not lines and not torn.strip():
-        raise ReportError(f"{path} is empty: nothing to report (run a session first)")
-    header = (lines[0] if lines else torn).rstrip("\r")
-    if tuple(f.strip().lower() for f in header.split("\t")) != HEADER:
-        raise ReportError(f"{path}:1: header is {header!r}, expected {chr(9).join(HEADER)!r}")
-    rows = []
-    for number, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        try:
-            rows.append(Line(parse_line(path, number, line.rstrip("\r")), number))
-        except ValueError as exc:
-            warn(f"{exc}; skipped")
-    if torn.strip() and lines:
-        number = len(lines) + 1
-        try:
-            row = parse_line(path, number, torn.rstrip("\r")) if whole_last_line else None
-        except ValueError:
-            row = None
-        if row is None:
-            warn(f"{path}:{number}: the last line is incomplete (no newline at its end); skipped")
-        else:
-            rows.append(Line(row, number))
+    try:
+        rows = read_lines(path, warn, whole_last_line)
+    except LedgerError as exc:
+        raise ReportError(str(exc)) from None
     if not rows:
         raise ReportError(f"{path} has no results rows: nothing to report (run a session first)")
     return rows
-
-
-def read_results(path: Path, warn: Warn) -> list[Row]:
-    """The rows of results.tsv (``read_lines`` without the line numbers)."""
-    return [line.row for line in read_lines(path, warn)]
 
 
 def read_records(path: Path, warn: Warn) -> list[dict]:
@@ -368,7 +312,7 @@ def build_report(workspace: Path, tag: Optional[str] = None, warn: Optional[Warn
     later: list[str] = []  # records.jsonl's notes, said after results.tsv's (the order the files are named in)
     records = read_records(workspace / "records.jsonl", later.append)
     results = workspace / "results.tsv"
-    lines = read_lines(results, note, whole_last_line=not records)
+    lines = read_results(results, note, whole_last_line=not records)
     for text in later:
         note(text)
     rows = [line.row for line in lines]

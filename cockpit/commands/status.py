@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Optional
 
 from cockpit.store.journal import Journal, JournalError
-from cockpit.store.ledger import LedgerError, read_records, read_rows
+from cockpit.store.ledger import LedgerError
+from cockpit.store.records import read_records
+from cockpit.store.results import read_rows
 from cockpit.store.rundir import RunDir
 from cockpit.rules.standing import running_best
 

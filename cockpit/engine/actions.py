@@ -51,7 +51,7 @@ from cockpit.clock import now_iso
 from cockpit.engine.control import Restart, SessionControl, Stopped
 from cockpit.events import (ActionApplied, Approve, Command, DropQueued, EngineMessage, Emit, Event, ForceKeep,
                             Pause, PhaseChanged, Resume, RevertLastKeep, SetApprovalGate, Steer, Stop, Veto)
-from cockpit.store.ledger import append_record
+from cockpit.store.records import append_record
 from cockpit.store.repo import short
 from cockpit.rules.standing import REVERTED
 

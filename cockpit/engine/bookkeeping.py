@@ -27,7 +27,8 @@ from cockpit.engine.control import Stopped
 from cockpit.events import EngineMessage, Emit, PhaseChanged, RowLogged, TimeAccounted
 from cockpit.engine.faults import fault_point, torn_write
 from cockpit.store.journal import Journal, entry_id
-from cockpit.store.ledger import ExperimentRecord, Row, append_record, append_row, clean_description, row_text
+from cockpit.store.records import ExperimentRecord, append_record
+from cockpit.store.results import Row, append_row, clean_description, row_text
 from cockpit.engine.program_hold import ProgramHold
 from cockpit.store.programs import Program, ProgramSource
 from cockpit.rules.redact import redact

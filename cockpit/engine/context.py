@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from cockpit.agents.base import HistoryRow, ProposalContext
-from cockpit.store.ledger import read_records, read_rows
+from cockpit.store.records import read_records
+from cockpit.store.results import read_rows
 from cockpit.store.programs import Program, ProgramSource, resolve_program
 from cockpit.store.repo import GitRepo, short
 

@@ -44,7 +44,8 @@ from cockpit.events import (AcceptProgram, Command, EngineMessage, Emit, Event, 
                             ProposalReady, ProposalRejected, Resume, RunFinished, RunStarted, SessionEnded,
                             StepLogged, Stop)
 from cockpit.engine.faults import fault_point
-from cockpit.store.ledger import LedgerError, clean_description
+from cockpit.store.ledger import LedgerError
+from cockpit.store.results import clean_description
 from cockpit.rules.early_abort import LossWatch
 from cockpit.store.journal import JournalError
 from cockpit.rules.holdout import divergence, holdout_env, read_holdout

@@ -49,7 +49,8 @@ from git.exc import GitCommandError
 from cockpit.engine.bookkeeping import PRESERVED
 from cockpit.clock import now_iso
 from cockpit.store.journal import Journal, unclosed
-from cockpit.store.ledger import HEADER, ExperimentRecord, Row, append_record, append_row, read_records, read_rows, torn_tail
+from cockpit.store.records import ExperimentRecord, append_record, read_records
+from cockpit.store.results import HEADER, Row, append_row, read_rows, torn_tail
 from cockpit.rules.noise import Judgement, KeepRule, noise_mark, rule_of_session
 from cockpit.store.repo import GitRepo, RepoError, short
 from cockpit.rules.summary import attention_backend, parse_summary, summary_memory_gb, summary_val_bpb

@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Optional
 
 from cockpit.store.journal import Journal, JournalError
-from cockpit.store.ledger import LedgerError, Row, read_records, read_rows
+from cockpit.store.ledger import LedgerError
+from cockpit.store.records import read_records
+from cockpit.store.results import Row, read_rows
 from cockpit.rules.standing import is_baseline, running_best
 
 UPSTREAM = "upstream"

@@ -26,7 +26,8 @@ from cockpit.engine.program_hold import ProgramHold
 from cockpit.engine.control import Stopped
 from cockpit.events import EngineMessage, NoiseMeasured, PhaseChanged, RowLogged, SessionStarted
 from cockpit.store.journal import DIRECTORY, JournalLock
-from cockpit.store.ledger import check_records, read_rows, set_aside_torn_record
+from cockpit.store.records import check_records, set_aside_torn_record
+from cockpit.store.results import read_rows
 from cockpit.rules.noise import NoiseFloor, threshold
 from cockpit.engine.preflight import run_problem, start_problem
 from cockpit.engine.reconcile import reconcile
