@@ -5,7 +5,10 @@ downward, the app imports no engine-side code, nothing under the daemon needs a
 terminal, the rules layer needs no git, network, model or torch. The tests run
 ``lint-imports`` on this tree, then on copies with one upward import planted,
 which must fail; and they keep every module outside substrate/ under 300 lines
-(a list of the modules still over, which may only shrink)."""
+(a list of the modules still over, which may only shrink); and the engine is
+composed, not mixed in: no engine class inherits from another of cockpit's
+classes, and no module uses another object's private names (each checked to fail
+on a copy with one planted)."""
 
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ MAX_LINES = 300
 # list, never join it: the test fails when one listed here is short enough.
 STILL_OVER = {
     "cockpit/cli.py", "cockpit/rules/edits.py", "cockpit/commands/report.py", "cockpit/agents/llm.py",
-    "cockpit/app/app.py", "cockpit/engine/ratchet.py", "cockpit/engine/bookkeeping.py",
+    "cockpit/app/app.py", "cockpit/engine/bookkeeping.py",
     "cockpit/training/runner.py", "cockpit/events.py", "cockpit/rules/replies.py",
 }
 
@@ -78,3 +81,65 @@ def test_no_module_outside_substrate_is_over_300_lines():
     over = {name for name, lines in sizes.items() if lines > MAX_LINES}
     assert over - STILL_OVER == set(), "new modules over 300 lines: split them"
     assert STILL_OVER - over == set(), "these are short enough now: take them off STILL_OVER"
+
+
+# ----------------------------------------------------------- composition --
+
+ALLOWED_PRIVATE = {"os._exit"}  # the fault points die as kill -9 would (cockpit/engine/faults.py)
+
+
+def private_reaches(tree: Path) -> list[str]:
+    """``file:line name`` of every use of another object's private name (``x._y`` where
+    ``x`` is not ``self`` or ``cls``) in the modules under ``tree``/cockpit/."""
+    import ast
+    found = []
+    for path in sorted((tree / "cockpit").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+                    and ast.unparse(node) not in ALLOWED_PRIVATE):
+                found.append(f"{path.relative_to(tree)}:{node.lineno} {ast.unparse(node)}")
+    return found
+
+
+def mixins(tree: Path) -> list[str]:
+    """``file: Class(Base)`` for every class under ``tree``/cockpit/engine/ that inherits
+    from a class of cockpit's own other than an exception (a part mixed in, not composed)."""
+    import ast
+    ours, exceptions, found = set(), set(), []
+    modules = {path: ast.parse(path.read_text(encoding="utf-8")) for path in (tree / "cockpit").rglob("*.py")}
+    for module in modules.values():
+        for node in ast.walk(module):
+            if isinstance(node, ast.ClassDef):
+                ours.add(node.name)
+                if any(ast.unparse(b).endswith(("Error", "Exception")) for b in node.bases):
+                    exceptions.add(node.name)
+    for path, module in sorted(modules.items()):
+        if "engine" not in path.relative_to(tree).parts:
+            continue
+        for node in ast.walk(module):
+            if isinstance(node, ast.ClassDef):
+                bases = [ast.unparse(b).split(".")[-1] for b in node.bases]
+                if any(b in ours and b not in exceptions for b in bases):
+                    found.append(f"{path.relative_to(tree)}: {node.name}({', '.join(bases)})")
+    return found
+
+
+def test_the_engine_is_composed_of_parts_that_reach_into_no_other_part():
+    """No mixins in the engine, and no module uses another object's private names
+    (docs/architecture.md, "The engine's parts")."""
+    from cockpit.engine.ratchet import Engine
+    assert Engine.__mro__ == (Engine, object)
+    assert mixins(ROOT) == []
+    assert private_reaches(ROOT) == []
+
+
+def test_a_planted_mixin_or_private_reach_is_found(copy_of_tree: Path):
+    ratchet = copy_of_tree / "cockpit" / "engine" / "ratchet.py"
+    text = ratchet.read_text(encoding="utf-8")
+    assert "class Engine:" in text and "self.inbox.send(command)" in text
+    ratchet.write_text(text.replace("class Engine:", "class Engine(SessionStart):")
+                       .replace("self.inbox.send(command)", "self.inbox._commands.put_nowait(command)"),
+                       encoding="utf-8")
+    assert mixins(copy_of_tree) == ["cockpit/engine/ratchet.py: Engine(SessionStart)"]
+    assert [reach.split(" ", 1)[1] for reach in private_reaches(copy_of_tree)] == ["self.inbox._commands"]

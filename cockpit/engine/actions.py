@@ -44,7 +44,7 @@ ActionApplied event and an EngineMessage; a refused one only a warning.
 from __future__ import annotations
 
 import asyncio
-from typing import Optional
+from typing import Optional, Protocol
 
 from cockpit.engine.bookkeeping import Bookkeeper, Trial
 from cockpit.clock import now_iso
@@ -58,19 +58,33 @@ from cockpit.rules.standing import REVERTED
 BETWEEN = ("proposing", "awaiting-approval", "paused")  # phases between two runs
 
 
+class AskedAhead(Protocol):
+    """What the human controls may do to a proposal asked ahead while a run trains
+    (cockpit.engine.pipeline.ProposalQueue): each returns what happened, "" when no
+    proposal is offered."""
+
+    def approve(self) -> str:
+        """Let the offered proposal train without waiting at the gate."""
+
+    def drop(self) -> str:
+        """Record the offered proposal as vetoed and ask for another."""
+
+
 class HumanActions:
     """Applies the human's commands to one session (see the module docstring).
-    ``gate`` is the approval gate; ``phase`` the engine's phase (``observe``)."""
+    ``gate`` is the approval gate; ``phase`` the engine's phase (``observe``);
+    ``ahead`` the proposal asked ahead, when the engine pipelines."""
 
-    def __init__(self, book: Bookkeeper, control: SessionControl, emit: Emit, gate: bool = False) -> None:
+    def __init__(self, book: Bookkeeper, control: SessionControl, emit: Emit, gate: bool = False,
+                 ahead: Optional[AskedAhead] = None) -> None:
         self.book, self.control, self.emit = book, control, emit
+        self.ahead = ahead
         self.gate = gate
         self.phase = ""
         self.trial: Optional[Trial] = None  # the committed experiment waiting or training
         self._verdict = ""  # "veto" or "force-keep" for the training trial
         self._decision = ""  # "approve" or "veto" for the waiting trial
         self._decided = asyncio.Event()
-        self.queue = None  # the engine's pipelining half (cockpit.engine.pipeline.Pipelining), when it has one
 
     def observe(self, event: Event) -> None:
         """Follow the engine's phase (called for every event it emits)."""
@@ -219,7 +233,7 @@ class HumanActions:
         self.control.restart()
 
     def _approve(self) -> None:
-        ahead = "" if self._waiting() or self.queue is None else self.queue._approve_queued()
+        ahead = "" if self._waiting() or self.ahead is None else self.ahead.approve()
         if self._waiting():
             self._decide("approve")
             self._record("approve", f"#{self.trial.n} ({self.trial.description}) trains", self.trial.commit)
@@ -229,7 +243,7 @@ class HumanActions:
             self._warn("approve: no proposal waits for approval")
 
     def _drop_queued(self) -> None:
-        detail = self.queue._drop_queued() if self.queue is not None else ""
+        detail = self.ahead.drop() if self.ahead is not None else ""
         if detail:
             self._record("drop-queued", detail)
         elif self._waiting():

@@ -19,7 +19,7 @@ branch (never on a branch the human checked out meanwhile).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 from cockpit.clock import now_iso
@@ -30,12 +30,12 @@ from cockpit.store.journal import Journal, entry_id
 from cockpit.store.records import ExperimentRecord, append_record
 from cockpit.store.results import Row, append_row, clean_description, row_text
 from cockpit.engine.program_hold import ProgramHold
-from cockpit.store.programs import Program, ProgramSource
+from cockpit.store.programs import ProgramSource
 from cockpit.rules.redact import redact
-from cockpit.engine.proposing import Outcome
+from cockpit.engine.proposing import Asked
 from cockpit.store.repo import GitRepo, short
 from cockpit.training.runner import RunResult
-from cockpit.engine.session import Logged, SessionConfig, SessionState, fixable, judge_run
+from cockpit.engine.session import Logged, SessionConfig, SessionFacts, SessionState, fixable, judge_run
 from cockpit.rules.summary import attention_backend, fail_reason, summary_memory_gb, summary_val_bpb
 from cockpit.rules.noise import Judgement, KeepRule, NoiseFloor, noise_mark
 from cockpit.rules.timekeeping import TimeKeeper
@@ -47,19 +47,6 @@ from cockpit.store.workspace import Workspace, sha256_file
 # (and refuses the next run) instead of a reset wiping it silently.
 PRESERVED = ("program.md", "prepare.py")
 MAX_FAIL_REASON = 100  # characters of a run's ``FAIL:`` reason kept in a crash row's description
-
-
-@dataclass(frozen=True)
-class Asked:
-    """A proposal's ``outcome``, the ``program`` and ``steering`` notes its context
-    held, and when asking ``started`` (ISO-8601 UTC); ``queued`` the pipelining
-    facts of a proposal asked while an earlier run trained (ExperimentRecord.queued)."""
-
-    outcome: Outcome
-    program: Program
-    started: str
-    steering: tuple[str, ...] = ()
-    queued: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,19 +66,55 @@ class Trial:
 
 
 class Bookkeeper:
-    """Decides, resets and records for one session; ``budget_s`` and ``program``
-    are set by the engine once the session has started."""
+    """Decides, resets and records for one session; the session's facts (budget,
+    harness sha256, program) arrive once, frozen, through ``begin`` when start-up
+    has established them; until then ``budget_s`` is 0.0 and ``harness_sha`` ""."""
 
     def __init__(self, ws: Workspace, config: SessionConfig, agent_name: str, repo: GitRepo, emit: Emit) -> None:
         self.ws, self.config, self.agent_name, self.repo, self.emit = ws, config, agent_name, repo, emit
         self.state = SessionState()
-        self.budget_s = 0.0
-        self.harness_sha = ""
+        self.facts: Optional[SessionFacts] = None
         self.program = ProgramHold(ProgramSource(path=ws.program_md))
         self.journal = Journal(ws.path)
         self.pending: list[tuple[str, Callable[[], None]]] = []
         self.times = TimeKeeper()  # where the session's seconds go (cockpit.rules.timekeeping)
         self.noise: Optional[NoiseFloor] = None  # measured at session start (cockpit.rules.noise)
+
+    def begin(self, facts: SessionFacts) -> None:
+        """The session has started with ``facts`` (cockpit.engine.startup): every row and
+        record from now on carries its budget and harness sha256, every proposal reads
+        its program (held during runs: cockpit.engine.program_hold)."""
+        self.facts = facts
+        self.program = ProgramHold(facts.program)
+
+    @property
+    def budget_s(self) -> float:
+        """The session's time budget per run, seconds (0.0 before ``begin``)."""
+        return self.facts.budget_s if self.facts else 0.0
+
+    @property
+    def harness_sha(self) -> str:
+        """sha256 of prepare.py when the session started ("" before ``begin``)."""
+        return self.facts.harness_sha256 if self.facts else ""
+
+    def restore(self, rows: list[Logged], log_names: dict[int, str], backends: dict[str, str],
+                upstream_head: Optional[str] = None) -> str:
+        """A resumed session's rows (experiment n = index n) folded into the running
+        best, in order, as every reader of results.tsv folds them (cockpit.rules.standing);
+        ``log_names`` by experiment and ``backends`` (short hash -> attention backend) as
+        recorded. ``upstream_head``: upstream resets every discard, so its branch head is
+        its best keep (whatever hash its row holds). Returns the last kept commit (full hash)."""
+        for row in rows:
+            self.state.log(row)
+        self.state.last_kept = self.repo.full_hash(self.state.last_kept)
+        if upstream_head is not None:
+            stack = self.state.ladder.stack
+            if stack and stack[-1].commit != upstream_head:  # its row's hash is not this head's (rewritten)
+                stack[-1] = replace(stack[-1], commit=upstream_head)
+            self.state.last_kept = upstream_head
+        self.state.log_names.update(log_names)
+        self.state.backends.update(backends)
+        return self.state.last_kept
 
     @property
     def rule(self) -> KeepRule:
@@ -372,7 +395,10 @@ class Bookkeeper:
             parent=short(state.last_kept), timings={"propose_s": outcome.propose_s}, fix_attempt=fix_attempt,
             errors=list(outcome.errors), replies=[r[:20_000] for r in outcome.replies])
         self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
-        return state.drops >= self.config.max_consecutive_drops
+        if state.drops < self.config.max_consecutive_drops:
+            return False
+        state.drops = 0
+        return True
 
     def _record(self, kind: str, n: int, status: str, description: str, started: str,
                 asked: Optional[Asked], **fields) -> ExperimentRecord:

@@ -105,9 +105,14 @@ class SessionControl:
         if self._restart.is_set():
             raise Restart
 
-    def hold(self) -> None:
+    def hold(self, why: str = "") -> None:
         """Enter the paused state without a Pause command; ``wait_if_paused`` then
-        waits for Resume (or Stop)."""
+        waits for Resume (or Stop). With ``why``, say so first in one error line,
+        ending in what to do ("...; paused: fix it, then resume")."""
+        if why:
+            # a message may end with what to do already ("..., then resume")
+            then = "paused" if why.rstrip().endswith("then resume") else "paused: fix it, then resume"
+            self.emit(EngineMessage(f"{why}; {then}", "error"))
         self.paused = True
 
     def kill_current(self) -> None:

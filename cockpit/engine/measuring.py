@@ -1,7 +1,7 @@
 """Re-runs that make no results row: the noise floor and confirming re-runs.
 
-Mixed into cockpit.engine.ratchet.Engine (which provides ``config``, ``book``,
-``control``, ``ws``, ``emit``, ``times``, ``_state`` and ``_train_env``). See
+A ``Measurer`` composed into cockpit.engine.ratchet.Engine; each re-run goes through
+the session's cockpit.engine.trainer.Trainer, as an experiment does. See
 cockpit.rules.noise for the rule. A re-run trains the commit at HEAD again, as the
 same command with the same budget; it is journaled (``aux-train`` /
 ``aux-close``: a dead engine's restart kills it) and recorded as a
@@ -14,34 +14,43 @@ the session (Stopped) after recording it.
 from __future__ import annotations
 
 import uuid
-from typing import Optional
+from typing import Awaitable, Callable, Optional
 
-from cockpit.engine.bookkeeping import Trial
-from cockpit.engine.control import Stopped
-from cockpit.events import EngineMessage, NoiseMeasured, PhaseChanged, RunFinished, RunStarted
-from cockpit.rules.holdout import holdout_env, read_holdout
+from cockpit.engine.bookkeeping import Bookkeeper, Trial
+from cockpit.engine.control import SessionControl, Stopped
+from cockpit.engine.session import SessionConfig
+from cockpit.engine.trainer import Trainer
+from cockpit.events import Emit, EngineMessage, NoiseMeasured, PhaseChanged
+from cockpit.rules.holdout import divergence, read_holdout
 from cockpit.rules.noise import NoiseFloor, threshold
 from cockpit.store.repo import short
-from cockpit.training.run_guard import RunGuard
-from cockpit.training.runner import Run, RunResult
-from cockpit.rules.summary import parse_summary, summary_val_bpb
+from cockpit.training.runner import RunResult
+from cockpit.rules.summary import summary_val_bpb
 
 
-class Measuring:
-    """The engine's re-runs (see module docstring)."""
+class Measurer:
+    """The session's re-runs (see module docstring). ``preflight(n)`` is the engine's
+    check before a run (cockpit.engine.startup ``SessionStart.preflight``)."""
 
-    async def _measure_noise(self) -> None:
+    def __init__(self, config: SessionConfig, book: Bookkeeper, control: SessionControl, emit: Emit,
+                 trainer: Trainer, preflight: Callable[[int], Awaitable[None]]) -> None:
+        self.config, self.book, self.control, self.emit = config, book, control, emit
+        self.trainer, self.preflight = trainer, preflight
+        self._state = book.state
+
+    async def measure_noise(self, baseline_scores: Optional[tuple[float, float]]) -> None:
         """Re-run the baseline ``config.settings.noise_runs`` times; the sample standard
         deviation of its val_bpb values becomes the session's noise floor
         (NoiseMeasured event, ``noise-floor`` record). Re-runs that crash are left
-        out (with a warning); fewer than two values leave the floor unmeasured."""
+        out (with a warning); fewer than two values leave the floor unmeasured.
+        ``baseline_scores``: the baseline's (val_bpb, holdout_bpb) when scored."""
         k, base = self.config.settings.noise_runs, self._state.last_row
         if k <= 0 or base is None or base.val_bpb is None:
             return
         runs = [base.val_bpb]
-        holdouts = [self._baseline_scores[1]] if self._baseline_scores else []
+        holdouts = [baseline_scores[1]] if baseline_scores else []
         for i in range(1, k + 1):
-            val, holdout = await self._rerun(0, self._state.last_kept, f"noise floor: baseline re-run {i}/{k}",
+            val, holdout = await self.rerun(0, self._state.last_kept, f"noise floor: baseline re-run {i}/{k}",
                                              "measuring-noise", i, score_always=True)
             if val is None:
                 self.emit(EngineMessage(f"noise floor: baseline re-run {i}/{k} crashed; left out", "warning"))
@@ -58,7 +67,7 @@ class Measuring:
         self.emit(EngineMessage(f"noise floor: sigma {floor.sigma:.6f} over {len(runs)} runs of the baseline; "
                                 f"a keep needs an improvement over {bar:.6f} (or a confirming re-run)"))
 
-    async def _confirm(self, trial: Trial, result: RunResult, summary: dict, verdict: str) -> tuple:
+    async def confirm(self, trial: Trial, result: RunResult, summary: dict, verdict: str) -> tuple:
         """The val_bpb of a confirming re-run when ``trial``'s run improved on the
         best by no more than the noise threshold (cockpit.rules.noise "confirm"); ()
         otherwise, or when the re-run crashed (the run then stands alone)."""
@@ -71,43 +80,39 @@ class Measuring:
             return ()
         self.emit(EngineMessage(f"#{trial.n} improves by {judged.delta:.6f}, within the noise "
                                 f"(threshold {judged.threshold:.6f}): running it once more to confirm"))
-        again, _ = await self._rerun(trial.n, trial.commit, f"confirming re-run of #{trial.n}", "confirming", 1)
+        again, _ = await self.rerun(trial.n, trial.commit, f"confirming re-run of #{trial.n}", "confirming", 1)
         return () if again is None else (again,)
 
-    async def _rerun(self, n: int, commit: str, label: str, phase: str, k: int,
+    async def rerun(self, n: int, commit: str, label: str, phase: str, k: int,
                      score_always: bool = False) -> tuple[Optional[float], Optional[float]]:
         """Train HEAD (``commit``) once more; returns its val_bpb (None: it crashed)
         and holdout_bpb (cockpit.rules.holdout: scored when ``score_always`` or below the
         best; None otherwise)."""
         run_id = f"{self.config.tag}-{n}-{short(commit)}-{phase}-{k}-{uuid.uuid4().hex[:6]}"
         log_name = f"logs/exp-{n:04d}-{short(commit)}-rerun-{k}.log"
-        if (self.ws.path / log_name).exists():
+        if self.trainer.log_path(log_name).exists():
             log_name = f"logs/exp-{n:04d}-{short(commit)}-rerun-{k}-{self.config.tag}.log"
-        await self._preflight(n)
+        await self.preflight(n)
         self.emit(PhaseChanged(n, phase))
-        budget = self.book.budget_s
-        self.emit(RunStarted(n, short(commit), label, budget, str(self.ws.path / log_name)))
-        limit = budget * self.config.hard_limit_factor + self.config.hard_limit_grace_s
-        scores = self._holdout_path(n, commit, f"rerun-{k}")
-        env = {**self._train_env(), **holdout_env(scores, None if score_always else self._state.best)}
-        run = Run(self.config.run_command, self.ws.path, self.ws.path / log_name, env=env,
-                  hard_limit_s=limit, kill_grace_s=self.config.kill_grace_s, experiment=n, emit=self.emit,
-                  on_start=lambda pid: self.book.aux_running(run_id, pid))
-        self.times.run_started()
-        guard = self._guard_run()
-        try:
-            result = await self.control.guarded(run)
-        finally:
-            self.times.run_ended()
-            self.book.aux_closed(run_id)
-            self._restore_after_run(guard, n)
-        summary = parse_summary(result.text)
-        self.emit(RunFinished(n, short(commit), result.returncode, result.timed_out, summary,
-                              result.timings()["wall_s"]))
-        self.times.account(result.timings(), experiment=False)
+        scores = self.trainer.holdout_path(n, commit, f"rerun-{k}")
+        result, summary = await self.trainer.train(
+            n, commit, label, log_name, scores, None if score_always else self._state.best,
+            on_start=lambda pid: self.book.aux_running(run_id, pid), ended=lambda: self.book.aux_closed(run_id))
+        self.book.times.account(result.timings(), experiment=False)
         holdout = read_holdout(scores)
         self.book.record_rerun(n, commit, label, result, summary, log_name, holdout)
         if result.stopped:
             raise Stopped
         ok = result.returncode == 0 and not result.timed_out
         return (summary_val_bpb(summary) if ok else None), (holdout if ok else None)
+
+    def check_holdout(self, baseline_scores: Optional[tuple[float, float]], holdout: float) -> None:
+        """After a keep with holdout_bpb ``holdout``: say so when val_bpb and holdout_bpb
+        have moved apart since the baseline's (val_bpb, holdout_bpb) ``baseline_scores``
+        beyond the noise floor (cockpit.rules.holdout ``divergence``)."""
+        row, floor = self._state.last_row, self.book.noise
+        if baseline_scores is None or row is None or row.val_bpb is None or floor is None:
+            return
+        warning = divergence(*baseline_scores, row.val_bpb, holdout, floor.sigma, floor.holdout_sigma)
+        if warning:
+            self.emit(EngineMessage(f"#{row.experiment}: {warning}", "warning"))

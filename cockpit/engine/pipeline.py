@@ -29,13 +29,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Callable, Optional
 
-from cockpit.agents.base import AgentFatal
-from cockpit.engine.bookkeeping import Asked, Trial
+from cockpit.agents.base import Agent, AgentFatal, ProposalContext
+from cockpit.engine.bookkeeping import Bookkeeper, Trial
+from cockpit.engine.proposing import Asked
+from cockpit.engine.control import SessionControl
+from cockpit.engine.session import SessionConfig
 from cockpit.clock import now_iso
 from cockpit.rules.edits import EditError, apply_reply, unified_diff
-from cockpit.events import EngineMessage, ProposalQueued, ProposalRejected
+from cockpit.events import Emit, EngineMessage, ProposalQueued, ProposalRejected
 from cockpit.store.programs import ProgramError
 from cockpit.engine.proposing import obtain_proposal
 from cockpit.store.repo import short
@@ -59,14 +62,22 @@ class Queued:
     offered: bool = False
 
 
-class Pipelining:
-    """The engine's pipelining half (mixed into cockpit.engine.ratchet.Engine, which
-    provides ``config``, ``book``, ``control``, ``actions``, ``agent``,
-    ``ws``, ``emit``, ``_state``, ``_context`` and ``_hold``)."""
+class ProposalQueue:
+    """The proposal asked ahead while a run trains, owned on its own (composed into
+    cockpit.engine.ratchet.Engine, not mixed in). It asks through ``context(n,
+    source, program, **extra) -> ProposalContext``; ``gate()`` and ``phase()`` read the human controls' approval gate and phase
+    (cockpit.engine.actions); ``book`` records what never trains, ``control``
+    answers stops and pauses. HumanActions calls ``approve`` and ``drop``."""
 
-    queued: Optional[Queued] = None
+    def __init__(self, config: SessionConfig, book: Bookkeeper, control: SessionControl, agent: Agent,
+                 emit: Emit, context: Callable[..., ProposalContext],
+                 gate: Callable[[], bool], phase: Callable[[], str]) -> None:
+        self.config, self.book, self.control, self.agent, self.emit = config, book, control, agent, emit
+        self._context, self._gate, self._phase = context, gate, phase
+        self._state = book.state
+        self.queued: Optional[Queued] = None
 
-    def _queue_next(self, trial: Trial, base_source: str) -> None:
+    def ask_next(self, trial: Trial, base_source: str) -> None:
         """``trial`` starts training: ask for the next proposal against the best
         kept train.py ``base_source`` in the background (not when pipelining is
         off, one is queued already, the session stops or is full after this row)."""
@@ -96,7 +107,7 @@ class Pipelining:
         outcome = queued.task.result().outcome
         if outcome.proposal is None:
             return
-        gate = self.actions.gate
+        gate = self._gate()
         queued.offered = gate
         self.emit(ProposalQueued(queued.n, queued.running, outcome.proposal.description,
                                  unified_diff(queued.source, outcome.new_source), gate))
@@ -104,8 +115,8 @@ class Pipelining:
             self.emit(EngineMessage(f"#{queued.n} is ready while #{queued.running} trains: approve (F8/a) to "
                                     "train it next, or drop it (d) to ask for another"))
 
-    def _drop_queued(self) -> str:
-        """DropQueued (from cockpit.engine.actions): record the offered proposal as vetoed
+    def drop(self) -> str:
+        """DropQueued (HumanActions calls it): record the offered proposal as vetoed
         and ask for another at once. Returns what happened ("" when none is offered)."""
         queued = self.queued
         if queued is None or not queued.offered or queued.decision:
@@ -116,13 +127,13 @@ class Pipelining:
         self.book.unqueued("vetoed", queued.n, asked, queued.base, "dropped at the approval gate while "
                            f"#{queued.running} trained", unified_diff(queued.source, asked.outcome.new_source))
         detail = f"#{queued.n} ({asked.outcome.proposal.description}) is dropped before it ran"
-        if self.actions.phase == "training":
-            self._queue_next(queued.trial, queued.source)
+        if self._phase() == "training":
+            self.ask_next(queued.trial, queued.source)
             detail += "; the agent is asked for another while the run trains"
         return detail
 
-    def _approve_queued(self) -> str:
-        """Approve ahead (from cockpit.engine.actions): the offered proposal trains without
+    def approve(self) -> str:
+        """Approve ahead (HumanActions calls it): the offered proposal trains without
         waiting at the gate. Returns what happened ("" when none is offered)."""
         queued = self.queued
         if queued is None or not queued.offered or queued.decision:
@@ -131,7 +142,7 @@ class Pipelining:
         description = queued.task.result().outcome.proposal.description
         return f"#{queued.n} ({description}) trains right after #{queued.running} (approved ahead)"
 
-    async def _take_queued(self, n: int, source: str) -> Optional[tuple[Asked, bool]]:
+    async def take(self, n: int, source: str) -> Optional[tuple[Asked, bool]]:
         """The queued proposal for experiment ``n`` on train.py ``source`` (the best
         now), waiting for it if needed (counted as model wait): (asked, approved
         ahead), re-applied onto a newer best when the best moved; None when
@@ -151,7 +162,7 @@ class Pipelining:
         failure = queued.task.exception()
         if isinstance(failure, (ProgramError, AgentFatal)):
             # as the serial loop does (Engine._ask): one line, pause, ask afresh on resume
-            self._hold(f"cannot read the program: {failure}" if isinstance(failure, ProgramError)
+            self.control.hold(f"cannot read the program: {failure}" if isinstance(failure, ProgramError)
                        else f"the agent cannot go on: {failure}")
             with self.book.times.waiting("paused_s"):
                 await self.control.wait_if_paused(n)
@@ -199,7 +210,7 @@ class Pipelining:
                            unified_diff(queued.source, asked.outcome.new_source))
         return None
 
-    def _abandon_queued(self, reason: str) -> None:
+    def abandon(self, reason: str) -> None:
         """The session ends: cancel an ask in flight, record a finished one."""
         queued, self.queued = self.queued, None
         if queued is None:

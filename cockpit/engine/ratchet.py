@@ -1,65 +1,61 @@
 """The ratchet: baseline, then propose -> commit -> train -> keep or reset, forever.
 
 ``Engine(workspace, config, agent, emit)`` runs one session on a new branch
-``autoresearch/<tag>``. It reports everything through ``emit(event)``
-(cockpit.events) and takes the human's commands through ``send(command)``
-(applied and recorded by cockpit.engine.actions: pause, steer, approval gate, veto,
-force-keep, revert).
-Keep rule: a run is kept iff it exits 0, was not killed, prints a finite val_bpb
-and that val_bpb is strictly lower than the best kept one (the baseline is kept
-unless it crashes). Anything else is reset to the last kept commit
-(``git reset --hard``; edits of program.md and prepare.py survive). Every
-experiment appends one results.tsv row and one records.jsonl object; a dropped
-proposal only a record.
+``autoresearch/<tag>``, reports through ``emit(event)`` (cockpit.events, redacted,
+seen first by the observers registered with ``observe``) and takes the human's
+commands through ``send(command)``. It is composed of parts that are each handed
+what they need when made, and call nothing private of one another:
+``SessionStart`` (start-up, checks between runs, the end: cockpit.engine.startup;
+it returns the frozen ``SessionFacts``), ``Proposer`` (asking the agent:
+cockpit.engine.proposing), ``ProposalQueue`` (the proposal asked ahead while a run
+trains: cockpit.engine.pipeline), ``HumanActions`` and ``Inbox`` (the human's commands:
+cockpit.engine.actions, cockpit.engine.inbox), ``Trainer`` (one run on the device:
+cockpit.engine.trainer), ``AbortWatch`` (early abort: cockpit.engine.abort_watch),
+``Measurer`` (noise floor, confirming re-runs, holdout: cockpit.engine.measuring) and
+``Bookkeeper`` (verdict, reset, row, record, journal: cockpit.engine.bookkeeping).
 
-A crash (not a stop, not a time-out; see ``session.fixable``) is logged as its
-row, then, before the reset, the agent gets ``fix_attempts`` tries on top of the
-crashed train.py with the run's log tail; each fix is its own experiment (row
-"<idea> (fix k/N: <fix>)") and the ratchet decides it as usual. A declined
-(``NoFix``) or dropped fix, or the last crash, ends the attempts with a reset.
-When the program cannot be read or the agent raises ``AgentFatal``, the engine
-says why and pauses until Resume, then asks again; Stop while paused ends it.
-Start-up and the checks before every experiment and run (journal lock,
-reconciliation of a dead engine's work, writable workspace, disk, run branch,
-unchanged harness, writes a full disk held back) are cockpit.engine.startup's; the
-journal (cockpit.store.journal) opens each experiment right after its commit and
-closes it after its row.
-A proposal vetoed at the approval gate, or overtaken by a forced keep or a
-revert, ends the experiment without training (``Restart``); the loop asks anew.
+Keep rule: cockpit.rules.noise through cockpit.engine.session (strictly lower than
+the best kept val_bpb, beyond the noise floor when measured). Anything else is reset
+to the last kept commit (edits of program.md and prepare.py survive). Every
+experiment appends one results.tsv row and one records.jsonl object; a dropped
+proposal only a record. A fixable crash (``session.fixable``) gets ``fix_attempts``
+tries on top of the crashed train.py with the run's log tail, each its own
+experiment ("<idea> (fix k/N: <fix>)"). A proposal vetoed at the approval gate, or
+overtaken by a forced keep or a revert, ends without training (``Restart``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Optional
+from typing import Callable, Optional
 
+from cockpit.engine.abort_watch import AbortWatch
 from cockpit.engine.actions import HumanActions
-from cockpit.agents.base import Agent, AgentExhausted, AgentFatal, NoFix, ProposalContext
-from cockpit.engine.bookkeeping import Asked, Bookkeeper, Trial
+from cockpit.engine.inbox import Inbox
+from cockpit.agents.base import Agent, AgentExhausted, NoFix
+from cockpit.engine.bookkeeping import Bookkeeper, Trial
+from cockpit.engine.proposing import Asked
 from cockpit.clock import now_iso
-from cockpit.engine.context import build_context, kept_diffs, log_tail, vetoed_proposals
+from cockpit.engine.context import log_tail
 from cockpit.engine.control import Restart, SessionControl, Stopped
 from cockpit.rules.edits import unified_diff
-from cockpit.events import (AcceptProgram, Command, EngineMessage, Emit, Event, LogLine, PhaseChanged,
-                            ProposalReady, ProposalRejected, Resume, RunFinished, RunStarted, SessionEnded,
-                            StepLogged, Stop)
+from cockpit.events import (Command, EngineMessage, Emit, Event, LogLine, PhaseChanged, ProposalReady,
+                            SessionEnded, StepLogged)
 from cockpit.engine.faults import fault_point
 from cockpit.store.ledger import LedgerError
 from cockpit.store.results import clean_description
-from cockpit.rules.early_abort import LossWatch
 from cockpit.store.journal import JournalError
-from cockpit.rules.holdout import divergence, holdout_env, read_holdout
-from cockpit.engine.measuring import Measuring
-from cockpit.engine.pipeline import Pipelining
-from cockpit.store.programs import Program, ProgramError
-from cockpit.engine.proposing import obtain_proposal
+from cockpit.rules.holdout import read_holdout
+from cockpit.engine.measuring import Measurer
+from cockpit.engine.pipeline import ProposalQueue
+from cockpit.store.programs import ProgramError
+from cockpit.engine.proposing import Proposer
 from cockpit.rules.redact import redact, redact_event
-from cockpit.training.run_guard import RunGuard
 from cockpit.store.repo import GitRepo, RepoError, short
-from cockpit.training.runner import Run, RunnerError, RunResult
+from cockpit.training.runner import RunnerError, RunResult
 from cockpit.engine.session import SessionConfig, SessionError, decide, fixable
 from cockpit.engine.startup import SessionStart
-from cockpit.rules.summary import parse_summary
+from cockpit.engine.trainer import Trainer
 from cockpit.store.workspace import Workspace, WorkspaceError
 
 EXPECTED_ERRORS = (SessionError, JournalError, RepoError, WorkspaceError, LedgerError, RunnerError, ProgramError)
@@ -67,49 +63,60 @@ EXPECTED_ERRORS = (SessionError, JournalError, RepoError, WorkspaceError, Ledger
 __all__ = ["Engine", "SessionConfig", "SessionError", "decide", "EXPECTED_ERRORS"]
 
 
-class Engine(SessionStart, Pipelining, Measuring):
+class Engine:
     """One ratchet session (see module docstring). ``run()`` once; ``send()`` any time
     from the same event loop."""
 
     def __init__(self, workspace: Workspace, config: SessionConfig, agent: Agent, emit: Emit) -> None:
         self.ws, self.config, self.agent, self._emit = workspace, config, agent, emit
+        self._observers: list[Callable[[Event], None]] = []
         self.repo = GitRepo(workspace.path)
-        self._commands: asyncio.Queue = asyncio.Queue()
         self.control = SessionControl(self.emit)
         self.book = Bookkeeper(workspace, config, agent.name, self.repo, self.emit)
-        self.actions = HumanActions(self.book, self.control, self.emit, config.settings.approval_gate)
+        self.proposer = Proposer(workspace, config, self.repo, self.book, self.control, agent, self.emit)
+        self.ahead = ProposalQueue(config, self.book, self.control, agent, self.emit, self.proposer.context,
+                                   gate=lambda: self.actions.gate, phase=lambda: self.actions.phase)
+        self.actions = HumanActions(self.book, self.control, self.emit, config.settings.approval_gate, self.ahead)
+        self.start_up = SessionStart(workspace, self.repo, config, self.book, self.control, self.emit, agent.name)
+        self.trainer = Trainer(workspace, config, self.book, self.control, self.emit, self.start_up.train_env)
+        self.measurer = Measurer(config, self.book, self.control, self.emit, self.trainer, self.start_up.preflight)
         self._state = self.book.state
-        self._program_sha = ""
-        self._base = ""  # the commit the branch started at (set by _start)
-        self.lock = None
-        self.queued = None  # the proposal asked ahead while a run trains (cockpit.engine.pipeline)
-        self.actions.queue = self
         self.times = self.book.times
-        self.watch: Optional[LossWatch] = None  # early abort of the running experiment (cockpit.rules.early_abort)
-        self._curve: Optional[list] = None  # (training s, loss) of the running experiment
-        self._curves: dict[str, list] = {}  # by commit: the incumbent's curve for early abort
+        self.inbox = Inbox(self.actions, self.control, lambda: self.book.program, self.emit)
+        self.abort_watch = AbortWatch(config.settings, self.book.times, lambda: self.book.budget_s, self.actions.abort)
+        self.observe(self.actions.observe)
+        self.observe(self.abort_watch.observe)
         self._baseline_scores: Optional[tuple[float, float]] = None  # (val_bpb, holdout_bpb) of the baseline
-        self._resumed = None  # what a resumed session knew (cockpit.engine.resume.Restored), set by _start
+        self.facts = None  # the session's SessionFacts, once started (cockpit.engine.startup)
         self._noise_done = False  # a resumed session's floor was measured (or is off)
 
     def send(self, command: Command) -> None:
-        """Queue a command (cockpit.events); cockpit.engine.actions says what each does when."""
-        self._commands.put_nowait(command)
+        """Queue a command (cockpit.events); cockpit.engine.inbox applies it, in order."""
+        self.inbox.send(command)
+
+    def command_now(self, command: Command) -> None:
+        """Apply ``command`` at once, not through the queue (the signal handlers' path:
+        cockpit.engine.inbox ``Inbox.apply_now``)."""
+        self.inbox.apply_now(command)
+
+    def observe(self, observer: Callable[[Event], None]) -> None:
+        """Register ``observer``: it sees every event the engine emits (redacted), before
+        the ``emit`` the engine was made with; observers are called in registration order."""
+        self._observers.append(observer)
 
     def emit(self, event: Event) -> None:
-        """Report ``event`` (redacted: no API key leaves the engine); the human
-        controls follow the phase through it."""
+        """Report ``event`` (redacted: no API key leaves the engine) to the registered
+        observers (the human controls' phase, early abort's loss curve), then out."""
         if not isinstance(event, (StepLogged, LogLine)):  # the runner redacted those already
             event = redact_event(event)
-        elif isinstance(event, StepLogged) and self._curve is not None:
-            self._watch_step(event)
-        self.actions.observe(event)
+        for observer in self._observers:
+            observer(event)
         self._emit(event)
 
     async def run(self) -> str:
         """Run the session to its end; returns the SessionEnded reason
         ("max-experiments", "stopped", "agent-exhausted" or "error: ...")."""
-        listener = asyncio.ensure_future(self._listen())
+        listener = asyncio.ensure_future(self.inbox.listen())
         reason = "error: unexpected"
         try:
             reason = await self._session()
@@ -121,56 +128,30 @@ class Engine(SessionStart, Pipelining, Measuring):
         finally:
             listener.cancel()
             self.control.kill_current()
-            self._abandon_queued("the session ended before it ran")
-            self._finish(reason)
+            self.ahead.abandon("the session ended before it ran")
+            self.start_up.finish(reason)
         if reason == "stopped":
             self.emit(PhaseChanged(self._state.rows, "stopped"))
         self.emit(SessionEnded(reason, self._state.rows, self._state.usage))
         return reason
 
-    def _watch_step(self, step: StepLogged) -> None:
-        """Keep the running experiment's loss curve; early abort stops it when it
-        is clearly behind the incumbent's (cockpit.rules.early_abort)."""
-        self._curve.append((step.progress_pct / 100.0 * self.book.budget_s, step.loss))
-        reason = self.watch.feed(step) if self.watch is not None else None
-        if reason and self.actions.abort(reason):
-            self.times.totals["saved_s"] = self.times.totals.get("saved_s", 0.0) + self.watch.verdict["saved_s"]
-
-    async def _listen(self) -> None:
-        """Apply queued commands one by one, forever: a command that fails says so in
-        one error line and the next one is still applied (the listener never dies)."""
-        while True:
-            self.command_now(await self._commands.get())
-
-    def command_now(self, command: Command) -> None:
-        """Apply ``command`` at once, not through the queue (the signal handlers'
-        path: SIGTERM stops the engine even if a command before it misbehaved). An
-        exception of the command is reported as one error line, never raised; a Stop
-        that fails that way still stops the session."""
-        try:
-            if isinstance(command, (AcceptProgram, Resume)):
-                self._accept_program(command)
-            if not isinstance(command, AcceptProgram):
-                self.actions.apply(command)
-        except Exception as exc:  # noqa: BLE001 - one bad command must not take the controls down
-            self.emit(EngineMessage(f"the command {type(command).__name__} failed and was ignored: "
-                                    f"{type(exc).__name__}: {exc}", "error"))
-            if isinstance(command, Stop):
-                self.control.apply(command)
-
     # ------------------------------------------------------------- session --
 
     async def _session(self) -> str:
-        await self._start()
-        await self._prepare()
-        if self._resumed is None:
+        self.facts, restored = await self.start_up.start(self.actions.gate)
+        if restored is not None:
+            self._baseline_scores = restored.baseline_scores
+            self._noise_done = (restored.noise_measured or self.config.settings.noise_runs <= 0
+                                or len(restored.rows) > 1)
+        await self.start_up.prepare()
+        if restored is None:
             await self._baseline()
         if not self._noise_done:
-            await self._measure_noise()
+            await self.measurer.measure_noise(self._baseline_scores)
         while not self._full():
             with self.times.waiting("paused_s"):
                 await self.control.wait_if_paused(self._state.rows)
-            await self._preflight(self._state.rows)
+            await self.start_up.preflight(self._state.rows)
             self.control.fresh()
             if self._full():  # rows of forced keeps or reverts made while paused
                 break
@@ -207,10 +188,10 @@ class Engine(SessionStart, Pipelining, Measuring):
         """One proposal (asked ahead while the previous run trained, or now) ->
         commit -> train -> decide; a fixable crash gets fix attempts."""
         source = self.ws.train_py.read_text(encoding="utf-8")
-        taken = await self._take_queued(n, source)
-        asked, approved = taken if taken is not None else (await self._ask(n, source), False)
+        taken = await self.ahead.take(n, source)
+        asked, approved = taken if taken is not None else (await self.proposer.ask(n, source), False)
         if asked.outcome.proposal is None:
-            self._dropped(n, asked)
+            self.proposer.dropped(n, asked)
             return
         idea = asked.outcome.proposal.description
         holds = self.config.settings.fix_attempts > 0
@@ -232,16 +213,16 @@ class Engine(SessionStart, Pipelining, Measuring):
                 n = self._state.rows
                 with self.times.waiting("paused_s"):
                     await self.control.wait_if_paused(n)
-                await self._preflight(n)
+                await self.start_up.preflight(n)
                 self.control.check_restart()
                 source = self.ws.train_py.read_text(encoding="utf-8")
                 try:
-                    asked = await self._ask(n, source, log_tail(result.text), k)
+                    asked = await self.proposer.ask(n, source, log_tail(result.text), k)
                 except NoFix as exc:
                     self.emit(EngineMessage(f"no fix for the crash of {short(crashed.commit)}: {exc}"))
                     return
                 if asked.outcome.proposal is None:
-                    self._dropped(n, asked, fix_attempt=k)
+                    self.proposer.dropped(n, asked, fix_attempt=k)
                     return
                 text = f"{idea} (fix {k}/{total}: {asked.outcome.proposal.description})"
                 fix = (k, short(crashed.commit))
@@ -250,68 +231,6 @@ class Engine(SessionStart, Pipelining, Measuring):
                     return
         finally:
             self.book.reset_to_kept()
-
-    async def _ask(self, n: int, source: str, crash_tail: Optional[str] = None, fix_attempt: int = 0) -> Asked:
-        """Ask with a fresh context (cockpit.engine.context). An unreadable program or an
-        AgentFatal pauses the session (error message, PhaseChanged "paused") until
-        Resume, then asks again; nothing is committed meanwhile. Raises Stopped,
-        Restart (the branch moved), AgentExhausted, NoFix."""
-        while True:
-            self.emit(PhaseChanged(n, "proposing"))
-            fault_point("while-proposing", n)
-            started = now_iso()
-            try:
-                program = self._read_program(n)
-                context = self._context(n, source, program, crash_log_tail=crash_tail, fix_attempt=fix_attempt)
-                with self.times.waiting("wait_model_s"):
-                    outcome = await self.control.until_stopped(obtain_proposal(
-                        self.agent, context, self.config.max_reasks,
-                        lambda reason, attempt: self.emit(ProposalRejected(n, reason, attempt))))
-                return Asked(outcome, program, started, context.steering)
-            except ProgramError as exc:
-                self._hold(f"cannot read the program: {exc}")
-            except AgentFatal as exc:
-                self._hold(f"the agent cannot go on: {exc}")
-            with self.times.waiting("paused_s"):
-                await self.control.wait_if_paused(n)
-            self.control.check_restart()
-
-    def _context(self, n: int, source: str, program: Program, **extra) -> ProposalContext:
-        """The agent's context for experiment ``n`` on train.py ``source`` (cockpit.engine.context:
-        history, kept diffs up to the last keep, steering notes, vetoed proposals);
-        ``extra``: crash_log_tail and fix_attempt for a fix, in_flight when asked ahead."""
-        return build_context(
-            experiment=n, train_py=source, program=program, results_tsv=self.ws.results_tsv,
-            diffs=kept_diffs(self.repo, self.ws.records_jsonl, self._state.last_kept),
-            steering=self.control.steering, max_fix_attempts=self.config.settings.fix_attempts,
-            vetoed=vetoed_proposals(self.ws.records_jsonl), **extra)
-
-    def _read_program(self, n: int) -> Program:
-        """The program read now; says so when its text changed since the last proposal."""
-        program = self.book.program.read()
-        if self._program_sha and program.sha256 != self._program_sha:
-            self.emit(EngineMessage(f"{program.label} changed: experiment {n} reads the new text"))
-        self._program_sha = program.sha256
-        return program
-
-    def _dropped(self, n: int, asked: Asked, fix_attempt: int = 0) -> None:
-        """Record a proposal dropped after its re-asks; the ``max_consecutive_drops``-th
-        in a row pauses the session with one line holding the last rejection (the
-        night resumes with ``p`` after a look at program.md or the model, and gets
-        as many proposals again), where it used to end the session."""
-        if not self.book.drop(n, asked, fix_attempt):
-            return
-        errors = [str(e).strip() for e in asked.outcome.errors if str(e).strip()]
-        last = errors[-1].splitlines()[0] if errors else "no reply"
-        self._state.drops = 0
-        self._hold(f"the agent produced no valid edit in {self.config.max_consecutive_drops} proposals in a row "
-                   f"(last rejection: {last})")
-
-    def _hold(self, why: str) -> None:
-        # an agent's message may end with what to do already ("..., then resume")
-        then = "paused" if why.rstrip().endswith("then resume") else "paused: fix it, then resume"
-        self.emit(EngineMessage(f"{why}; {then}", "error"))
-        self.control.hold()
 
     async def _try(self, n: int, source: str, asked: Asked, description: str, hold: bool,
                    fix: tuple[int, str] = (0, ""), approved: bool = False,
@@ -334,22 +253,12 @@ class Engine(SessionStart, Pipelining, Measuring):
         with self.times.waiting("wait_human_s"):
             await self.actions.hold_for_approval(trial, approved)
         result, summary, verdict, holdout = await self._train(trial, base_source)
-        confirm = await self._confirm(trial, result, summary, verdict)
-        extra = {"holdout_bpb": holdout, **({"abort": self.watch.verdict} if verdict == "abort" else {})}
+        confirm = await self.measurer.confirm(trial, result, summary, verdict)
+        extra = {"holdout_bpb": holdout, **({"abort": self.abort_watch.verdict} if verdict == "abort" else {})}
         status = self.book.conclude(trial, result, summary, hold, verdict, confirm, extra)
         if status == "keep" and holdout is not None:
-            self._check_holdout(holdout)
+            self.measurer.check_holdout(self._baseline_scores, holdout)
         return status, result, trial
-
-    def _check_holdout(self, holdout: float) -> None:
-        """Say so when val_bpb and holdout_bpb have moved apart since the baseline
-        beyond the noise floor (cockpit.rules.holdout)."""
-        row, floor = self._state.last_row, self.book.noise
-        if self._baseline_scores is None or row is None or row.val_bpb is None or floor is None:
-            return
-        warning = divergence(*self._baseline_scores, row.val_bpb, holdout, floor.sigma, floor.holdout_sigma)
-        if warning:
-            self.emit(EngineMessage(f"#{row.experiment}: {warning}", "warning"))
 
     async def _train(self, trial: Trial, base_source: Optional[str] = None
                      ) -> tuple[RunResult, dict, str, Optional[float]]:
@@ -361,83 +270,27 @@ class Engine(SessionStart, Pipelining, Measuring):
         n, commit, log_name = trial.n, trial.commit, self.book.log_name(trial.n, trial.commit)
         self.actions.begin(trial)
         self.emit(PhaseChanged(n, "training"))
-        budget = self.book.budget_s
-        self.emit(RunStarted(n, short(commit), trial.description, budget, str(self.ws.path / log_name)))
-        limit = budget * self.config.hard_limit_factor + self.config.hard_limit_grace_s
-        scores = self._holdout_path(n, commit)
-        run = Run(self.config.run_command, self.ws.path, self.ws.path / log_name,
-                  env={**self._train_env(), **holdout_env(scores, self._state.best)},
-                  hard_limit_s=limit, kill_grace_s=self.config.kill_grace_s, experiment=n, emit=self.emit,
-                  on_start=lambda pid: self.book.running(trial, pid))
-        if base_source is not None:
-            self._queue_next(trial, base_source)
-        incumbent = self._curves.get(self._state.last_kept)
-        self.watch = (LossWatch(incumbent, budget, self.config.settings.abort_after, self.config.settings.abort_margin)
-                      if self.config.settings.early_abort and trial.n > 0 and incumbent else None)
-        self._curve = self._curves[trial.commit] = []
-        self.times.run_started()
-        guard = self._guard_run()
-        try:
-            result = await self.control.guarded(run)
-        finally:
-            self.times.run_ended()
-            self._curve = None
-            self._restore_after_run(guard, n)
-        summary = parse_summary(result.text)
-        if result.log_error:
-            self.emit(EngineMessage(f"{result.log_error}; the run's output is kept in memory only", "error"))
-        if result.stray_processes:
-            self.emit(EngineMessage(f"killed {result.stray_processes} process(es) of the run that had left its "
-                                    "process group (setsid)", "warning"))
-        self.emit(RunFinished(n, short(commit), result.returncode, result.timed_out, summary,
-                              result.timings()["wall_s"]))
+        scores = self.trainer.holdout_path(n, commit)
+
+        def started() -> None:
+            if base_source is not None:
+                self.ahead.ask_next(trial, base_source)
+            self.abort_watch.arm(trial.n, trial.commit, self._state.last_kept)
+
+        result, summary = await self.trainer.train(
+            n, commit, trial.description, log_name, scores, self._state.best,
+            on_start=lambda pid: self.book.running(trial, pid), started=started, ended=self.abort_watch.disarm)
         self._state.log_names[n] = log_name
         fault_point("after-run", n)
         return result, summary, self.actions.finish_run(), read_holdout(scores)
 
-    def _guard_run(self) -> RunGuard:
-        """Just before a run: snapshot what it may not change (cockpit.training.run_guard)
-        and the program proposals see while it trains (cockpit.engine.program_hold)."""
-        self.book.program.run_started()
-        return RunGuard(self.ws.path)
-
-    def _restore_after_run(self, guard: RunGuard, n: int) -> None:
-        """Put back what the run changed of prepare.py and git's configuration,
-        hooks and attributes (cockpit.training.run_guard), before the engine runs git
-        again, and hold a change of the program (cockpit.engine.program_hold); one
-        warning line for each."""
-        held = self.book.program.run_ended(n)
-        if held:
-            self.emit(EngineMessage(held, "warning"))
-        try:
-            changed = guard.restore()
-        except OSError as exc:
-            raise SessionError(f"#{n}: the run changed prepare.py or git's configuration or hooks and it cannot "
-                               f"be put back ({exc}); check them by hand") from None
-        if changed:
-            self.emit(EngineMessage(f"#{n}: the run changed {', '.join(changed)}; restored (a run may not "
-                                    "change prepare.py or git's configuration, hooks or attributes)", "warning"))
-
-    def _accept_program(self, command: Command) -> None:
-        """AcceptProgram (its sha256) or Resume (the file as it is): release a held
-        program change (cockpit.engine.program_hold); one line when one was released."""
-        line = self.book.program.accept(command.sha256 if isinstance(command, AcceptProgram) else None)
-        if line:
-            self.emit(EngineMessage(line))
-
-    def _holdout_path(self, n: int, commit: str, what: str = "run"):
-        """Where the harness writes this run's holdout score (cockpit.rules.holdout)."""
-        folder = self.ws.path / ".cockpit" / "holdout"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder / f"{self.config.tag}-{n:04d}-{short(commit)}-{what}.json"
-
     async def _ready_to_run(self, trial: Trial) -> None:
-        """The checks before a run (cockpit.engine.startup ``_preflight``: harness, branch,
+        """The checks before a run (cockpit.engine.startup ``SessionStart.preflight``: harness, branch,
         disk, ...); a Stop or a branch moved by the human while they hold the run
         withdraws ``trial`` (recorded, journal closed; Stopped or Restart)."""
         parent = self._state.last_kept
         try:
-            await self._preflight(trial.n)
+            await self.start_up.preflight(trial.n)
             self.control.check_restart()
         except Stopped:
             self.book.unrun("withdrawn", trial, parent, "the session stopped before it ran")

@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 
 from cockpit.rules.noise import Judgement, KeepRule
 from cockpit.training.runner import RunResult
+from cockpit.store.programs import ProgramSource
 from cockpit.store.settings import Settings
 from cockpit.rules.standing import Ladder
 from cockpit.rules.summary import summary_val_bpb
@@ -62,6 +63,25 @@ class SessionConfig:
     @property
     def branch(self) -> str:
         return f"autoresearch/{self.tag}"
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """What start-up established, fixed for the rest of the session
+    (cockpit.engine.startup ``SessionStart.start`` returns it): the ``tag`` and run
+    ``branch``, ``base`` (the full hash the branch started at), ``budget_s`` (the time
+    budget of every run, seconds: --budget, cockpit.toml, prepare.py's TIME_BUDGET, or
+    a resumed session's own), ``harness_sha256`` (of prepare.py, checked before every
+    run), ``program`` (where the program.md text is read from, again before every
+    proposal) and whether the session was ``resumed``."""
+
+    tag: str
+    branch: str
+    base: str
+    budget_s: float
+    harness_sha256: str
+    program: ProgramSource
+    resumed: bool = False
 
 
 STRICT = KeepRule()  # upstream's rule: keep iff strictly lower (no noise floor, no threshold)

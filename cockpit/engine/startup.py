@@ -1,4 +1,5 @@
-"""The engine's start-up and its checks between experiments (a mixin of Engine).
+"""The session's start-up, its checks between experiments and its end (composed into
+cockpit.engine.ratchet.Engine as ``SessionStart``).
 
 Start-up, in order: take the journal lock (one engine per workspace); refuse a
 workspace that cannot be written or a full disk; refuse uncommitted changes
@@ -6,9 +7,12 @@ to train.py/prepare.py; check records.jsonl (a corrupt line refuses the
 session, a torn last line is set aside: cockpit.store.ledger); reconcile what a dead
 engine left (cockpit.engine.reconcile); check results.tsv; refuse an existing branch
 or an unknown program; resolve the budget; create the branch; record the
-harness's sha256 and journal the session; announce it. Then prepare.py runs (not in an upstream checkout).
+harness's sha256 and journal the session; announce it. ``start`` returns what it
+established as a frozen ``SessionFacts`` (cockpit.engine.session), handed to the
+Bookkeeper once, and what a resumed session knew (cockpit.engine.resume.Restored).
+Then prepare.py runs (not in an upstream checkout).
 
-Before every experiment and every run, ``_preflight`` checks the environment
+Before every experiment and every run, ``preflight`` checks the environment
 (cockpit.engine.preflight: writable, disk, run branch, harness unchanged) and
 ``_settle`` writes what a full disk held back; either pauses the engine with
 one error line until Resume, then checks again.
@@ -17,14 +21,13 @@ one error line until Resume, then checks again.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 from typing import Optional
 
 from cockpit.engine.context import session_program
-from cockpit.engine.program_hold import ProgramHold
-from cockpit.engine.control import Stopped
-from cockpit.events import EngineMessage, NoiseMeasured, PhaseChanged, RowLogged, SessionStarted
+from cockpit.engine.bookkeeping import Bookkeeper
+from cockpit.engine.control import SessionControl, Stopped
+from cockpit.events import Emit, EngineMessage, NoiseMeasured, PhaseChanged, RowLogged, SessionStarted
 from cockpit.store.journal import DIRECTORY, JournalLock
 from cockpit.store.records import check_records, set_aside_torn_record
 from cockpit.store.results import read_rows
@@ -33,20 +36,33 @@ from cockpit.engine.preflight import run_problem, start_problem
 from cockpit.engine.reconcile import reconcile
 from cockpit.training.runner import Run
 from cockpit.rules.run_env import hub_offline
-from cockpit.engine.resume import UPSTREAM, Resumable, restore, resumable_session, upstream_offers, upstream_session
-from cockpit.engine.session import Logged, SessionError
+from cockpit.engine.resume import (UPSTREAM, Restored, Resumable, restore, resumable_session, upstream_offers,
+                                   upstream_session)
+from cockpit.engine.session import Logged, SessionConfig, SessionError, SessionFacts
 from cockpit.rules.standing import running_best
 from cockpit.store.upstream import PREPARE_HINT
-from cockpit.store.workspace import harness_budget, sha256_file
+from cockpit.store.repo import GitRepo
+from cockpit.store.workspace import Workspace, harness_budget, sha256_file
 
 UNTRACKED = ("results.tsv", "records.jsonl", "logs/", f"{DIRECTORY}/")  # kept out of git (info/exclude if needed)
 
 
 class SessionStart:
-    """Start-up and between-experiment checks of ``cockpit.engine.ratchet.Engine``."""
+    """Start-up, between-experiment checks and the end of one session (module
+    docstring)."""
 
-    async def _start(self) -> None:
-        """Lock, check, reconcile, create the branch, journal and announce the session."""
+    def __init__(self, ws: Workspace, repo: GitRepo, config: SessionConfig, book: Bookkeeper,
+                 control: SessionControl, emit: Emit, agent_name: str) -> None:
+        self.ws, self.repo, self.config, self.book, self.control, self.emit = ws, repo, config, book, control, emit
+        self.agent_name = agent_name
+        self._state = book.state
+        self.lock: Optional[JournalLock] = None
+        self.facts: Optional[SessionFacts] = None
+
+    async def start(self, gate: bool) -> tuple[SessionFacts, Optional[Restored]]:
+        """Lock, check, reconcile, create the branch (or continue one), journal and announce
+        the session (SessionStarted with the approval ``gate``). Returns its facts and,
+        for a resumed session, what it knew. Raises SessionError (one line) on a refusal."""
         self.lock = JournalLock(self.ws.path)
         problem = start_problem(self.ws)
         if problem:
@@ -63,26 +79,30 @@ class SessionStart:
         point = self._resume_point()
         if point is None:
             self.repo.refuse_existing_branch(self.config.branch)
-        self.book.program = ProgramHold(session_program(self.config.settings.program, self.ws))
-        self.book.budget_s = await self._resolve_budget()
+        program = session_program(self.config.settings.program, self.ws)
+        budget = await self._resolve_budget()
         self.repo.exclude(UNTRACKED)
-        self.book.harness_sha = sha256_file(self.ws.prepare_py)
+        harness = sha256_file(self.ws.prepare_py)
+        restored = None
         if point is None:
-            self._state.last_kept = self._base = self.repo.create_branch(self.config.branch)
+            self._state.last_kept = base = self.repo.create_branch(self.config.branch)
         else:
-            self._continue(point)
+            base, budget, restored = self._continue(point, harness, budget)
+        self.facts = facts = SessionFacts(self.config.tag, self.config.branch, base, budget, harness, program,
+                                          resumed=point is not None)
+        self.book.begin(facts)
         self.book.store("the journal", lambda: self.book.journal.append(
-            "session", tag=self.config.tag, branch=self.config.branch, base=self._base,
-            harness_sha256=self.book.harness_sha, agent=self.agent.name, profile=self.ws.profile,
-            budget_s=self.book.budget_s, pid=os.getpid(), resumed=point is not None,
+            "session", tag=facts.tag, branch=facts.branch, base=facts.base,
+            harness_sha256=facts.harness_sha256, agent=self.agent_name, profile=self.ws.profile,
+            budget_s=facts.budget_s, pid=os.getpid(), resumed=facts.resumed,
             results_offset=point.results_offset if point else self._results_size(),
             upstream=bool(point and point.ended == UPSTREAM)))
-        self.emit(SessionStarted(self.config.tag, self.config.branch, self.ws.profile, self.book.budget_s,
-                                 str(self.ws.path), self.agent.name, self.actions.gate,
-                                 harness_sha256=self.book.harness_sha))
+        self.emit(SessionStarted(facts.tag, facts.branch, self.ws.profile, facts.budget_s,
+                                 str(self.ws.path), self.agent_name, gate, harness_sha256=facts.harness_sha256))
         self.emit(EngineMessage(f"program: {self.book.program.label} (read again before every proposal)"))
-        if point is not None:
-            self._replay_rows()
+        if restored is not None:
+            self._replay_rows(restored)
+        return facts, restored
 
     # ------------------------------------------------------------- resume --
 
@@ -116,51 +136,41 @@ class SessionStart:
         for line in upstream_offers(self.ws.path, self.repo.branches("autoresearch/")):
             self.emit(EngineMessage(line, "warning"))
 
-    def _continue(self, point: Resumable) -> None:
+    def _continue(self, point: Resumable, harness: str, budget: float) -> tuple[str, float, Restored]:
         """Pick session ``point`` up: its branch, budget, rows folded into the running best,
-        noise floor, baseline scores, steering notes, attention backends (cockpit.engine.resume).
-        Raises SessionError when the harness changed since it began or its branch moved
-        past its last keep by hand."""
-        if point.harness_sha256 and point.harness_sha256 != self.book.harness_sha:
+        noise floor, steering notes, attention backends (cockpit.engine.resume). Returns
+        (its base commit, the budget it goes on with, what it knew). Raises SessionError
+        when the harness (sha256 ``harness`` now) changed since it began or its branch
+        moved past its last keep by hand."""
+        if point.harness_sha256 and point.harness_sha256 != harness:
             raise SessionError(f"prepare.py changed since session {point.tag} began (sha256 "
-                               f"{point.harness_sha256[:12]} -> {self.book.harness_sha[:12]}): its results would not "
+                               f"{point.harness_sha256[:12]} -> {harness[:12]}): its results would not "
                                "compare; restore prepare.py, or start a new session with --new-session")
-        if point.budget_s > 0 and point.budget_s != self.book.budget_s:
+        if point.budget_s > 0 and point.budget_s != budget:
             self.emit(EngineMessage(f"session {point.tag} trains {point.budget_s:g} s per run; it goes on with that "
-                                    f"budget, not {self.book.budget_s:g} s (--new-session for another)", "warning"))
-            self.book.budget_s = point.budget_s
+                                    f"budget, not {budget:g} s (--new-session for another)", "warning"))
+            budget = point.budget_s
         head = self.repo.checkout_branch(point.branch)
-        self._base = point.base or head
         restored = restore(self.ws.path, point)
-        for n, row in enumerate(restored.rows):
-            value = row.val_bpb if row.status.lower() != "crash" and row.val_bpb else None
-            self._state.log(Logged(n, self.repo.full_hash(row.commit), row.status.lower(), value, row.memory_gb,
-                                   row.description))
-        self._state.last_kept = self.repo.full_hash(self._state.last_kept)
-        if point.ended == UPSTREAM:  # upstream resets every discard: the branch head is its best keep
-            stack = self._state.ladder.stack
-            if stack and stack[-1].commit != head:  # its row's hash is not this head's (a rewritten history)
-                stack[-1] = dataclasses.replace(stack[-1], commit=head)
-            self._state.last_kept = head
-        elif head != self._state.last_kept:
-            if not self.repo.cockpit_made(self._state.last_kept, head):
+        rows = [Logged(n, self.repo.full_hash(row.commit), row.status.lower(),
+                       row.val_bpb if row.status.lower() != "crash" and row.val_bpb else None, row.memory_gb,
+                       row.description) for n, row in enumerate(restored.rows)]
+        kept = self.book.restore(rows, restored.log_names, restored.backends,
+                                 upstream_head=head if point.ended == UPSTREAM else None)
+        if point.ended != UPSTREAM and head != kept:
+            if not self.repo.cockpit_made(kept, head):
                 raise SessionError(f"branch {point.branch} has commits past its last keep "
-                                   f"{self._state.last_kept[:7]} that cockpit did not make; start a new session "
+                                   f"{kept[:7]} that cockpit did not make; start a new session "
                                    "with --new-session")
-            self.repo.reset_hard(self._state.last_kept)
+            self.repo.reset_hard(kept)
         if restored.noise_measured and len(restored.noise_runs) >= 2:
             self.book.noise = NoiseFloor(restored.noise_runs, restored.noise_holdout_runs)
-        self._noise_done = restored.noise_measured or self.config.settings.noise_runs <= 0 or len(restored.rows) > 1
-        self._baseline_scores = restored.baseline_scores
         self.control.restore_steering(restored.steering)
-        self._state.log_names.update(restored.log_names)
-        self._state.backends.update(restored.backends)
-        self._resumed = restored
+        return point.base or head, budget, restored
 
-    def _replay_rows(self) -> None:
+    def _replay_rows(self, restored: Restored) -> None:
         """Show the resumed session's rows (RowLogged, the running best after each) and its
         noise floor, then say what was picked up."""
-        restored = self._resumed
         for n, standing in enumerate(running_best(restored.rows)):
             row = restored.rows[n]
             self.emit(RowLogged(n, row.commit, row.val_bpb, row.memory_gb, row.status.lower(), row.description,
@@ -193,32 +203,32 @@ class SessionStart:
         for level, text in notes:
             self.emit(EngineMessage(text, level))
 
-    def _finish(self, reason: str) -> None:
+    def finish(self, reason: str) -> None:
         """Write what is still queued (one last try), journal the end of the session
         (when it started) and drop the lock."""
         self.book.flush()
-        if getattr(self, "_base", None):
+        if self.facts is not None:
             self.book.store("the journal", lambda: self.book.journal.append(
                 "end", tag=self.config.tag, reason=reason))
         if self.book.pending:
             lost = ", ".join(what for what, _ in self.book.pending)
             self.emit(EngineMessage(f"the session ended with writes still pending ({lost}): the next start "
                                     "settles the experiment from the journal and its log", "error"))
-        if getattr(self, "lock", None) is not None:
+        if self.lock is not None:
             self.lock.release()
 
     # ------------------------------------------------------------- checks --
 
-    async def _preflight(self, n: int) -> None:
+    async def preflight(self, n: int) -> None:
         """Before an experiment or a run: write what is queued, check the
         environment; pause with one error line until it is fixed (or Stop)."""
         while True:
             await self._settle(n)
             problem = run_problem(self.ws, self.repo, self.config.branch, self._state.last_kept,
-                                  self.book.harness_sha, self._base)
+                                  self.book.harness_sha, self.facts.base if self.facts else "")
             if problem is None:
                 return
-            self._hold(problem)
+            self.control.hold(problem)
             await self.control.wait_if_paused(n)
 
     async def _settle(self, n: int) -> None:
@@ -252,13 +262,15 @@ class SessionStart:
         env = {"PYTHONUNBUFFERED": "1"}  # progress lines arrive live through `uv run` too
         return env if override is None else {**env, "COCKPIT_TIME_BUDGET": repr(float(override))}
 
-    def _train_env(self) -> dict:
+    def train_env(self) -> dict:
         """``_env`` for a run of train.py (an experiment, a noise or holdout re-run):
         with HF_HUB_OFFLINE=1 unless the user set it (cockpit.rules.run_env ``hub_offline``:
         no Hub call during a timed run)."""
         return {**self._env(), **hub_offline()}
 
-    async def _prepare(self) -> None:
+    async def prepare(self) -> None:
+        """Run prepare.py before the baseline (not in an upstream checkout: a hint instead).
+        Raises Stopped on a stop, SessionError when it fails."""
         if self.ws.layout == "upstream":
             self.emit(EngineMessage(PREPARE_HINT, "warning"))
             if self.config.settings.budget_s is not None:

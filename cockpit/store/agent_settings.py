@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import typing
 from dataclasses import dataclass, fields, replace
 from typing import Any, Optional
 
@@ -65,10 +66,16 @@ class AgentSettings:
                                 "or set model under [agent] in cockpit.toml")
 
 
+def _accepted(hint: Any) -> tuple[type, ...]:
+    """The TOML value types a field of type ``hint`` takes: ``Optional[X]`` takes X, a
+    float takes an int too (``timeout_s = 30``)."""
+    kinds = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
+    return (int, float) if kinds[0] is float else (kinds[0],)
+
+
+# the [agent] keys and the types each takes, read off AgentSettings (declared once, there)
 _AGENT_TYPES: dict[str, tuple[type, ...]] = {
-    "name": (str,), "model": (str,), "api_base": (str,), "timeout_s": (int, float),
-    "max_retries": (int,), "stream": (bool,), "temperature": (int, float),
-}
+    f.name: _accepted(typing.get_type_hints(AgentSettings)[f.name]) for f in fields(AgentSettings)}
 
 
 def _typed(value: Any, kinds: tuple[type, ...]) -> bool:
