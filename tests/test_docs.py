@@ -70,3 +70,29 @@ def test_the_readme_settings_table_is_the_generated_one():
     """README's settings table is what cockpit.store.settings generates from the one declaration."""
     from cockpit.store.settings import settings_table
     assert settings_table() in README.read_text(encoding="utf-8")
+
+
+def _contract_tables():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("contract_tables", ROOT / "scripts" / "contract_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_contracts_reference_tables_are_the_ones_the_code_generates():
+    """docs/CONTRACTS.md's events, commands, record fields, summary keys, cockpit.toml
+    keys and environment variables are what scripts/contract_tables.py makes of the code."""
+    tables = _contract_tables()
+    text = (ROOT / "docs" / "CONTRACTS.md").read_text(encoding="utf-8")
+    assert tables.rewrite(text) == text, "run: python scripts/contract_tables.py --write"
+    assert "| `RowLogged` |" in text and "| `holdout_bpb` | `Optional[float]` | `None` |" in text
+    # a field dropped from the doc (as a new one would be missing) is put back: the check can fail
+    broken = text.replace("| `attention` | `str` | `''` |\n", "")
+    assert broken != text and tables.rewrite(broken) == text
+
+
+def test_every_environment_variable_the_code_reads_is_in_the_contracts():
+    tables = _contract_tables()
+    assert tables.variables_read() == set(tables.ENVIRONMENT)
+    assert set(tables.SUMMARY_READERS) <= set(tables.printed_summary_keys())
