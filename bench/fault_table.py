@@ -60,7 +60,8 @@ from cockpit.engine import bookkeeping  # noqa: E402
 
 from cockpit.serve import daemon, wire
 from cockpit.serve.attach import start_daemon, wait_ready  # noqa: E402
-from cockpit.cli import build_parser, serve_argv  # noqa: E402
+from cockpit.cli import build_parser  # noqa: E402
+from cockpit.cli.session import serve_argv  # noqa: E402
 from cockpit.events import (Command, EngineMessage, LogLine, PhaseChanged, Resume, RowLogged,  # noqa: E402
                             RunStarted, SessionEnded, Steer, StepLogged, Stop)
 from cockpit.store.journal import Journal  # noqa: E402

@@ -53,7 +53,7 @@ ENVIRONMENT = {
     "COCKPIT_PROFILE": ("substrate/prepare.py", "the harness profile (cpu, h100), over cockpit.toml's"),
     "COCKPIT_REQUIRE_TMUX": ("tests/test_tmux.py, set by .ci/run", "a missing tmux fails the test instead of "
                              "skipping it"),
-    "COCKPIT_RUN_ID": ("cockpit/training/runner.py, cockpit/training/orphans.py",
+    "COCKPIT_RUN_ID": ("cockpit/training/sweep.py, set by cockpit/training/runner.py",
                        "set per run; its leftover processes are found by it"),
     "COCKPIT_TIME_BUDGET": ("substrate/prepare.py, set by cockpit/engine/startup.py",
                             "the time budget in seconds, when --budget or cockpit.toml overrides TIME_BUDGET"),

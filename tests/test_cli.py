@@ -10,7 +10,8 @@ from pathlib import Path
 
 from engine_support import FAKES, make_workspace, processes_in
 
-from cockpit.cli import default_tag, main
+from cockpit.cli import main
+from cockpit.cli.session import default_tag
 from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo
 from cockpit.store.settings import AgentSettings

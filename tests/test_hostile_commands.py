@@ -22,7 +22,8 @@ from test_daemon import SLOW_TRAIN, _start, spawned  # noqa: F401 - the fixture
 
 from cockpit.serve import wire
 from cockpit.serve.attach import attach_or_start
-from cockpit.cli import build_parser, serve_argv, typed_session_flags
+from cockpit.cli import build_parser
+from cockpit.cli.session import serve_argv, typed_session_flags
 from cockpit.engine.actions import HumanActions
 from cockpit.events import Command, EngineMessage, PhaseChanged, SetApprovalGate, Steer, Stop
 from cockpit.store.rundir import RunDir

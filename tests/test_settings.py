@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from engine_support import ScriptedAgent, lr, make_workspace
 
-import cockpit.cli as cli
-from cockpit.cli import main, run_command
+import cockpit.cli.session as cli
+from cockpit.cli import build_parser, main
+from cockpit.cli.session import run_command
 from cockpit.store.settings import program_spec
 from cockpit.store.records import read_records
 from cockpit.store.settings import AgentSettings, SettingsError, parse_agent, parse_settings
@@ -126,9 +127,9 @@ def test_noise_abort_and_pipeline_settings(tmp_path):
         with pytest.raises(SettingsError, match=message):
             parse_settings(bad, "cockpit.toml")
     ws = load_workspace(make_workspace(tmp_path / "ws", toml='profile = "tiny"\nnoise_runs = 2\nearly_abort = true\n').path)
-    config, _ = cli.session_setup(cli.build_parser().parse_args(["--workspace", str(ws.path)]), ws, headless=True)
+    config, _ = cli.session_setup(build_parser().parse_args(["--workspace", str(ws.path)]), ws, headless=True)
     assert (config.settings.noise_runs, config.settings.early_abort, config.settings.pipeline) == (2, True, True)
-    flags = cli.build_parser().parse_args(["--workspace", str(ws.path), "--noise-runs", "0", "--no-pipeline"])
+    flags = build_parser().parse_args(["--workspace", str(ws.path), "--noise-runs", "0", "--no-pipeline"])
     config, _ = cli.session_setup(flags, ws, headless=True)
     assert (config.settings.noise_runs, config.settings.pipeline) == (0, False)
     assert "--noise-runs" in cli.serve_argv(flags, ws, "t") and "0" in cli.serve_argv(flags, ws, "t")
@@ -166,11 +167,11 @@ def test_budget_flag_must_be_finite_and_positive(tmp_path, capsys, value):
 
 def test_every_session_setting_in_cockpit_toml_reaches_the_engine(tmp_path):
     """Each setting at a value other than its default must arrive in the SessionConfig the
-    CLI builds (a constant written into cli.py in place of the file's value fails here)."""
+    CLI builds (a constant written into cli/session.py in place of the file's value fails here)."""
     toml = ('profile = "tiny"\nfix_attempts = 1\napproval_gate = false\npipeline = false\nnoise_runs = 2\n'
             'keep_threshold = 0.0125\nearly_abort = true\nabort_after = 0.45\nabort_margin = 0.21\n')
     ws = load_workspace(make_workspace(tmp_path / "ws", toml=toml).path)
-    config, _ = cli.session_setup(cli.build_parser().parse_args(["--workspace", str(ws.path)]), ws, headless=True)
+    config, _ = cli.session_setup(build_parser().parse_args(["--workspace", str(ws.path)]), ws, headless=True)
     assert (config.settings.fix_attempts, config.settings.pipeline, config.settings.noise_runs) == (1, False, 2)
     assert (config.settings.keep_threshold, config.settings.early_abort) == (0.0125, True)
     assert (config.settings.abort_after, config.settings.abort_margin) == (0.45, 0.21)
@@ -190,7 +191,7 @@ def test_every_declared_setting_is_parsed_flagged_templated_and_tabled():
     odd = {bool: lambda d: not d, int: lambda d: d + 1, float: lambda d: 0.5 if d is None else d / 2 + 0.01,
            str: lambda d: "hyperparameters" if d is None else "cpu"}
     template, table = render_template("cpu"), settings_table()
-    flags = {a.dest: a for a in cli.build_parser()._actions}
+    flags = {a.dest: a for a in build_parser()._actions}
     for name, default, spec in specs():
         value = odd[spec.kind](default)
         settings, _ = parse_settings({name: value}, "x")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from engine_support import FAKES, make_workspace, processes_in
 
-from cockpit.cli import free_tag
+from cockpit.cli.session import free_tag
 from cockpit.store.journal import Journal
 from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from engine_support import FAKES
 
-from cockpit.cli import main, run_command
+from cockpit.cli import main
+from cockpit.cli.session import run_command
 from cockpit.engine.context import program_source
 from cockpit.store.records import read_records
 from cockpit.store.results import read_rows

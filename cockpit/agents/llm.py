@@ -25,12 +25,14 @@ import asyncio
 import os
 import random
 import time
-from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
 from cockpit.agents.base import AgentFatal, ProposalContext
 from cockpit.agents.llm_errors import FATAL, REASK, ErrorRule, describe, rule_for
+from cockpit.agents.llm_response import assistant_text, model_window, provider_of, retry_after_s
+from cockpit.agents.llm_usage import CallUsage, UsageTotals
 from cockpit.agents.prompt import build_messages
+
 
 PLACEHOLDER_KEY = "sk-no-key"  # sent to an api_base server when no provider key is set
 MAX_BACKOFF_S = 30.0  # cap of one backoff sleep, Retry-After included (seconds)
@@ -47,64 +49,6 @@ def load_litellm() -> Any:
     litellm.suppress_debug_info = True
     litellm.disable_hf_tokenizer_download = True
     return litellm
-
-
-@dataclass(frozen=True)
-class CallUsage:
-    """Accounting of one successful ``propose``.
-
-    ``prompt_tokens``/``completion_tokens``: as the provider reported them (our
-    estimate when it reported none: ``estimated`` True); ``cost_usd``: litellm's
-    price in US dollars, None when litellm does not know the model;
-    ``latency_s``: seconds of the successful request (first byte to last chunk);
-    ``retries``: failed attempts before it (transient errors and context-window
-    re-asks); ``wait_s``: seconds spent on failed attempts and backoff.
-    """
-
-    prompt_tokens: int
-    completion_tokens: int
-    cost_usd: Optional[float]
-    latency_s: float
-    retries: int
-    wait_s: float = 0.0
-    estimated: bool = False
-
-    def as_dict(self) -> dict:
-        """A JSON-ready dict (for the side record and headless output)."""
-        return asdict(self)
-
-
-@dataclass
-class UsageTotals:
-    """Running totals over the agent's life. ``calls``: successful proposals;
-    ``failed_calls``: proposals that raised AgentFatal; ``cost_usd``: sum of the
-    known costs (None while no call had a known cost); ``unpriced_calls``:
-    successful calls whose cost litellm did not know; ``latency_s``: sum of the
-    successful requests' seconds; ``retries``: all failed attempts."""
-
-    calls: int = 0
-    failed_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: Optional[float] = None
-    unpriced_calls: int = 0
-    latency_s: float = 0.0
-    retries: int = 0
-
-    def add(self, usage: CallUsage) -> None:
-        self.calls += 1
-        self.prompt_tokens += usage.prompt_tokens
-        self.completion_tokens += usage.completion_tokens
-        self.latency_s += usage.latency_s
-        self.retries += usage.retries
-        if usage.cost_usd is None:
-            self.unpriced_calls += 1
-        else:
-            self.cost_usd = (self.cost_usd or 0.0) + usage.cost_usd
-
-    def as_dict(self) -> dict:
-        """A JSON-ready dict."""
-        return asdict(self)
 
 
 class LiteLLMAgent:
@@ -207,7 +151,7 @@ class LiteLLMAgent:
         """Import litellm; resolve the window and whether a placeholder key is needed."""
         litellm = load_litellm()
         if self.max_input_tokens is None:
-            self.max_input_tokens = _model_window(litellm, self.model)
+            self.max_input_tokens = model_window(litellm, self.model)
         try:
             self._missing_keys = list(litellm.validate_environment(self.model).get("missing_keys") or [])
         except Exception:  # unknown provider: the call itself will say so
@@ -265,11 +209,11 @@ class LiteLLMAgent:
             kwargs["max_tokens"] = self.max_output_tokens
         if not self.stream:
             response = await litellm.acompletion(**kwargs)
-            return _content(response), response
+            return assistant_text(response), response
         stream = await litellm.acompletion(**kwargs, stream=True, stream_options={"include_usage": True})
         chunks = [chunk async for chunk in stream]
         response = litellm.stream_chunk_builder(chunks, messages=messages) if chunks else None
-        return _content(response), response
+        return assistant_text(response), response
 
     def _give_up_if_needed(self, exc: Exception, rule: ErrorRule, retries: int) -> None:
         """Raise AgentFatal for a fatal error or when no retry is left."""
@@ -277,7 +221,7 @@ class LiteLLMAgent:
             return
         self.totals.failed_calls += 1
         self.totals.retries += retries
-        where = f"provider {getattr(exc, 'llm_provider', None) or _provider(self.model)}"
+        where = f"provider {getattr(exc, 'llm_provider', None) or provider_of(self.model)}"
         if self.api_base:
             where += f" at {self.api_base}"
         hint = rule.hint
@@ -293,7 +237,7 @@ class LiteLLMAgent:
     def _backoff(self, retry: int, exc: Exception) -> float:
         """Seconds to sleep before retry number ``retry`` (1-based)."""
         pause = min(MAX_BACKOFF_S, self.backoff_s * 2 ** (retry - 1)) * random.uniform(0.5, 1.0)
-        after = _retry_after_s(exc)
+        after = retry_after_s(exc)
         return max(pause, min(after, MAX_BACKOFF_S)) if after is not None else pause
 
     # -- accounting ---------------------------------------------------------
@@ -318,48 +262,3 @@ class LiteLLMAgent:
             return float(self._litellm.completion_cost(completion_response=response, model=self.model))
         except Exception:  # litellm raises for models missing from its cost map
             return None
-
-
-def _content(response: Any) -> str:
-    """The assistant text of a ModelResponse ("" when there is none).
-
-    litellm moves a reasoning model's ``<think>...</think>`` block (and the
-    ``reasoning_content`` field that DeepSeek-R1, Qwen3 and o-series servers
-    send) out of ``content`` into ``message.reasoning_content``. It is put back
-    in front, wrapped as ``<think>\n...\n</think>\n``, so that the record keeps
-    the reasoning and cockpit.rules.replies splits it off the answer (never parsed
-    for edits, never shown as the proposal)."""
-    try:
-        message = response.choices[0].message
-    except (AttributeError, IndexError, TypeError):
-        return ""
-    content = getattr(message, "content", None) or ""
-    reasoning = getattr(message, "reasoning_content", None)
-    if isinstance(reasoning, str) and reasoning.strip() and "<think>" not in content:
-        return f"<think>\n{reasoning.strip()}\n</think>\n{content}"
-    return content if isinstance(content, str) else str(content)
-
-
-def _model_window(litellm: Any, model: str) -> Optional[int]:
-    """The model's input window in tokens from litellm's model info, or None if unknown."""
-    try:
-        info = litellm.get_model_info(model)
-    except Exception:  # litellm raises for models it does not know
-        return None
-    window = info.get("max_input_tokens") or info.get("max_tokens")
-    return int(window) if window else None
-
-
-def _provider(model: str) -> str:
-    return model.split("/", 1)[0] if "/" in model else "default"
-
-
-def _retry_after_s(exc: Exception) -> Optional[float]:
-    """The provider's Retry-After header in seconds (numeric form only), if any."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    try:
-        value = headers.get("retry-after") if headers is not None else None
-        return float(value) if value is not None else None
-    except (TypeError, ValueError, AttributeError):
-        return None

@@ -46,12 +46,12 @@ from __future__ import annotations
 import asyncio
 from typing import Optional, Protocol
 
-from cockpit.engine.bookkeeping import Bookkeeper, Trial
+from cockpit.engine.bookkeeping import Bookkeeper
+from cockpit.engine.session import Trial
 from cockpit.clock import now_iso
 from cockpit.engine.control import Restart, SessionControl, Stopped
 from cockpit.events import (ActionApplied, Approve, Command, DropQueued, EngineMessage, Emit, Event, ForceKeep,
                             Pause, PhaseChanged, Resume, RevertLastKeep, SetApprovalGate, Steer, Stop, Veto)
-from cockpit.store.records import append_record
 from cockpit.store.repo import short
 from cockpit.rules.standing import REVERTED
 
@@ -285,7 +285,7 @@ class HumanActions:
         n = self.book.state.rows
         record = {"kind": "action", "action": action, "experiment": n, "commit": commit, "time": now_iso(),
                   "detail": detail, "tag": self.book.config.tag}
-        self.book.store("records.jsonl", lambda: append_record(self.book.ws.records_jsonl, record))
+        self.book.append_record(record)
         self.emit(ActionApplied(action, n, detail, commit))
         if echo:
             self.emit(EngineMessage(f"{action}: {detail}"))

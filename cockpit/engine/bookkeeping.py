@@ -1,26 +1,19 @@
-"""Deciding and recording: the keep / discard / crash verdict, the reset, the
-results.tsv row and the records.jsonl object of each experiment.
+"""Deciding and recording: the verdict applied, the reset, the results.tsv row, the
+records.jsonl object and the journal entries of each experiment.
 
-The ``Bookkeeper`` owns the session's ``SessionState`` (best val_bpb, last kept
-commit and the stack of keeps, rows, dropped proposals in a row, summed agent
-usage); the engine (cockpit.engine.ratchet) asks and trains, then hands each committed
-``Trial`` here. The human's verdicts (veto, force-keep) enter ``conclude``; rows
-that did not train (a forced keep of a finished run, a revert) go through
-``relog``; proposals vetoed or withdrawn before training through ``unrun``.
-
-It also keeps the journal (cockpit.store.journal): ``opened`` after each commit,
-``running`` when the run starts, a ``row`` entry after each row and record, a
-``close`` when the experiment is done. Every append goes through ``store``: one
-that fails (disk full, read-only) is queued, in order, with an error message,
-and the engine pauses until ``flush`` writes the queue (on resume): nothing is
-lost and nothing is written out of order. A reset happens only on the run
-branch (never on a branch the human checked out meanwhile).
+The ``Bookkeeper`` owns the session's ``SessionState`` (cockpit.engine.session); the
+engine asks and trains, then hands each committed ``Trial`` to ``conclude`` (the
+human's veto or force-keep with it; the verdict is cockpit.engine.verdict's). Rows
+that did not train (a forced keep, a revert) go through ``relog``; proposals that
+never trained through ``unrun``, ``unqueued`` and ``drop``. The journal
+(cockpit.store.journal) gets ``open``, ``train``, ``row`` and ``close`` entries; every
+append goes through ``writes`` (cockpit.engine.write_queue: nothing lost, nothing out
+of order when the disk fails). A reset happens only on the run branch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Callable, Optional
+from typing import Optional
 
 from cockpit.clock import now_iso
 from cockpit.engine.control import Stopped
@@ -28,16 +21,18 @@ from cockpit.events import EngineMessage, Emit, PhaseChanged, RowLogged, TimeAcc
 from cockpit.engine.faults import fault_point, torn_write
 from cockpit.store.journal import Journal, entry_id
 from cockpit.store.records import ExperimentRecord, append_record
-from cockpit.store.results import Row, append_row, clean_description, row_text
+from cockpit.store.results import Row, append_row, row_text
 from cockpit.engine.program_hold import ProgramHold
 from cockpit.store.programs import ProgramSource
 from cockpit.rules.redact import redact
 from cockpit.engine.proposing import Asked
 from cockpit.store.repo import GitRepo, short
 from cockpit.training.runner import RunResult
-from cockpit.engine.session import Logged, SessionConfig, SessionFacts, SessionState, fixable, judge_run
-from cockpit.rules.summary import attention_backend, fail_reason, summary_memory_gb, summary_val_bpb
-from cockpit.rules.noise import Judgement, KeepRule, NoiseFloor, noise_mark
+from cockpit.engine.session import Logged, SessionConfig, SessionFacts, SessionState, Trial, fixable
+from cockpit.engine.verdict import attention_warning, verdict as decide_run
+from cockpit.engine.write_queue import WriteQueue
+from cockpit.rules.summary import attention_backend, summary_memory_gb, summary_val_bpb
+from cockpit.rules.noise import KeepRule, NoiseFloor
 from cockpit.rules.timekeeping import TimeKeeper
 from cockpit.rules.usage import add_usage
 from cockpit.store.workspace import Workspace, sha256_file
@@ -46,23 +41,6 @@ from cockpit.store.workspace import Workspace, sha256_file
 # session runs; a hand edit of prepare.py is kept so the harness check sees it
 # (and refuses the next run) instead of a reset wiping it silently.
 PRESERVED = ("program.md", "prepare.py")
-MAX_FAIL_REASON = 100  # characters of a run's ``FAIL:`` reason kept in a crash row's description
-
-
-@dataclass(frozen=True)
-class Trial:
-    """A committed experiment: number, commit (full hash), row description, diff
-    from the last keep, start time, the proposal (None for the baseline), and for
-    a fix its attempt number (1..N) and the crashed commit it fixes (short)."""
-
-    n: int
-    commit: str
-    description: str
-    diff: str
-    started: str
-    asked: Optional[Asked] = None
-    fix_attempt: int = 0
-    fix_of: str = ""
 
 
 class Bookkeeper:
@@ -76,7 +54,7 @@ class Bookkeeper:
         self.facts: Optional[SessionFacts] = None
         self.program = ProgramHold(ProgramSource(path=ws.program_md))
         self.journal = Journal(ws.path)
-        self.pending: list[tuple[str, Callable[[], None]]] = []
+        self.writes = WriteQueue(emit)  # every append, in order, queued when the disk fails
         self.times = TimeKeeper()  # where the session's seconds go (cockpit.rules.timekeeping)
         self.noise: Optional[NoiseFloor] = None  # measured at session start (cockpit.rules.noise)
 
@@ -99,21 +77,11 @@ class Bookkeeper:
 
     def restore(self, rows: list[Logged], log_names: dict[int, str], backends: dict[str, str],
                 upstream_head: Optional[str] = None) -> str:
-        """A resumed session's rows (experiment n = index n) folded into the running
-        best, in order, as every reader of results.tsv folds them (cockpit.rules.standing);
-        ``log_names`` by experiment and ``backends`` (short hash -> attention backend) as
-        recorded. ``upstream_head``: upstream resets every discard, so its branch head is
-        its best keep (whatever hash its row holds). Returns the last kept commit (full hash)."""
-        for row in rows:
-            self.state.log(row)
-        self.state.last_kept = self.repo.full_hash(self.state.last_kept)
-        if upstream_head is not None:
-            stack = self.state.ladder.stack
-            if stack and stack[-1].commit != upstream_head:  # its row's hash is not this head's (rewritten)
-                stack[-1] = replace(stack[-1], commit=upstream_head)
-            self.state.last_kept = upstream_head
-        self.state.log_names.update(log_names)
-        self.state.backends.update(backends)
+        """A resumed session's rows folded into the state (SessionState.restore; the last
+        keep's short hash made full); returns the last kept commit (full hash)."""
+        self.state.restore(rows, log_names, backends, upstream_head)
+        if upstream_head is None:
+            self.state.last_kept = self.repo.full_hash(self.state.last_kept)
         return self.state.last_kept
 
     @property
@@ -121,35 +89,6 @@ class Bookkeeper:
         """The session's keep rule (cockpit.rules.noise): ``keep_threshold`` from the
         config, sigma of the noise floor once measured (0.0 before)."""
         return KeepRule(self.config.settings.keep_threshold, self.noise.sigma if self.noise else 0.0)
-
-    # -------------------------------------------------------------- storage --
-
-    def store(self, what: str, write: Callable[[], None]) -> None:
-        """Run ``write`` (an append to ``what``) now, or queue it behind earlier
-        failed ones; an OSError queues it and says so (the engine then pauses)."""
-        if not self.pending:
-            try:
-                write()
-                return
-            except OSError as exc:
-                self._failed(what, exc)
-        self.pending.append((what, write))
-
-    def flush(self) -> bool:
-        """Write the queued appends in order; False (and a message) when one fails again."""
-        while self.pending:
-            what, write = self.pending[0]
-            try:
-                write()
-            except OSError as exc:
-                self._failed(what, exc)
-                return False
-            self.pending.pop(0)
-        return True
-
-    def _failed(self, what: str, exc: OSError) -> None:
-        self.emit(EngineMessage(f"cannot write {what}: {exc.strerror or exc}; nothing is lost: it is written "
-                                "when you resume", "error"))
 
     # -------------------------------------------------------------- journal --
 
@@ -160,48 +99,34 @@ class Bookkeeper:
                       experiment=trial.n, commit=trial.commit, parent=self.state.last_kept if trial.n else "",
                       description=trial.description, started=trial.started, results_offset=size,
                       log_path=self.log_name(trial.n, trial.commit), harness_sha256=self.harness_sha)
-        self.store("the journal", lambda: self.journal.append("open", **fields))
+        self.writes.store("the journal", lambda: self.journal.append("open", **fields))
         fault_point("after-commit", trial.n)
 
     def running(self, trial: Trial, pid: int) -> None:
         """Journal: ``trial``'s run started as process group ``pid``."""
-        self.store("the journal", lambda: self.journal.append(
+        self.writes.store("the journal", lambda: self.journal.append(
             "train", id=entry_id(self.config.tag, trial.n, trial.commit), pid=pid))
 
     def aux_running(self, run_id: str, pid: int) -> None:
         """Journal: a re-run (no row: noise floor, confirming re-run) started as
         process group ``pid``; a dead engine's restart kills it (cockpit.engine.reconcile)."""
-        self.store("the journal", lambda: self.journal.append("aux-train", id=run_id, pid=pid))
+        self.writes.store("the journal", lambda: self.journal.append("aux-train", id=run_id, pid=pid))
 
     def aux_closed(self, run_id: str) -> None:
-        self.store("the journal", lambda: self.journal.append("aux-close", id=run_id))
+        self.writes.store("the journal", lambda: self.journal.append("aux-close", id=run_id))
 
-    def record_rerun(self, n: int, commit: str, label: str, result: RunResult, summary: dict,
-                     log_path: str, holdout: Optional[float] = None) -> None:
-        """records.jsonl ``kind`` "rerun": one re-run of ``commit`` (``label`` says
-        which), its val_bpb (None when it crashed), holdout_bpb, attention backend,
-        timings and log; a warning when its backend is not the incumbent's
-        (``attention_warning``)."""
-        val = summary_val_bpb(summary) if result.returncode == 0 and not result.stopped else None
-        attention = attention_backend(summary, result.text)
-        warning = self.attention_warning(label, attention) if val is not None else ""
-        if warning:
-            self.emit(EngineMessage(warning, "warning"))
-        record = {"kind": "rerun", "experiment": n, "tag": self.config.tag, "commit": short(commit),
-                  "label": label, "val_bpb": val, "holdout_bpb": holdout, "budget_s": self.budget_s,
-                  "attention": attention, "returncode": result.returncode,
-                  "timings": result.timings(),
-                  "summary": summary, "log_path": log_path, "time": now_iso()}
-        self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
+    def append_record(self, record: dict) -> None:
+        """Append ``record`` (a records.jsonl object: a re-run's, an action's) through ``writes``."""
+        self.writes.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
 
     def record_noise(self, floor: NoiseFloor) -> None:
         """records.jsonl ``kind`` "noise-floor" (cockpit.rules.noise); it is the session's from now on."""
         self.noise = floor
         record = floor.as_record(self.config.tag)
-        self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
+        self.writes.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
 
     def _close(self, trial: Trial) -> None:
-        self.store("the journal", lambda: self.journal.append(
+        self.writes.store("the journal", lambda: self.journal.append(
             "close", id=entry_id(self.config.tag, trial.n, trial.commit)))
 
     # ---------------------------------------------------------------- branch --
@@ -237,23 +162,25 @@ class Bookkeeper:
 
     def conclude(self, trial: Trial, result: RunResult, summary: dict, hold: bool = False,
                  verdict: str = "", confirm: tuple = (), extra: Optional[dict] = None) -> str:
-        """Decide (``verdict`` "veto", "force-keep" or "abort": see ``verdict``;
+        """Decide (``verdict`` "veto", "force-keep" or "abort": cockpit.engine.verdict;
         ``confirm`` the val_bpb of a confirming re-run, cockpit.rules.noise); reset unless
         kept (or ``hold`` and a fixable crash: fixes follow); append the row and the
         record (``extra`` fields added to it, and the run's ``attention`` backend:
         a finished run on another backend than the incumbent's gets a warning
-        after its row, ``attention_warning``). Returns the status; raises Stopped
+        after its row, cockpit.engine.verdict ``attention_warning``). Returns the status; raises Stopped
         after a stop."""
         state, n = self.state, trial.n
         self.emit(PhaseChanged(n, "deciding"))
-        status, mark, judged = self.verdict(result, summary, verdict, confirm)
+        status, mark, judged, refused = decide_run(result, summary, state.best, self.rule, verdict, confirm)
+        if refused:
+            self.emit(EngineMessage(refused, "warning"))
         val = summary_val_bpb(summary) if status != "crash" else None
         if val is not None and judged is not None and len(judged.runs) > 1:
             val = sum(judged.runs) / len(judged.runs)  # a confirmed run's row holds the mean of its runs
         mem = summary_memory_gb(summary) if status != "crash" else 0.0
         description = trial.description + mark
         attention = attention_backend(summary, result.text)
-        warning = self.attention_warning(f"#{n}", attention) if val is not None else ""
+        warning = attention_warning(state, f"#{n}", attention) if val is not None else ""
         state.backends[short(trial.commit)] = attention
         parent = state.last_kept
         if status != "keep" and n > 0 and not (hold and status == "crash" and fixable(result)) and self._on_branch():
@@ -286,47 +213,6 @@ class Bookkeeper:
             raise Stopped
         return status
 
-    def verdict(self, result: RunResult, summary: dict, human: str = "",
-                confirm: tuple = ()) -> tuple[str, str, Optional[Judgement]]:
-        """(status, description mark, noise judgement) of a finished run. ``human``
-        "veto": discard, " [vetoed]"; "abort" (early abort): discard, " [aborted
-        early]"; "force-keep": a discard becomes a keep, " [forced]" (a crash stays
-        a crash, with a warning; a keep needs no force). Otherwise a finite run is
-        judged against the best by cockpit.rules.noise (with ``confirm``'s runs averaged
-        in; the one rule, ``self.rule``): an improvement within the noise is a
-        discard " [within noise]", a confirmed keep " [confirmed]". A forced keep is
-        marked " [forced]" when that rule would have discarded it. A crash whose
-        output has a ``FAIL: <reason>`` line says why: " [<reason>]" (one line, at
-        most MAX_FAIL_REASON characters), after " [stopped]" or " [timed out]"."""
-        status, judged = judge_run(result, summary, self.state.best, self.rule, confirm)
-        if human == "veto":
-            return "discard", " [vetoed]", judged
-        if human == "abort":
-            return "discard", " [aborted early]", judged
-        if human == "force-keep" and status == "discard":
-            return "keep", " [forced]", judged
-        if human == "force-keep" and status == "crash":
-            self.emit(EngineMessage("force-keep: the run crashed (no val_bpb), so it cannot be kept", "warning"))
-        mark = noise_mark(status, judged)
-        if mark:
-            return status, mark, judged
-        mark = " [stopped]" if result.stopped else " [timed out]" if result.timed_out else ""
-        reason = fail_reason(result.text) if status == "crash" else ""
-        return status, mark + (f" [{_clip(clean_description(reason), MAX_FAIL_REASON)}]" if reason else ""), judged
-
-    def attention_warning(self, who: str, backend: str) -> str:
-        """The one-line warning (``who`` first: "#7", a re-run's label) when a
-        finished run's attention ``backend`` is not the incumbent's (the last kept
-        experiment's, ``state.backends``): their val_bpb are not comparable
-        (another kernel trains another number of steps in the same budget). ""
-        when they agree, when either is unknown ("") and before the first keep."""
-        kept = self.state.kept
-        theirs = self.state.backends.get(short(kept[-1].commit), "") if kept else ""
-        if not backend or not theirs or backend == theirs:
-            return ""
-        return (f"{who}: attention backend {backend} differs from the incumbent's {theirs} "
-                f"(#{kept[-1].experiment}); their val_bpb are not comparable")
-
     def _log_row(self, row: Logged, usage: Optional[dict] = None, record: Optional[ExperimentRecord] = None,
                  trial: Optional[Trial] = None, delta_sigma: Optional[float] = None,
                  holdout_bpb: Optional[float] = None) -> None:
@@ -335,13 +221,13 @@ class Bookkeeper:
         after it), emit RowLogged."""
         line = Row(short(row.commit), row.val_bpb or 0.0, row.memory_gb, row.status, row.description)
         torn_write("mid-row", row.experiment, self.ws.results_tsv, lambda: row_text(self.ws.results_tsv, line))
-        self.store("results.tsv", lambda: append_row(self.ws.results_tsv, line))
+        self.writes.store("results.tsv", lambda: append_row(self.ws.results_tsv, line))
         if record is not None:
-            self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
+            self.writes.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
         self.state.log(row)
         fields = dict(id=entry_id(self.config.tag, trial.n, trial.commit) if trial else None, tag=self.config.tag,
                       experiment=row.experiment, commit=row.commit, status=row.status, kept=self.state.last_kept)
-        self.store("the journal", lambda: self.journal.append("row", **fields))
+        self.writes.store("the journal", lambda: self.journal.append("row", **fields))
         self.state.usage = add_usage(self.state.usage, usage)
         self.emit(RowLogged(row.experiment, line.commit, line.val_bpb, row.memory_gb, row.status,
                             row.description, self.state.best, usage, delta_sigma, holdout_bpb))
@@ -367,7 +253,7 @@ class Bookkeeper:
             kind, trial.n, kind, trial.description, trial.started, asked, commit=short(trial.commit),
             parent=short(parent), diff=trial.diff, reason=reason, fix_attempt=trial.fix_attempt,
             fix_of=trial.fix_of, timings={"propose_s": asked.outcome.propose_s if asked else 0.0})
-        self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
+        self.writes.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
         self._close(trial)
 
     def unqueued(self, kind: str, n: int, asked: Asked, parent: str, reason: str, diff: str) -> None:
@@ -380,7 +266,7 @@ class Bookkeeper:
         record = self._record(
             kind, n, kind, description, asked.started, asked, parent=short(parent), diff=diff, reason=reason,
             queued=asked.queued, timings={"propose_s": asked.outcome.propose_s})
-        self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
+        self.writes.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
 
     def drop(self, n: int, asked: Asked, fix_attempt: int = 0) -> bool:
         """Record a proposal dropped after its re-asks (no row, train.py untouched).
@@ -394,7 +280,7 @@ class Bookkeeper:
             "dropped", n, "dropped", "(dropped proposal)", asked.started, asked,
             parent=short(state.last_kept), timings={"propose_s": outcome.propose_s}, fix_attempt=fix_attempt,
             errors=list(outcome.errors), replies=[r[:20_000] for r in outcome.replies])
-        self.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
+        self.writes.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
         if state.drops < self.config.max_consecutive_drops:
             return False
         state.drops = 0
@@ -410,8 +296,3 @@ class Bookkeeper:
             program=self.program.label, harness_sha256=self.harness_sha or sha256_file(self.ws.prepare_py),
             agent_usage=asked.outcome.usage if asked else None, steering=list(asked.steering) if asked else [],
             started=started, ended=now_iso(), **fields)
-
-
-def _clip(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` characters, "…" marking a cut."""
-    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"

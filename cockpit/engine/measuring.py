@@ -16,16 +16,18 @@ from __future__ import annotations
 import uuid
 from typing import Awaitable, Callable, Optional
 
-from cockpit.engine.bookkeeping import Bookkeeper, Trial
+from cockpit.clock import now_iso
+from cockpit.engine.bookkeeping import Bookkeeper
 from cockpit.engine.control import SessionControl, Stopped
-from cockpit.engine.session import SessionConfig
+from cockpit.engine.session import SessionConfig, Trial
 from cockpit.engine.trainer import Trainer
+from cockpit.engine.verdict import attention_warning
 from cockpit.events import Emit, EngineMessage, NoiseMeasured, PhaseChanged
 from cockpit.rules.holdout import divergence, read_holdout
 from cockpit.rules.noise import NoiseFloor, threshold
 from cockpit.store.repo import short
 from cockpit.training.runner import RunResult
-from cockpit.rules.summary import summary_val_bpb
+from cockpit.rules.summary import attention_backend, summary_val_bpb
 
 
 class Measurer:
@@ -100,7 +102,7 @@ class Measurer:
             on_start=lambda pid: self.book.aux_running(run_id, pid), ended=lambda: self.book.aux_closed(run_id))
         self.book.times.account(result.timings(), experiment=False)
         holdout = read_holdout(scores)
-        self.book.record_rerun(n, commit, label, result, summary, log_name, holdout)
+        self._record(n, commit, label, result, summary, log_name, holdout)
         if result.stopped:
             raise Stopped
         ok = result.returncode == 0 and not result.timed_out
@@ -116,3 +118,20 @@ class Measurer:
         warning = divergence(*baseline_scores, row.val_bpb, holdout, floor.sigma, floor.holdout_sigma)
         if warning:
             self.emit(EngineMessage(f"#{row.experiment}: {warning}", "warning"))
+
+    def _record(self, n: int, commit: str, label: str, result: RunResult, summary: dict,
+                log_path: str, holdout: Optional[float] = None) -> None:
+        """records.jsonl ``kind`` "rerun": one re-run of ``commit`` (``label`` says
+        which), its val_bpb (None when it crashed), holdout_bpb, attention backend,
+        timings and log; a warning when its backend is not the incumbent's
+        (cockpit.engine.verdict ``attention_warning``)."""
+        val = summary_val_bpb(summary) if result.returncode == 0 and not result.stopped else None
+        attention = attention_backend(summary, result.text)
+        warning = attention_warning(self._state, label, attention) if val is not None else ""
+        if warning:
+            self.emit(EngineMessage(warning, "warning"))
+        self.book.append_record({
+            "kind": "rerun", "experiment": n, "tag": self.config.tag, "commit": short(commit), "label": label,
+            "val_bpb": val, "holdout_bpb": holdout, "budget_s": self.book.budget_s, "attention": attention,
+            "returncode": result.returncode, "timings": result.timings(), "summary": summary, "log_path": log_path,
+            "time": now_iso()})

@@ -32,10 +32,10 @@ from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 from cockpit.agents.base import Agent, AgentFatal, ProposalContext
-from cockpit.engine.bookkeeping import Bookkeeper, Trial
+from cockpit.engine.bookkeeping import Bookkeeper
 from cockpit.engine.proposing import Asked
 from cockpit.engine.control import SessionControl
-from cockpit.engine.session import SessionConfig
+from cockpit.engine.session import SessionConfig, Trial
 from cockpit.clock import now_iso
 from cockpit.rules.edits import EditError, apply_reply, unified_diff
 from cockpit.events import Emit, EngineMessage, ProposalQueued, ProposalRejected

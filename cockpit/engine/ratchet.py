@@ -33,7 +33,7 @@ from cockpit.engine.abort_watch import AbortWatch
 from cockpit.engine.actions import HumanActions
 from cockpit.engine.inbox import Inbox
 from cockpit.agents.base import Agent, AgentExhausted, NoFix
-from cockpit.engine.bookkeeping import Bookkeeper, Trial
+from cockpit.engine.bookkeeping import Bookkeeper
 from cockpit.engine.proposing import Asked
 from cockpit.clock import now_iso
 from cockpit.engine.context import log_tail
@@ -53,7 +53,7 @@ from cockpit.engine.proposing import Proposer
 from cockpit.rules.redact import redact, redact_event
 from cockpit.store.repo import GitRepo, RepoError, short
 from cockpit.training.runner import RunnerError, RunResult
-from cockpit.engine.session import SessionConfig, SessionError, decide, fixable
+from cockpit.engine.session import SessionConfig, SessionError, Trial, decide, fixable
 from cockpit.engine.startup import SessionStart
 from cockpit.engine.trainer import Trainer
 from cockpit.store.workspace import Workspace, WorkspaceError

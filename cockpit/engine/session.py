@@ -10,8 +10,8 @@ after keeps, forced keeps, reverts and crashes."""
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from cockpit.rules.noise import Judgement, KeepRule
 from cockpit.training.runner import RunResult
@@ -20,6 +20,9 @@ from cockpit.store.settings import Settings
 from cockpit.rules.standing import Ladder
 from cockpit.rules.summary import summary_val_bpb
 from cockpit.store.workspace import prepare_command
+
+if TYPE_CHECKING:  # proposing imports this module
+    from cockpit.engine.proposing import Asked
 
 
 class SessionError(RuntimeError):
@@ -130,6 +133,22 @@ class Logged:
     description: str
 
 
+@dataclass(frozen=True)
+class Trial:
+    """A committed experiment: number, commit (full hash), row description, diff
+    from the last keep, start time, the proposal (None for the baseline), and for
+    a fix its attempt number (1..N) and the crashed commit it fixes (short)."""
+
+    n: int
+    commit: str
+    description: str
+    diff: str
+    started: str
+    asked: Optional[Asked] = None
+    fix_attempt: int = 0
+    fix_of: str = ""
+
+
 @dataclass
 class SessionState:
     """Mutable session state: best kept val_bpb (the reference the next run must
@@ -169,3 +188,20 @@ class SessionState:
         standing = self.ladder.step(row)
         if standing.incumbent is not None:
             self.best, self.last_kept = standing.best, standing.commit
+
+    def restore(self, rows: list[Logged], log_names: dict[int, str], backends: dict[str, str],
+                upstream_head: Optional[str] = None) -> None:
+        """Fold a resumed session's rows (experiment n = index n) in, in order, as every
+        reader of results.tsv folds them (``log``); ``log_names`` by experiment and
+        ``backends`` (short hash -> attention backend) as recorded. ``upstream_head``:
+        upstream resets every discard, so its branch head is its best keep whatever
+        hash its row holds."""
+        for row in rows:
+            self.log(row)
+        if upstream_head is not None:
+            stack = self.ladder.stack
+            if stack and stack[-1].commit != upstream_head:  # its row's hash is not this head's (rewritten)
+                stack[-1] = replace(stack[-1], commit=upstream_head)
+            self.last_kept = upstream_head
+        self.log_names.update(log_names)
+        self.backends.update(backends)

@@ -91,7 +91,7 @@ class SessionStart:
         self.facts = facts = SessionFacts(self.config.tag, self.config.branch, base, budget, harness, program,
                                           resumed=point is not None)
         self.book.begin(facts)
-        self.book.store("the journal", lambda: self.book.journal.append(
+        self.book.writes.store("the journal", lambda: self.book.journal.append(
             "session", tag=facts.tag, branch=facts.branch, base=facts.base,
             harness_sha256=facts.harness_sha256, agent=self.agent_name, profile=self.ws.profile,
             budget_s=facts.budget_s, pid=os.getpid(), resumed=facts.resumed,
@@ -206,12 +206,12 @@ class SessionStart:
     def finish(self, reason: str) -> None:
         """Write what is still queued (one last try), journal the end of the session
         (when it started) and drop the lock."""
-        self.book.flush()
+        self.book.writes.flush()
         if self.facts is not None:
-            self.book.store("the journal", lambda: self.book.journal.append(
+            self.book.writes.store("the journal", lambda: self.book.journal.append(
                 "end", tag=self.config.tag, reason=reason))
-        if self.book.pending:
-            lost = ", ".join(what for what, _ in self.book.pending)
+        if self.book.writes.pending:
+            lost = ", ".join(what for what, _ in self.book.writes.pending)
             self.emit(EngineMessage(f"the session ended with writes still pending ({lost}): the next start "
                                     "settles the experiment from the journal and its log", "error"))
         if self.lock is not None:
@@ -234,10 +234,10 @@ class SessionStart:
     async def _settle(self, n: int) -> None:
         """When a write failed (cockpit.engine.bookkeeping.store said why), pause; on each
         resume write the queue again, until it is all on disk."""
-        while self.book.pending:
+        while self.book.writes.pending:
             self.control.hold()
             await self.control.wait_if_paused(n)
-            self.book.flush()
+            self.book.writes.flush()
 
     # ------------------------------------------------------ budget, prepare --
 

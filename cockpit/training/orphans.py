@@ -1,6 +1,6 @@
 """Processes a run left behind after clearing its environment: found by the process tree.
 
-``cockpit.training.runner.sweep`` finds a run's leftovers by the ``COCKPIT_RUN_ID`` they
+``cockpit.training.sweep.sweep`` finds a run's leftovers by the ``COCKPIT_RUN_ID`` they
 inherit; a descendant that calls ``setsid()`` and ``execve`` with an empty
 environment carries no run id and would survive the run. This module closes
 that gap with the kernel's process tree instead of a marker the child controls:

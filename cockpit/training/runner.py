@@ -2,8 +2,8 @@
 
 The child runs in its own session (``start_new_session=True``) so the whole
 process group (torch.compile workers included) can be killed. stdout and stderr
-are merged and read in chunks; text is split on ``\\r`` and ``\\n`` (progress lines
-end in ``\\r``), every byte goes to the log file, and each line is reported as a
+are merged and read in chunks; text is split on ``\r`` and ``\n`` (progress lines
+end in ``\r``), every byte goes to the log file, and each line is reported as a
 ``StepLogged`` (progress line) or ``LogLine`` event. At the hard limit the group
 gets SIGTERM, then SIGKILL after ``kill_grace_s``; ``kill()`` does the same for
 Stop. After the child exits, anything left in its group is killed too, and so
@@ -31,80 +31,23 @@ import os
 import signal
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from cockpit.events import Emit, LogLine, StepLogged
-from cockpit.training.orphans import become_subreaper, foreign_children, start_ticks, sweep_orphans, ticks_now
 from cockpit.rules.redact import redact, secret_values
 from cockpit.rules.run_env import run_environment
-from cockpit.rules.summary import fail_reason, flush_tail, parse_step_line, split_lines
+from cockpit.rules.summary import flush_tail, parse_step_line, split_lines
+from cockpit.training.orphans import become_subreaper, foreign_children, start_ticks, sweep_orphans, ticks_now
+from cockpit.training.run_result import RunResult, RunnerError
+from cockpit.training.sweep import RUN_ID_ENV, sweep
+
 
 CHUNK_BYTES = 65536
 MAX_HELD = 1 << 20  # characters of an unfinished line held back for redaction before it is written anyway
 DRAIN_S = 2.0  # seconds to finish reading the pipe after the child exited
 POLL_S = 0.05  # seconds between checks of the child's exit status
 LIVE_RUNS: set[int] = set()  # pids of this process's runs still going (spared by sweep_orphans)
-RUN_ID_ENV = "COCKPIT_RUN_ID"  # set to a unique value per run; inherited by every descendant
-
-
-class RunnerError(RuntimeError):
-    """The command could not be started (missing interpreter, bad working directory)."""
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """How a run ended. Times are ``time.monotonic()`` seconds; ``first_step`` /
-    ``last_step`` are None when no progress line was seen. ``stopped`` is True when
-    ``kill()`` ended it; ``timed_out`` when the hard limit did. ``stray_processes``:
-    descendants that had left the process group, killed by ``sweep`` after it."""
-
-    returncode: int
-    timed_out: bool
-    stopped: bool
-    text: str
-    started: float
-    ended: float
-    first_step: Optional[float]
-    last_step: Optional[float]
-    log_error: str = ""
-    stray_processes: int = 0
-    counted_start: Optional[float] = None
-    """When the first counted training step began (the budget's clock started): the
-    end of the last step line that still showed 0% progress minus that step's own
-    time, i.e. the start of the first step whose time counted (train.py leaves
-    warm-up and compile steps out, as upstream does); None when no line showed
-    progress (then the first step line stands in)."""
-
-    def last_line(self) -> str:
-        """The last non-empty line of the output (usually the error), or "no output"."""
-        lines = [line.strip() for line in self.text.replace("\r", "\n").splitlines() if line.strip()]
-        return lines[-1][:300] if lines else "no output"
-
-    def failure(self) -> str:
-        """Why the run failed, in its own words: its last ``FAIL: <reason>`` line (the
-        run contract, cockpit.rules.summary ``fail_reason``; up to 300 characters) when it
-        printed one, else ``last_line()``."""
-        reason = fail_reason(self.text)
-        return f"FAIL: {reason}"[:300] if reason else self.last_line()
-
-    def timings(self) -> dict:
-        """{startup_s, training_s, eval_s, wall_s}: start -> the first counted training
-        step (``counted_start``, else the first step line: imports, data, compile and the
-        uncounted warm-up steps), then -> the last step line, last step line -> exit,
-        start -> exit (seconds)."""
-        wall = self.ended - self.started
-        if self.first_step is None or self.last_step is None:
-            return {"startup_s": wall, "training_s": 0.0, "eval_s": 0.0, "wall_s": wall}
-        begun = self.counted_start if self.counted_start is not None else self.first_step
-        begun = min(max(begun, self.started), self.last_step)
-        return {
-            "startup_s": begun - self.started,
-            "training_s": self.last_step - begun,
-            "eval_s": self.ended - self.last_step,
-            "wall_s": wall,
-        }
 
 
 class Run:
@@ -322,33 +265,3 @@ class Run:
         except asyncio.TimeoutError:
             pass
         self._signal_group(signal.SIGKILL)
-
-
-def sweep(run_id: str, skip_group: Optional[int] = None) -> set[int]:
-    """SIGKILL every live process whose environment holds ``COCKPIT_RUN_ID=run_id``
-    (members of process group ``skip_group`` excepted: the group kill got them);
-    returns their pids. Unreadable /proc entries are skipped; no /proc, no sweep."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return set()
-    needle = f"\0{RUN_ID_ENV}={run_id}\0".encode()
-    killed: set[int] = set()
-    for _ in range(5):  # again, for any process forked during a pass
-        found = False
-        for entry in proc.iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if fields[0] == "Z" or int(fields[2]) == skip_group:
-                    continue
-                if needle not in b"\0" + (entry / "environ").read_bytes() + b"\0":
-                    continue
-                os.kill(int(entry.name), signal.SIGKILL)
-            except (OSError, ValueError, IndexError):
-                continue
-            killed.add(int(entry.name))
-            found = True
-        if not found:
-            break
-    return killed
