@@ -62,8 +62,9 @@ from cockpit.serve import daemon, wire
 from cockpit.serve.attach import start_daemon, wait_ready  # noqa: E402
 from cockpit.cli import build_parser  # noqa: E402
 from cockpit.cli.session import serve_argv  # noqa: E402
-from cockpit.events import (Command, EngineMessage, LogLine, PhaseChanged, Resume, RowLogged,  # noqa: E402
-                            RunStarted, SessionEnded, Steer, StepLogged, Stop)
+from cockpit.commands import Command, Resume, Steer, Stop  # noqa: E402
+from cockpit.events import (EngineMessage, LogLine, PhaseChanged, RowLogged,  # noqa: E402
+                            RunStarted, SessionEnded, StepLogged)
 from cockpit.store.journal import Journal  # noqa: E402
 from cockpit.store.results import HEADER, read_rows  # noqa: E402
 from cockpit.store.repo import short  # noqa: E402

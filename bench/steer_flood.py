@@ -38,7 +38,8 @@ from cockpit.serve import wire  # noqa: E402
 from cockpit.serve.attach import attach_or_start, start_daemon  # noqa: E402
 from cockpit.cli import build_parser  # noqa: E402
 from cockpit.cli.session import serve_argv, typed_session_flags  # noqa: E402
-from cockpit.events import EngineMessage, Steer, StepLogged, Stop  # noqa: E402
+from cockpit.commands import Steer, Stop
+from cockpit.events import EngineMessage, StepLogged  # noqa: E402
 from cockpit.store.rundir import RunDir  # noqa: E402
 
 

@@ -58,8 +58,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("COLORTERM", "truecolor")  # render colours as a modern terminal gets them
 os.environ.setdefault("TERM", "xterm-256color")
 
+from cockpit.commands import Stop  # noqa: E402
 from cockpit.events import (LogLine, PhaseChanged, RunStarted, SessionEnded, SessionStarted,  # noqa: E402
-                            StepLogged, Stop)
+                            StepLogged)
 
 BUDGET_S = 300.0
 END_MARK = "bench: end of the flood"

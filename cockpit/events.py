@@ -1,10 +1,10 @@
-"""Typed events the engine emits and commands it accepts.
+"""Typed events the engine emits (the commands it accepts are cockpit.commands).
 
 The engine never imports Textual (see DESIGN.md: "events out, commands in").
 It reports what happened through one callable ``emit(event)`` it is given;
 the Textual app turns each event into a message, headless mode prints it, and
 tests append it to a list. Events are frozen dataclasses named in the past
-tense; commands are frozen dataclasses named as imperatives.
+tense.
 
 All times are in seconds (float); val_bpb is bits per byte; memory in GB.
 """
@@ -258,83 +258,3 @@ Event = Union[
 ]
 
 Emit = Callable[[Event], None]
-
-
-# -------------------------------------------------------------- commands ----
-
-
-@dataclass(frozen=True)
-class Pause:
-    """Finish the running experiment, then wait before proposing the next one."""
-
-
-@dataclass(frozen=True)
-class Resume:
-    """Leave the paused state and continue the loop."""
-
-
-@dataclass(frozen=True)
-class Stop:
-    """End the session now: kill the running training (its row is logged as crash)."""
-
-
-@dataclass(frozen=True)
-class Steer:
-    """A note from the human that goes to the agent with every following proposal."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Veto:
-    """Reject the proposal waiting at the approval gate (reset away, recorded as
-    "vetoed", no results row: it never started), or kill the running experiment
-    (not the baseline): it ends as a discard row marked " [vetoed]". Else a warning."""
-
-
-@dataclass(frozen=True)
-class ForceKeep:
-    """Keep the running experiment when it ends with a finite val_bpb (" [forced]"),
-    or, between experiments, the just-discarded one (the branch moves to it; a new
-    keep row "... [forced keep of #n]"); either becomes the ratchet's reference."""
-
-
-@dataclass(frozen=True)
-class Approve:
-    """Let the pending proposal train (only meaningful while the approval gate holds it)."""
-
-
-@dataclass(frozen=True)
-class SetApprovalGate:
-    """Turn the approval gate on or off: when on, every committed proposal waits
-    (phase "awaiting-approval") for Approve or Veto; off while one waits approves it."""
-
-    on: bool
-
-
-@dataclass(frozen=True)
-class DropQueued:
-    """Drop the proposal that waits, pipelined, for approval while a run trains
-    (ProposalQueued with ``awaiting_approval``): it is recorded as vetoed and the
-    agent is asked for another at once. Else a warning."""
-
-
-@dataclass(frozen=True)
-class RevertLastKeep:
-    """Un-keep the last kept commit (never the baseline): the branch and the best
-    val_bpb go back to the keep before it; a discard row "... [reverted]" is
-    appended. Between experiments only (refused with a warning while training)."""
-
-
-@dataclass(frozen=True)
-class AcceptProgram:
-    """The human confirms the program file as it is now (its bytes hash to
-    ``sha256``, hex): a change held because it was made while a run trained
-    (cockpit.engine.program_hold) is used from the next proposal on. The cockpit's
-    editor sends it with every save. Else nothing happens."""
-
-    sha256: str
-
-
-Command = Union[Pause, Resume, Stop, Steer, Veto, ForceKeep, Approve, SetApprovalGate, RevertLastKeep, DropQueued,
-                AcceptProgram]

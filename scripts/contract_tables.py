@@ -9,7 +9,7 @@ Each table sits in docs/CONTRACTS.md between ``<!-- table: NAME -->`` and
 script generates, so a new event field, record field, summary key, setting or
 environment variable cannot be left out of the reference.
 
-Tables: ``events`` and ``commands`` (cockpit/events.py: each frozen dataclass, its
+Tables: ``events`` and ``commands`` (cockpit/events.py, cockpit/commands.py: each frozen dataclass, its
 fields with types and defaults, the first sentence of its docstring), ``records``
 (cockpit/store/records.py ``ExperimentRecord``), ``summary`` (the keys of the
 ``---`` block substrate/train.py prints, and which the engine reads),
@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cockpit import events  # noqa: E402
+from cockpit import commands, events  # noqa: E402
 from cockpit.store import settings as settings_module  # noqa: E402
 from cockpit.store.agent_settings import AgentSettings  # noqa: E402
 from cockpit.store.records import ExperimentRecord  # noqa: E402
@@ -109,12 +109,12 @@ def _fields(cls) -> str:
 
 
 def _classes(kind: str) -> list[type]:
-    members = typing.get_args(events.Event) if kind == "events" else typing.get_args(events.Command)
+    members = typing.get_args(events.Event) if kind == "events" else typing.get_args(commands.Command)
     return list(members)
 
 
 def dataclass_table(kind: str) -> str:
-    """The events or the commands of cockpit/events.py as a markdown table."""
+    """The events (cockpit/events.py) or the commands (cockpit/commands.py) as a markdown table."""
     lines = [f"| {kind[:-1]} | fields | meaning |", "|---|---|---|"]
     for cls in _classes(kind):
         lines.append(f"| `{cls.__name__}` | {_cell(_fields(cls))} | {_cell(_first_sentence(cls.__doc__))} |")

@@ -14,29 +14,11 @@ import asyncio
 from dataclasses import dataclass
 from typing import Optional
 
-from cockpit.events import (
-    ActionApplied,
-    Approve,
-    Command,
-    Emit,
-    EngineMessage,
-    Event,
-    LogLine,
-    Pause,
-    PhaseChanged,
-    ProposalReady,
-    ProposalRejected,
-    Resume,
-    RowLogged,
-    SetApprovalGate,
-    RunFinished,
-    RunStarted,
-    SessionEnded,
-    SessionStarted,
-    StepLogged,
-    Stop,
-    Veto,
-)
+from cockpit.commands import Approve, Command, Pause, Resume, SetApprovalGate, Stop, Veto
+
+from cockpit.events import (ActionApplied, Emit, EngineMessage, Event, LogLine, PhaseChanged, ProposalReady,
+                             ProposalRejected, RowLogged, RunFinished, RunStarted, SessionEnded, SessionStarted,
+                             StepLogged)
 
 
 @dataclass(frozen=True)

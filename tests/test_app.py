@@ -14,7 +14,8 @@ from cockpit.app.messages import Relay
 from cockpit.app.widgets import DiffView, LiveCurves, ResultRow, ResultsTable, StatusBar
 from cockpit.app.widgets.live_curves import MAX_POINTS, thin
 from cockpit.app.widgets.staircase import StaircasePlot, staircase, step_line
-from cockpit.events import EngineMessage, LogLine, Pause, Resume, StepLogged, Stop
+from cockpit.commands import Pause, Resume, Stop
+from cockpit.events import EngineMessage, LogLine, StepLogged
 from scripted_engine import DEFAULT_SCRIPT, Experiment
 
 SIZES = [(80, 24), (160, 48)]

@@ -7,7 +7,8 @@ from __future__ import annotations
 from app_harness import Harness, until
 from cockpit.app.widgets import ResultsTable, StatusBar
 from cockpit.app.widgets.results_table import FIXED_COLUMNS
-from cockpit.events import DropQueued, NoiseMeasured, ProposalQueued, RowLogged, TimeAccounted
+from cockpit.commands import DropQueued
+from cockpit.events import NoiseMeasured, ProposalQueued, RowLogged, TimeAccounted
 from scripted_engine import Experiment
 
 TIMINGS = {"propose_s": 31.2, "wait_model_s": 0.0, "wait_human_s": 0.0, "paused_s": 0.0, "gap_s": 0.08,

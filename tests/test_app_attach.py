@@ -12,7 +12,8 @@ from cockpit.serve import wire
 from cockpit.app import CockpitApp
 from cockpit.app.widgets import ResultsTable, StatusBar, TrainLog
 from cockpit.serve.attach import AttachedEngine
-from cockpit.events import ActionApplied, Resume, SessionEnded
+from cockpit.commands import Resume
+from cockpit.events import ActionApplied, SessionEnded
 from cockpit.store.rundir import RunDir
 from scripted_engine import ScriptedEngine
 

@@ -6,7 +6,7 @@ import pytest
 
 from app_harness import Harness, ended, until
 from cockpit.app.dialogs import ConfirmScreen, SteerScreen
-from cockpit.events import (Approve, ForceKeep, Pause, Resume, RevertLastKeep, SetApprovalGate, Steer, Veto)
+from cockpit.commands import Approve, ForceKeep, Pause, Resume, RevertLastKeep, SetApprovalGate, Steer, Veto
 from scripted_engine import DEFAULT_SCRIPT, Experiment
 
 # key presses (F-keys, then the same with letters) and the commands they send, in order

@@ -142,7 +142,7 @@ async def test_a_save_tells_the_engine_which_text_a_person_confirmed(tmp_path):
     because it came while a run trained is released by it (cockpit.engine.program_hold)."""
     import hashlib
 
-    from cockpit.events import AcceptProgram
+    from cockpit.commands import AcceptProgram
 
     harness, path = program_app(tmp_path)
     async with harness.app.run_test(size=(80, 24)) as pilot:

@@ -13,7 +13,9 @@ import pytest
 from engine_support import (FAKES, LR_COMMENT, ScriptedAgent, blocks, fast_config, line, lr, make_workspace, mode,
                             of_type, run_session)
 
-from cockpit.events import EngineMessage, RowLogged, Stop
+from cockpit.commands import Stop
+
+from cockpit.events import EngineMessage, RowLogged
 from cockpit.store.records import read_records
 from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo

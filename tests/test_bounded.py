@@ -26,8 +26,9 @@ from cockpit.app.widgets.live_curves import MAX_CURVE_STEPS, RunCurve, thin
 from cockpit.serve.attach import AttachedEngine
 from cockpit.agents.base import MAX_NOTE_CHARS, MAX_STEERING_NOTES
 from cockpit.serve.daemon import COMMAND_BURST, COMMAND_RATE, Broadcaster, CommandBucket
-from cockpit.events import (EngineMessage, LogLine, PhaseChanged, RowLogged, RunFinished, RunStarted, SessionStarted,
-                            Steer, StepLogged, Stop)
+from cockpit.commands import Steer, Stop
+from cockpit.events import (EngineMessage, LogLine, PhaseChanged, RowLogged, RunFinished, RunStarted,
+                            SessionStarted, StepLogged)
 from cockpit.serve.headless import HeadlessPrinter
 from cockpit.store.records import read_records
 from cockpit.agents.prompt import build_messages, steering_section

@@ -16,7 +16,9 @@ import time
 
 from engine_support import FAKES, ScriptedAgent, fast_config, lr, make_workspace, of_type, run_session
 
-from cockpit.events import EngineMessage, PhaseChanged, Stop
+from cockpit.commands import Stop
+
+from cockpit.events import EngineMessage, PhaseChanged
 from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo
 

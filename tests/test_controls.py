@@ -14,9 +14,9 @@ from engine_support import (FAKES, ScriptedAgent, fast_config, lr, make_workspac
 
 from cockpit.agents.offline import OfflineAgent
 from cockpit.cli import main
-from cockpit.events import (ActionApplied, Approve, EngineMessage, ForceKeep, Pause, PhaseChanged, Resume,
-                            RevertLastKeep, RowLogged, RunStarted, SessionStarted, SetApprovalGate, StepLogged,
-                            Stop, Veto)
+from cockpit.commands import Approve, ForceKeep, Pause, Resume, RevertLastKeep, SetApprovalGate, Stop, Veto
+from cockpit.events import (ActionApplied, EngineMessage, PhaseChanged, RowLogged, RunStarted, SessionStarted,
+                            StepLogged)
 from cockpit.store.records import read_records
 from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo, short

@@ -16,7 +16,8 @@ import pytest
 from cockpit.serve.attach import AttachedEngine, DaemonError, attach_or_start, running_engine, start_daemon, wait_ready
 from cockpit.cli import build_parser, main
 from cockpit.cli.session import serve_argv, typed_session_flags
-from cockpit.events import Pause, PhaseChanged, Resume, RowLogged, SessionStarted, StepLogged, Stop
+from cockpit.commands import Pause, Resume, Stop
+from cockpit.events import PhaseChanged, RowLogged, SessionStarted, StepLogged
 from cockpit.store.rundir import EngineBusy, RunDir
 from engine_support import FAKES, make_workspace, process_alive, processes_in
 

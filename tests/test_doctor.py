@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from cockpit.commands import doctor
+from cockpit.tools import doctor
 from cockpit.cli import main
 
 

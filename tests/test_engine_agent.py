@@ -11,8 +11,8 @@ import pytest
 from engine_support import FAKES, ScriptedAgent, fast_config, lr, make_workspace, of_type, run_session, set_line
 
 from cockpit.agents.base import AgentFatal
-from cockpit.events import (EngineMessage, PhaseChanged, ProposalRejected, Resume, RowLogged, RunStarted,
-                            SessionEnded, Steer, Stop)
+from cockpit.commands import Resume, Steer, Stop
+from cockpit.events import EngineMessage, PhaseChanged, ProposalRejected, RowLogged, RunStarted, SessionEnded
 from cockpit.store.records import read_records
 from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo

@@ -19,8 +19,8 @@ from engine_support import (ScriptedAgent, die_headless, fast_config, lr, make_w
                             restart_headless, run_session)
 
 from cockpit.engine import preflight
-from cockpit.events import (EngineMessage, PhaseChanged, ProposalReady, Resume, RowLogged, RunStarted, SessionStarted,
-                            Stop)
+from cockpit.commands import Resume, Stop
+from cockpit.events import EngineMessage, PhaseChanged, ProposalReady, RowLogged, RunStarted, SessionStarted
 from cockpit.store.journal import Journal, unclosed
 from cockpit.store.records import read_records
 from cockpit.store.results import HEADER, read_rows

@@ -7,7 +7,8 @@ from engine_support import (DEPTH_COMMENT, LR_COMMENT, MODE_COMMENT, ScriptedAge
                             fast_config, line, lr, make_workspace, mode, of_type, run_session, set_line)
 
 from cockpit.agents.offline import OfflineAgent
-from cockpit.events import EngineMessage, PhaseChanged, RowLogged, Stop
+from cockpit.commands import Stop
+from cockpit.events import EngineMessage, PhaseChanged, RowLogged
 from cockpit.store.records import read_records
 from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo, short

@@ -25,7 +25,8 @@ from cockpit.serve.attach import attach_or_start
 from cockpit.cli import build_parser
 from cockpit.cli.session import serve_argv, typed_session_flags
 from cockpit.engine.actions import HumanActions
-from cockpit.events import Command, EngineMessage, PhaseChanged, SetApprovalGate, Steer, Stop
+from cockpit.commands import Command, SetApprovalGate, Steer, Stop
+from cockpit.events import EngineMessage, PhaseChanged
 from cockpit.store.rundir import RunDir
 
 WRONG = {str: [123, 1.5, True, None, ["x"], {"x": 1}], bool: ["no", "", 0, 1, None, [True], {"on": True}]}

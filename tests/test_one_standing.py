@@ -23,10 +23,11 @@ from engine_support import ScriptedAgent, fast_config, lr, make_workspace, mode
 
 from cockpit.app import CockpitApp
 from cockpit.app.widgets.staircase import StaircasePlot
-from cockpit.events import ForceKeep, PhaseChanged, RevertLastKeep, RowLogged, SessionEnded, Stop
+from cockpit.commands import ForceKeep, RevertLastKeep, Stop
+from cockpit.events import PhaseChanged, RowLogged, SessionEnded
 from cockpit.store.results import read_rows
 from cockpit.engine.ratchet import Engine
-from cockpit.commands.report import build_report
+from cockpit.tools.report import build_report
 
 # after each row: baseline 1.1; #1 0.32 discard (1.2); #2 its forced keep (1.2, worse than 1.1);
 # #3 0.16 keep (1.1 < 1.2); #4 crash; #5 the revert of #3 (back to the forced 1.2); #6 0.08 keep (1.0)

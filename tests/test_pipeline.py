@@ -9,8 +9,9 @@ import hashlib
 from engine_support import (DEPTH_COMMENT, ScriptedAgent, fast_config, lr, make_workspace, mode, run_session,
                             set_line)
 
-from cockpit.events import (AcceptProgram, Approve, DropQueued, PhaseChanged, ProposalQueued, RunStarted, Steer, StepLogged, Stop,
-                            TimeAccounted)
+from cockpit.commands import AcceptProgram, Approve, DropQueued, Steer, Stop
+
+from cockpit.events import PhaseChanged, ProposalQueued, RunStarted, StepLogged, TimeAccounted
 from cockpit.store.records import read_records
 from cockpit.store.results import read_rows
 

@@ -13,7 +13,9 @@ import hashlib
 
 from engine_support import FAKES, ScriptedAgent, fast_config, lr, make_workspace, of_type, run_session
 
-from cockpit.events import AcceptProgram, EngineMessage, Resume, RowLogged
+from cockpit.commands import AcceptProgram, Resume
+
+from cockpit.events import EngineMessage, RowLogged
 from cockpit.store.records import read_records
 from cockpit.store.results import read_rows
 from cockpit.engine.program_hold import ProgramHold

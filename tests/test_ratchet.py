@@ -11,8 +11,10 @@ import pytest
 from engine_support import (DEPTH_COMMENT, FAKES, LR_COMMENT, ScriptedAgent, fast_config, lr, make_workspace, mode,
                             of_type, reply, run_session, set_line)
 
-from cockpit.events import (EngineMessage, Pause, PhaseChanged, ProposalRejected, Resume, RowLogged, RunStarted,
-                            SessionEnded, SessionStarted, Stop)
+from cockpit.commands import Pause, Resume, Stop
+
+from cockpit.events import (EngineMessage, PhaseChanged, ProposalRejected, RowLogged, RunStarted, SessionEnded,
+                             SessionStarted)
 from cockpit.store.records import read_records
 from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo, short

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cockpit.cli import main
-from cockpit.commands.report import build_report, render_markdown, write_report
+from cockpit.tools.report import build_report, render_markdown, write_report
 
 HEADER = "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
 
@@ -306,7 +306,7 @@ def test_corrupt_lines_are_skipped_with_a_warning(tmp_path, capsys):
 
 
 def test_cli_start_up_does_not_import_matplotlib():
-    code = ("import sys\nimport cockpit.cli, cockpit.commands.report\n"
+    code = ("import sys\nimport cockpit.cli, cockpit.tools.report\n"
             "print('matplotlib' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

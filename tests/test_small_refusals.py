@@ -314,7 +314,9 @@ def _tear_last_record(records: Path) -> bytes:
 async def test_a_torn_last_record_is_set_aside_and_the_session_resumes_with_nothing_lost(tmp_path):
     from engine_support import ScriptedAgent, fast_config, lr, of_type, run_session
 
-    from cockpit.events import EngineMessage, RowLogged, Stop
+    from cockpit.commands import Stop
+
+    from cockpit.events import EngineMessage, RowLogged
     from cockpit.store.records import read_records
     from cockpit.store.results import read_rows
 

@@ -9,11 +9,11 @@ import typing
 
 import pytest
 
-from cockpit import events
+from cockpit import commands, events
 
 from cockpit.serve import wire
-from cockpit.events import (Pause, RowLogged, RunStarted, SessionEnded, SetApprovalGate, StepLogged, Steer,
-                            Stop)
+from cockpit.commands import Pause, SetApprovalGate, Steer, Stop
+from cockpit.events import RowLogged, RunStarted, SessionEnded, StepLogged
 
 SAMPLES = {str: "text ✓ \"quoted\"\nline", float: 1.25, int: 7, bool: True, dict: {"val_bpb": 0.99, "n": [1, 2]},
            list: [1.1, 1.09]}
@@ -30,7 +30,7 @@ def sample(cls: type):
     return cls(**values)
 
 
-@pytest.mark.parametrize("cls", wire.dataclasses_of(events), ids=lambda cls: cls.__name__)
+@pytest.mark.parametrize("cls", wire.dataclasses_of(events, commands), ids=lambda cls: cls.__name__)
 def test_every_event_and_command_round_trips(cls):
     message = sample(cls)
     line = wire.encode(message)
@@ -41,7 +41,7 @@ def test_every_event_and_command_round_trips(cls):
 
 
 def test_every_dataclass_is_an_event_or_a_command():
-    names = {cls.__name__ for cls in wire.dataclasses_of(events)}
+    names = {cls.__name__ for cls in wire.dataclasses_of(events, commands)}
     assert names == set(wire.EVENT_TYPES) | set(wire.COMMAND_TYPES)
     assert not set(wire.EVENT_TYPES) & set(wire.COMMAND_TYPES)
 

@@ -41,7 +41,8 @@ from cockpit.app.run_details import RunDetailsStore
 from cockpit.app.widgets import (AgentPane, DiffView, LiveCurves, PaneTabs, ProgramEditor, ResultRow, ResultsTable,
                                  StaircasePlot, StatusBar, TrainLog)
 from cockpit.app.widgets.status_bar import format_left
-from cockpit.events import AcceptProgram, Command, Emit
+from cockpit.commands import AcceptProgram, Command
+from cockpit.events import (Emit)
 
 # The collector's thresholds while the app runs (Python's: 700, 10, 10). A flood of steps allocates
 # millions of short-lived objects: at 700 a young collection ran every few hundred lines and a

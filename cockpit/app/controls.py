@@ -29,19 +29,8 @@ from textual.binding import Binding
 from textual.screen import ModalScreen
 
 from cockpit.app.dialogs import ConfirmScreen, SteerScreen
-from cockpit.events import (
-    Approve,
-    DropQueued,
-    Command,
-    ForceKeep,
-    Pause,
-    Resume,
-    RevertLastKeep,
-    SetApprovalGate,
-    Steer,
-    Stop,
-    Veto,
-)
+from cockpit.commands import (Approve, DropQueued, Command, ForceKeep, Pause, Resume, RevertLastKeep,
+                              SetApprovalGate, Steer, Stop, Veto)
 
 
 @dataclass(frozen=True)

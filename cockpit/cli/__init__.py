@@ -20,12 +20,12 @@ needs the UI: with ``--headless`` it is refused, and cockpit.toml's
 ``approval_gate = true`` is ignored there with a note (nothing could approve). Exit status 0 on a normal end
 (max experiments reached, stopped, agent exhausted) and on a detach, 1 with one line on stderr
 for an error. The Textual UI is imported only when it is opened. ``cockpit report``
-(cockpit.commands.report) exits 0, or 2 with one line when there is nothing to report or
+(cockpit.tools.report) exits 0, or 2 with one line when there is nothing to report or
 its files cannot be written; matplotlib is imported only when it draws.
 ``cockpit status`` prints one screen on the workspace's session and exits 0 when
 an engine runs there, 1 when none does; ``cockpit stop`` stops the running engine
 as ``x`` then ``y`` would and waits until it is gone (exit 0; 1 when none ran).
-``cockpit doctor`` checks a profile's prerequisites (cockpit.commands.doctor: Python,
+``cockpit doctor`` checks a profile's prerequisites (cockpit.tools.doctor: Python,
 Python.h, a C compiler, the NVIDIA driver against the torch build), one line
 each; exit 0 when all hold, 1 otherwise. ``cockpit init --profile h100`` prints
 the same lines and still succeeds.
@@ -150,7 +150,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "stop":
             return _stop(args)
         if args.command == "doctor":
-            from cockpit.commands.doctor import doctor
+            from cockpit.tools.doctor import doctor
             return doctor(args.profile)
         return run_session(args)
     except (WorkspaceError, ValueError, ProgramError, RunDirError, DaemonError, NoNetworkError) as exc:
@@ -174,7 +174,7 @@ def _init(args: argparse.Namespace) -> int:
 def _init_checks(profile: str) -> None:
     """For a profile that needs CUDA: cockpit doctor's lines, as warnings (init goes on:
     data and tokenizer can be prepared on a machine without a GPU)."""
-    from cockpit.commands.doctor import run_checks
+    from cockpit.tools.doctor import run_checks
     from substrate.prepare import PROFILES as HARNESS
 
     if not HARNESS[profile]["NEEDS_CUDA"]:
@@ -190,7 +190,7 @@ def _init_checks(profile: str) -> None:
 
 def _status(args: argparse.Namespace) -> int:
     """``cockpit status``: one screen; 0 when an engine runs on the workspace, else 1."""
-    from cockpit.commands.status import format_status, read_status
+    from cockpit.tools.status import format_status, read_status
 
     status = read_status(Path(args.workspace).resolve())
     print(format_status(status))
@@ -199,7 +199,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _stop(args: argparse.Namespace) -> int:
     """``cockpit stop``: stop the engine and wait until it is gone; 1 when none runs."""
-    from cockpit.commands.status import stop_engine
+    from cockpit.tools.status import stop_engine
 
     workspace = Path(args.workspace).resolve()
     try:
@@ -216,9 +216,9 @@ def _stop(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     """``cockpit report``: write the session's markdown report and staircase PNG
-    (cockpit.commands.report); 2 with one line on stderr when there is nothing to report.
+    (cockpit.tools.report); 2 with one line on stderr when there is nothing to report.
     A corrupt line of results.tsv or records.jsonl is a warning line, skipped."""
-    from cockpit.commands.report import ReportError, write_report
+    from cockpit.tools.report import ReportError, write_report
 
     def warn(text: str) -> None:
         print(f"cockpit: warning: {text}", file=sys.stderr)

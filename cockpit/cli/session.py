@@ -22,7 +22,7 @@ from cockpit.agents import make_agent
 from cockpit.clock import now_iso
 from cockpit.engine.context import session_program
 from cockpit.engine.session import SessionConfig
-from cockpit.events import Resume, Stop
+from cockpit.commands import Resume, Stop
 from cockpit.serve.attach import AttachedEngine, attach_or_start, start_daemon
 from cockpit.serve.headless import HeadlessPrinter
 from cockpit.store.programs import ProgramError

@@ -50,8 +50,9 @@ from cockpit.engine.bookkeeping import Bookkeeper
 from cockpit.engine.session import Trial
 from cockpit.clock import now_iso
 from cockpit.engine.control import Restart, SessionControl, Stopped
-from cockpit.events import (ActionApplied, Approve, Command, DropQueued, EngineMessage, Emit, Event, ForceKeep,
-                            Pause, PhaseChanged, Resume, RevertLastKeep, SetApprovalGate, Steer, Stop, Veto)
+from cockpit.commands import (Approve, Command, DropQueued, ForceKeep, Pause, Resume, RevertLastKeep,
+                              SetApprovalGate, Steer, Stop, Veto)
+from cockpit.events import ActionApplied, EngineMessage, Emit, Event, PhaseChanged
 from cockpit.store.repo import short
 from cockpit.rules.standing import REVERTED
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 from typing import Awaitable, Optional, TypeVar
 
-from cockpit.events import Command, EngineMessage, Emit, Pause, PhaseChanged, Resume, Steer, Stop
+from cockpit.commands import Command, Pause, Resume, Steer, Stop
+
+from cockpit.events import EngineMessage, Emit, PhaseChanged
 from cockpit.agents.base import MAX_NOTE_CHARS, MAX_STEERING_NOTES
 from cockpit.training.runner import Run
 

@@ -17,7 +17,8 @@ from typing import Callable
 from cockpit.engine.actions import HumanActions
 from cockpit.engine.control import SessionControl
 from cockpit.engine.program_hold import ProgramHold
-from cockpit.events import AcceptProgram, Command, Emit, EngineMessage, Resume, Stop
+from cockpit.commands import AcceptProgram, Command, Resume, Stop
+from cockpit.events import Emit, EngineMessage
 
 
 class Inbox:

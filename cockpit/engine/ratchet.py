@@ -34,13 +34,13 @@ from cockpit.engine.actions import HumanActions
 from cockpit.engine.inbox import Inbox
 from cockpit.agents.base import Agent, AgentExhausted, NoFix
 from cockpit.engine.bookkeeping import Bookkeeper
-from cockpit.engine.proposing import Asked
 from cockpit.clock import now_iso
 from cockpit.engine.context import log_tail
 from cockpit.engine.control import Restart, SessionControl, Stopped
 from cockpit.rules.edits import unified_diff
-from cockpit.events import (Command, EngineMessage, Emit, Event, LogLine, PhaseChanged, ProposalReady,
-                            SessionEnded, StepLogged)
+from cockpit.commands import Command
+from cockpit.events import (EngineMessage, Emit, Event, LogLine, PhaseChanged, ProposalReady, SessionEnded,
+                            StepLogged)
 from cockpit.engine.faults import fault_point
 from cockpit.store.ledger import LedgerError
 from cockpit.store.results import clean_description
@@ -49,7 +49,7 @@ from cockpit.rules.holdout import read_holdout
 from cockpit.engine.measuring import Measurer
 from cockpit.engine.pipeline import ProposalQueue
 from cockpit.store.programs import ProgramError
-from cockpit.engine.proposing import Proposer
+from cockpit.engine.proposing import Asked, Proposer
 from cockpit.rules.redact import redact, redact_event
 from cockpit.store.repo import GitRepo, RepoError, short
 from cockpit.training.runner import RunnerError, RunResult

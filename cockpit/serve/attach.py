@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from cockpit.serve import wire
-from cockpit.events import Command, Emit, EngineMessage, SessionEnded
+from cockpit.commands import Command
+from cockpit.events import Emit, EngineMessage, SessionEnded
 from cockpit.clock import now_iso
 from cockpit.store.rundir import EngineBusy, RunDir
 

@@ -39,7 +39,8 @@ from typing import Callable, Optional
 
 from cockpit.serve import wire
 from cockpit.agents.base import Agent
-from cockpit.events import EngineMessage, Emit, Event, Resume, SessionStarted, Stop
+from cockpit.commands import Resume, Stop
+from cockpit.events import EngineMessage, Emit, Event, SessionStarted
 from cockpit.serve.headless import HeadlessPrinter
 from cockpit.engine.ratchet import Engine, SessionConfig
 from cockpit.store.repo import GitRepo

@@ -1,6 +1,6 @@
 """The engine's events and commands as JSON lines: the daemon's socket and replay log.
 
-Every event and command of ``cockpit.events`` is one JSON object on one line,
+Every event (``cockpit.events``) and command (``cockpit.commands``) is one JSON object on one line,
 its class name under ``"type"`` and its fields by name::
 
     {"type": "RowLogged", "experiment": 3, "commit": "a1b2c3d", "val_bpb": 1.0415, ...}
@@ -31,8 +31,9 @@ from collections import deque
 from dataclasses import fields, is_dataclass
 from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
 
-from cockpit import events
-from cockpit.events import Command, Event, LogLine, RowLogged, RunStarted, StepLogged
+from cockpit import commands, events
+from cockpit.commands import Command
+from cockpit.events import Event, LogLine, RowLogged, RunStarted, StepLogged
 from cockpit.strided import Strided
 
 MAX_LINE = 16 * 1024 * 1024  # bytes per line (a proposal's diff or a refused reply can be long)
@@ -59,7 +60,7 @@ def to_dict(message: Any) -> dict:
     cls = type(message)
     name = cls.__name__
     if name not in EVENT_TYPES and name not in COMMAND_TYPES:
-        raise WireError(f"{name} is not an event or a command of cockpit.events")
+        raise WireError(f"{name} is not an event of cockpit.events or a command of cockpit.commands")
     names = _FIELD_NAMES.get(cls)
     if names is None:
         names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(message))
@@ -228,7 +229,8 @@ class ReplayHistory:
                 del self._items[key]
 
 
-def dataclasses_of(module=events) -> list[type]:
-    """Every dataclass defined in ``module`` (the round-trip test checks each has a codec)."""
-    return [value for value in vars(module).values()
+def dataclasses_of(*modules) -> list[type]:
+    """Every dataclass defined in ``modules`` (default: cockpit.events and cockpit.commands;
+    the round-trip test checks each has a codec)."""
+    return [value for module in (modules or (events, commands)) for value in vars(module).values()
             if isinstance(value, type) and is_dataclass(value) and value.__module__ == module.__name__]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from cockpit.commands.report.model import Report, TOP_WINS
+from cockpit.tools.report.model import Report, TOP_WINS
 
 
 NOT_MEASURED = "not measured in this session"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cockpit.commands.report.model import Report
+from cockpit.tools.report.model import Report
 
 
 PNG_SIZE_IN, PNG_DPI = (12, 6), 100  # 1200 x 600 pixels

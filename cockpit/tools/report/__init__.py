@@ -59,10 +59,10 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from cockpit.commands.report.build import build_report
-from cockpit.commands.report.markdown import render_markdown
-from cockpit.commands.report.model import Report, ReportError, Warn
-from cockpit.commands.report.staircase import draw_staircase
+from cockpit.tools.report.build import build_report
+from cockpit.tools.report.markdown import render_markdown
+from cockpit.tools.report.model import Report, ReportError, Warn
+from cockpit.tools.report.staircase import draw_staircase
 
 
 def _file_tag(tag: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from cockpit.commands.report.model import ReportError, Warn
+from cockpit.tools.report.model import ReportError, Warn
 from cockpit.store.ledger import LedgerError
 from cockpit.store.records import read_records as ledger_records
 from cockpit.store.results import Line, Row, clean_description, read_lines

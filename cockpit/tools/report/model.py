@@ -1,5 +1,5 @@
 """What a session report holds: the Report, its rows (ReportRow), wins and noise floor, and
-ReportError (cockpit.commands.report builds and writes it).
+ReportError (cockpit.tools.report builds and writes it).
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
 
-from cockpit.commands.report.model import PROPOSAL_KINDS, TOP_WINS, NoiseFloor, Report, ReportError, ReportRow, Warn, Win
-from cockpit.commands.report.reading import (match_records, newest_tag, read_records, read_results, row_tags,
+from cockpit.tools.report.model import PROPOSAL_KINDS, TOP_WINS, NoiseFloor, Report, ReportError, ReportRow, Warn, Win
+from cockpit.tools.report.reading import (match_records, newest_tag, read_records, read_results, row_tags,
                                             session_tags)
 from cockpit.rules.standing import running_best
 from cockpit.rules.usage import add_usage
