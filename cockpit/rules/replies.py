@@ -19,33 +19,28 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
+from cockpit.rules.reply_description import FILE_NAME, description_label, first_prose
+
 EDITABLE_FILE = "train.py"
 MAX_REPLY_CHARS = 100_000
 """An answer (reasoning removed) longer than this is refused (characters)."""
 MAX_RAW_CHARS = 400_000
 """A whole reply, reasoning included, longer than this is refused (characters)."""
-
 FORMAT_REMINDER = (
     "Answer with one line `Description: <what you changed>` and then one or more "
     "blocks: the line `train.py`, a ``` fence, `<<<<<<< SEARCH`, the exact current "
     "lines, `=======`, the new lines, `>>>>>>> REPLACE`, and the closing fence."
 )
-
 _THINK_BLOCK = re.compile(r"<(think|thinking)\b[^>]*>(.*?)</\1\s*>", re.IGNORECASE | re.DOTALL)
 _THINK_OPEN = re.compile(r"<(think|thinking)\b[^>]*>", re.IGNORECASE)
 _THINK_CLOSE = re.compile(r"</(think|thinking)\s*>", re.IGNORECASE)
-_DESCRIPTION = re.compile(r"^\s*[#>*_\-\s]*description\s*[*_]*\s*:\s*[*_]*\s*(.*?)\s*$", re.IGNORECASE)
 _SEARCH = re.compile(r"^\s*<{5,9}\s*SEARCH\b.*$")
 _DIVIDER = re.compile(r"^\s*={5,9}\s*$")
 _REPLACE = re.compile(r"^\s*>{5,9}\s*REPLACE\b.*$")
 _FENCE_OPEN = re.compile(r"^\s*(`{3,}|~{3,})\s*(.*?)\s*$")
-_PATH = re.compile(r"^[\w.\-/\\]+\.\w+$")  # a file name such as train.py or src/model.py
 _DIFF_OLD = re.compile(r"^--- (\S.*)$")
 _DIFF_NEW = re.compile(r"^\+\+\+ (\S.*)$")
 _HUNK = re.compile(r"^@@.*$")
-_ACKNOWLEDGEMENT = re.compile(r"^(sure|okay|ok|certainly|alright|great|absolutely|of course)\b[\s.!,]*$",
-                              re.IGNORECASE)
-MAX_DESCRIPTION_CHARS = 150
 """A description taken from prose is cut at a word boundary to this many characters."""
 
 
@@ -118,7 +113,7 @@ def read_reply(text: str, max_chars: int = MAX_REPLY_CHARS) -> ReadReply:
     blocks, block_lines = _blocks(lines)
     diff, diff_lines = (None, set()) if blocks else _diff(lines, fences)
     outside = [line for i, line in enumerate(lines) if i not in code and i not in block_lines and i not in diff_lines]
-    return ReadReply(answer, reasoning, tuple(blocks), diff, fences, _label(outside), _prose(outside))
+    return ReadReply(answer, reasoning, tuple(blocks), diff, fences, description_label(outside), first_prose(outside))
 
 
 def split_reasoning(text: str) -> tuple[str, str, bool]:
@@ -218,11 +213,11 @@ def _filename_before(lines: list[str], index: int) -> tuple[str, Optional[int]]:
         fence = _FENCE_OPEN.match(line)
         if fence:
             for word in reversed(re.split(r"[\s:]+", fence.group(2))):
-                if _PATH.match(word.strip("`'\"")):
+                if FILE_NAME.match(word.strip("`'\"")):
                     return word.strip("`'\""), j
             continue
         name = line.strip("*`#:\"' ").removeprefix("File").strip(" :`")
-        if _PATH.match(name):
+        if FILE_NAME.match(name):
             return name, j
         return EDITABLE_FILE, None
     return EDITABLE_FILE, None
@@ -258,40 +253,6 @@ def _diff_end(lines: list[str], start: int) -> int:
         else:
             break
     return end
-
-
-def _label(outside: list[str]) -> Optional[str]:
-    for line in outside:
-        match = _DESCRIPTION.match(line)
-        if match and match.group(1).strip("*_` "):
-            return _clean(match.group(1))
-    return None
-
-
-def _prose(outside: list[str]) -> Optional[str]:
-    """The first line of prose: not blank, not a file name, not a lead-in ending in
-    ':' (``Here is the change:``), not a bare acknowledgement (``Sure!``)."""
-    for line in outside:
-        text = _clean(line)
-        if not text or _PATH.match(text) or not re.search(r"[A-Za-z]", text):
-            continue
-        if text.endswith(":") or _ACKNOWLEDGEMENT.match(text):
-            continue
-        return text
-    return None
-
-
-def _clean(text: str) -> str:
-    """Markdown stripped (headings, bullets, emphasis, inline code marks), cut to
-    MAX_DESCRIPTION_CHARS at a word boundary."""
-    text = re.sub(r"^\s*(#+|[-*+>]|\d+[.)])\s+", "", text).strip()
-    text = re.sub(r"(?<![\w*])\*\*(?=\S)(.+?)(?<=\S)\*\*(?![\w*])", r"\1", text)
-    if text.startswith("`") and text.endswith("`") and text.count("`") == 2:
-        text = text[1:-1]
-    text = text.strip()
-    if len(text) > MAX_DESCRIPTION_CHARS:
-        text = text[:MAX_DESCRIPTION_CHARS].rsplit(" ", 1)[0].rstrip(",;:") + " ..."
-    return text
 
 
 def _join(lines) -> str:
