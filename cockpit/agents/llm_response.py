@@ -43,11 +43,15 @@ def provider_of(model: str) -> str:
 
 
 def retry_after_s(exc: Exception) -> Optional[float]:
-    """The provider's Retry-After header in seconds (numeric form only), if any."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    try:
-        value = headers.get("retry-after") if headers is not None else None
-        return float(value) if value is not None else None
-    except (TypeError, ValueError, AttributeError):
-        return None
+    """The provider's Retry-After header in seconds (numeric form only), if any: from
+    litellm's ``litellm_response_headers`` (where litellm keeps the provider's headers;
+    its exception's ``response`` is then a stand-in with none), else ``response.headers``."""
+    for headers in (getattr(exc, "litellm_response_headers", None),
+                    getattr(getattr(exc, "response", None), "headers", None)):
+        try:
+            value = headers.get("retry-after") if headers is not None else None
+            if value is not None:
+                return float(value)
+        except (TypeError, ValueError, AttributeError):
+            continue
+    return None
