@@ -93,6 +93,8 @@ class FloodEngine:
             if self._stop is not None:
                 self._stop.set()
 
+    command_now = send  # the daemon's signal handlers apply a command at once (cockpit.serve.daemon)
+
     def _line(self, index: int, now: float):
         if self.log_every and index % self.log_every == self.log_every - 1:
             return LogLine(experiment=1, text=f"bench: raw output line {index}")
