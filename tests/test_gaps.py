@@ -296,6 +296,22 @@ def _check_nothing_lost(ws, events) -> None:
     assert PhaseChanged(2, "paused") in events
 
 
+async def _resumed_after_a_pause(ws: Path, observe) -> tuple[list, list[str], list]:
+    """A 3-row session that is resumed 0.1 s after each pause; returns its events, its
+    error lines and what ``observe()`` saw at each pause."""
+    at_pause = []
+
+    def on_event(engine, event):
+        if isinstance(event, PhaseChanged) and event.phase == "paused":
+            at_pause.append(observe())
+            asyncio.get_running_loop().call_later(0.1, engine.send, Resume())
+
+    agent = ScriptedAgent([lr("0.04", "0.08"), lr("0.08", "0.16")])
+    reason, events = await run_session(ws, agent, fast_config(max_experiments=3), on_event)
+    assert reason == "max-experiments"
+    return events, [e.text for e in of_type(events, EngineMessage) if e.level == "error"], at_pause
+
+
 async def test_a_full_disk_on_records_jsonl_pauses_and_nothing_is_lost(tmp_path, monkeypatch):
     """records.jsonl cannot be appended once (ENOSPC) for experiment 1: one error line
     "cannot write records.jsonl: ...", the engine pauses before the next run with
@@ -304,7 +320,7 @@ async def test_a_full_disk_on_records_jsonl_pauses_and_nothing_is_lost(tmp_path,
     from cockpit.engine import bookkeeping
 
     ws = make_workspace(tmp_path / "ws")
-    real, failures, at_pause = bookkeeping.append_record, [], []
+    real, failures = bookkeeping.append_record, []
 
     def append_record(path, record):
         data = record if isinstance(record, dict) else record.__dict__
@@ -313,16 +329,10 @@ async def test_a_full_disk_on_records_jsonl_pauses_and_nothing_is_lost(tmp_path,
             raise _full()
         return real(path, record)
 
-    def on_event(engine, event):
-        if isinstance(event, PhaseChanged) and event.phase == "paused":
-            at_pause.append([e["experiment"] for e in unclosed(Journal(ws.path).read()[0])])
-            asyncio.get_running_loop().call_later(0.1, engine.send, Resume())
-
     monkeypatch.setattr(bookkeeping, "append_record", append_record)
-    agent = ScriptedAgent([lr("0.04", "0.08"), lr("0.08", "0.16")])
-    reason, events = await run_session(ws, agent, fast_config(max_experiments=3), on_event)
-    assert reason == "max-experiments" and len(failures) == 1
-    errors = [e.text for e in of_type(events, EngineMessage) if e.level == "error"]
+    events, errors, at_pause = await _resumed_after_a_pause(
+        ws, lambda: [e["experiment"] for e in unclosed(Journal(ws.path).read()[0])])
+    assert len(failures) == 1
     assert errors == ["cannot write records.jsonl: No space left on device; nothing is lost: it is written "
                       "when you resume"]
     assert at_pause == [[1]]  # the close of #1 was held back behind its record
@@ -335,7 +345,7 @@ async def test_a_full_disk_on_the_journal_pauses_and_nothing_is_lost(tmp_path, m
     queued behind the failed entry, never before it); after Resume the journal's
     entries close, in order, and every row has its record."""
     ws = make_workspace(tmp_path / "ws")
-    real, failures, at_pause = Journal.append, [], []
+    real, failures = Journal.append, []
 
     def append(self, entry, **fields):
         if entry == "row" and fields.get("experiment") == 1 and not failures:
@@ -343,18 +353,13 @@ async def test_a_full_disk_on_the_journal_pauses_and_nothing_is_lost(tmp_path, m
             raise _full()
         return real(self, entry, **fields)
 
-    def on_event(engine, event):
-        if isinstance(event, PhaseChanged) and event.phase == "paused":
-            entries = Journal(ws.path).read()[0]
-            at_pause.append(([e["experiment"] for e in unclosed(entries)],
-                             [e["experiment"] for e in entries if e["entry"] == "row"]))
-            asyncio.get_running_loop().call_later(0.1, engine.send, Resume())
+    def journal_at_pause():
+        entries = Journal(ws.path).read()[0]
+        return ([e["experiment"] for e in unclosed(entries)], [e["experiment"] for e in entries if e["entry"] == "row"])
 
     monkeypatch.setattr(Journal, "append", append)
-    agent = ScriptedAgent([lr("0.04", "0.08"), lr("0.08", "0.16")])
-    reason, events = await run_session(ws, agent, fast_config(max_experiments=3), on_event)
-    assert reason == "max-experiments" and len(failures) == 1
-    errors = [e.text for e in of_type(events, EngineMessage) if e.level == "error"]
+    events, errors, at_pause = await _resumed_after_a_pause(ws, journal_at_pause)
+    assert len(failures) == 1
     assert errors == ["cannot write the journal: No space left on device; nothing is lost: it is written "
                       "when you resume"]
     assert at_pause == [([1], [0])]

@@ -87,7 +87,6 @@ class Engine:
         self.observe(self.actions.observe)
         self.observe(self.abort_watch.observe)
         self._baseline_scores: Optional[tuple[float, float]] = None  # (val_bpb, holdout_bpb) of the baseline
-        self.facts = None  # the session's SessionFacts, once started (cockpit.engine.startup)
         self._noise_done = False  # a resumed session's floor was measured (or is off)
 
     def send(self, command: Command) -> None:
@@ -138,7 +137,7 @@ class Engine:
     # ------------------------------------------------------------- session --
 
     async def _session(self) -> str:
-        self.facts, restored = await self.start_up.start(self.actions.gate)
+        _, restored = await self.start_up.start(self.actions.gate)  # the facts go to the Bookkeeper
         if restored is not None:
             self._baseline_scores = restored.baseline_scores
             self._noise_done = (restored.noise_measured or self.config.settings.noise_runs <= 0

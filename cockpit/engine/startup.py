@@ -57,7 +57,6 @@ class SessionStart:
         self.agent_name = agent_name
         self._state = book.state
         self.lock: Optional[JournalLock] = None
-        self.facts: Optional[SessionFacts] = None
 
     async def start(self, gate: bool) -> tuple[SessionFacts, Optional[Restored]]:
         """Lock, check, reconcile, create the branch (or continue one), journal and announce
@@ -88,7 +87,7 @@ class SessionStart:
             self._state.last_kept = base = self.repo.create_branch(self.config.branch)
         else:
             base, budget, restored = self._continue(point, harness, budget)
-        self.facts = facts = SessionFacts(self.config.tag, self.config.branch, base, budget, harness, program,
+        facts = SessionFacts(self.config.tag, self.config.branch, base, budget, harness, program,
                                           resumed=point is not None)
         self.book.begin(facts)
         self.book.writes.store("the journal", lambda: self.book.journal.append(
@@ -207,7 +206,7 @@ class SessionStart:
         """Write what is still queued (one last try), journal the end of the session
         (when it started) and drop the lock."""
         self.book.writes.flush()
-        if self.facts is not None:
+        if self.book.facts is not None:
             self.book.writes.store("the journal", lambda: self.book.journal.append(
                 "end", tag=self.config.tag, reason=reason))
         if self.book.writes.pending:
@@ -225,7 +224,7 @@ class SessionStart:
         while True:
             await self._settle(n)
             problem = run_problem(self.ws, self.repo, self.config.branch, self._state.last_kept,
-                                  self.book.harness_sha, self.facts.base if self.facts else "")
+                                  self.book.harness_sha, self.book.facts.base if self.book.facts else "")
             if problem is None:
                 return
             self.control.hold(problem)
