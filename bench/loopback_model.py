@@ -20,7 +20,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from cockpit.agents.base import HistoryRow
+from cockpit.row import Row
 from cockpit.agents.offline import plan_moves, render_reply
 
 _TRAIN_PY = re.compile(r"## Current train\.py\n```python\n(.*?)\n```", re.S)
@@ -35,9 +35,9 @@ def answer(prompt: str, seed: int = 0) -> str:
     found = _TRAIN_PY.search(prompt)
     if not found:
         raise ValueError("no train.py in the prompt")
-    history = [HistoryRow(status, 0.0, text) for status, text in _HISTORY.findall(prompt)]
+    history = [Row("", 0.0, 0.0, status, text) for status, text in _HISTORY.findall(prompt)]
     for _, body in _SECTION.findall(prompt):
-        history += [HistoryRow("running", 0.0, line[2:]) for line in body.splitlines() if line.startswith("- ")]
+        history += [Row("", 0.0, 0.0, "running", line[2:]) for line in body.splitlines() if line.startswith("- ")]
     moves = plan_moves(found.group(1) + "\n", history, seed)
     if not moves:
         raise ValueError("no untried move left")

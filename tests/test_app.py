@@ -11,7 +11,8 @@ from app_harness import Harness, ended, until
 from cockpit.app.dialogs import ConfirmScreen
 from cockpit.app import EngineEvent, StepsLogged
 from cockpit.app.messages import Relay
-from cockpit.app.widgets import DiffView, LiveCurves, ResultRow, ResultsTable, StatusBar
+from cockpit.row import Row
+from cockpit.app.widgets import DiffView, LiveCurves, ResultsTable, StatusBar, TableRow
 from cockpit.app.widgets.live_curves import MAX_POINTS, thin
 from cockpit.app.widgets.staircase import StaircasePlot, staircase, step_line
 from cockpit.commands import Pause, Resume, Stop
@@ -236,7 +237,7 @@ async def test_curves_hold_the_running_steps_and_the_incumbents():
 def test_staircase_running_minimum_is_the_min_of_kept_so_far():
     statuses = ["crash", "keep", "discard", "keep", "crash", "discard", "keep", "keep", "discard"]
     values = [0.0, 1.00, 1.20, 0.97, 0.0, 0.90, 0.95, 0.94, 0.93]
-    rows = [ResultRow(n, "c", v, 1.0, s, "") for n, (s, v) in enumerate(zip(statuses, values))]
+    rows = [TableRow(Row("c", v, 1.0, s, "", n)) for n, (s, v) in enumerate(zip(statuses, values))]
     data = staircase(rows)
     expected = []
     for n in range(1, len(rows)):

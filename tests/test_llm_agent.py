@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from cockpit.agents import make_agent
-from cockpit.agents.base import Agent, AgentFatal, HistoryRow, ProposalContext
+from cockpit.agents.base import Agent, AgentFatal, ProposalContext
+from cockpit.row import Row
 from cockpit.agents.llm import LiteLLMAgent
 from tests.openai_server import OpenAIServer, drop, error, reply, slow
 
@@ -33,7 +34,7 @@ GOOD = ("Description: halve the LR\n\ntrain.py\n```python\n"
         "<<<<<<< SEARCH\nLR = 0.04\n=======\nLR = 0.02\n>>>>>>> REPLACE\n```\n")
 CONTEXT = ProposalContext(
     train_py="LR = 0.04  # learning rate\nDEPTH = 4\n", program_md="# PROGRAM-MARKER\nbe bold\n",
-    history=(HistoryRow("keep", 1.517, "baseline"), HistoryRow("discard", 1.6, "LR 0.04 -> 0.08")), experiment=2)
+    history=(Row("", 1.517, 0.0, "keep", "baseline"), Row("", 1.6, 0.0, "discard", "LR 0.04 -> 0.08")), experiment=2)
 
 
 @pytest.fixture(autouse=True)
@@ -160,7 +161,7 @@ async def test_the_prompt_holds_everything_the_model_needs():
 
 
 async def test_context_window_error_shrinks_the_prompt_and_asks_again():
-    history = tuple(HistoryRow("discard", 1.6, f"idea {i} " + "words " * 10) for i in range(300))
+    history = tuple(Row("", 1.6, 0.0, "discard", f"idea {i} " + "words " * 10) for i in range(300))
     context = ProposalContext(train_py=CONTEXT.train_py, program_md=CONTEXT.program_md, history=history)
     too_long = error(400, "This model's maximum context length is 1000 tokens. However, your messages "
                           "resulted in 9000 tokens.", "context_length_exceeded")
@@ -173,7 +174,7 @@ async def test_context_window_error_shrinks_the_prompt_and_asks_again():
 
 
 async def test_prompt_trimmed_to_the_given_window():
-    history = tuple(HistoryRow("discard", 1.6, f"idea {i} " + "words " * 10) for i in range(300))
+    history = tuple(Row("", 1.6, 0.0, "discard", f"idea {i} " + "words " * 10) for i in range(300))
     context = ProposalContext(train_py=CONTEXT.train_py, program_md=CONTEXT.program_md, history=history)
     with OpenAIServer([reply(GOOD)]) as server:
         await agent_for(server, max_input_tokens=3000).propose(context)

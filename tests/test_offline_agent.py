@@ -5,7 +5,8 @@ import re
 import pytest
 
 from cockpit.agents import make_agent
-from cockpit.agents.base import AgentExhausted, HistoryRow, ProposalContext
+from cockpit.agents.base import AgentExhausted, ProposalContext
+from cockpit.row import Row
 from cockpit.agents.offline import (OfflineAgent, constraints_ok, literal_value, plan_moves, read_hyperparams,
                                     render_reply)
 from cockpit.rules.edits import apply_reply
@@ -99,7 +100,7 @@ async def test_never_repeats_a_move_until_exhausted():
         assert key not in seen
         seen.add(key)
         keep = name in ("MATRIX_LR", "DEPTH") and len(history) < 6  # a few moves are kept
-        history.append(HistoryRow("keep" if keep else "discard", 1.0, proposal.description))
+        history.append(Row("", 1.0, 0.0, "keep" if keep else "discard", proposal.description))
         if keep:
             source = new
     else:
@@ -110,9 +111,9 @@ async def test_never_repeats_a_move_until_exhausted():
 async def test_history_from_descriptions_survives_restarts():
     first = await OfflineAgent().propose(ProposalContext(SOURCE, ""))
     description = first.splitlines()[0].removeprefix("Description: ")
-    again = await OfflineAgent().propose(ProposalContext(SOURCE, "", (HistoryRow("discard", 1.2, description),)))
+    again = await OfflineAgent().propose(ProposalContext(SOURCE, "", (Row("", 1.2, 0.0, "discard", description),)))
     assert again != first
-    stopped = HistoryRow("crash", 0.0, description + " [stopped]")
+    stopped = Row("", 0.0, 0.0, "crash", description + " [stopped]")
     assert await OfflineAgent().propose(ProposalContext(SOURCE, "", (stopped,))) == again
 
 
@@ -127,7 +128,7 @@ async def test_order_is_seeded_and_reask_takes_the_next_move():
 
 
 async def test_reverse_of_a_kept_move_is_not_proposed():
-    kept = (HistoryRow("keep", 1.0, "MATRIX_LR 0.04 -> 0.08"),)
+    kept = (Row("", 1.0, 0.0, "keep", "MATRIX_LR 0.04 -> 0.08"),)
     source = SOURCE.replace("MATRIX_LR = 0.04", "MATRIX_LR = 0.08")
     descriptions = [m.description for m in plan_moves(source, kept)]
     assert "MATRIX_LR 0.08 -> 0.04" not in descriptions and "MATRIX_LR 0.08 -> 0.16" in descriptions

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cockpit.agents.base import HistoryRow, ProposalContext
+from cockpit.agents.base import ProposalContext
+from cockpit.row import Row
 from cockpit.agents.prompt import REPLY_FORMAT, build_messages, history_line
 
 TRAIN_PY = "# train.py\nMATRIX_LR = 0.04  # Muon learning rate\nDEPTH = 4\n" + "x = 1\n" * 40
@@ -16,8 +17,8 @@ def chars(messages: list[dict]) -> int:
     return sum(len(m["content"]) for m in messages) // 4
 
 
-def rows(n: int) -> tuple[HistoryRow, ...]:
-    return tuple(HistoryRow("keep" if i % 3 == 0 else "discard", 1.5 - i / 1000, f"idea number {i}")
+def rows(n: int) -> tuple[Row, ...]:
+    return tuple(Row("", 1.5 - i / 1000, 0.0, "keep" if i % 3 == 0 else "discard", f"idea number {i}")
                  for i in range(n))
 
 
@@ -49,8 +50,8 @@ def test_system_is_program_plus_format_and_user_holds_the_rest():
 
 
 def test_history_line_format():
-    assert history_line(7, HistoryRow("crash", 0.0, "OOM\nat depth 12")) == "#7 crash - OOM at depth 12"
-    assert history_line(1, HistoryRow("discard", 1.2345678, "x")) == "#1 discard 1.234568 x"
+    assert history_line(7, Row("", 0.0, 0.0, "crash", "OOM\nat depth 12")) == "#7 crash - OOM at depth 12"
+    assert history_line(1, Row("", 1.2345678, 0.0, "discard", "x")) == "#1 discard 1.234568 x"
 
 
 def test_fix_attempt_shows_the_crash_tail_and_a_reask_the_error():

@@ -7,7 +7,7 @@ start-up: building a ``litellm`` agent does not import litellm either.
 
 from __future__ import annotations
 
-from cockpit.agents.base import Agent, AgentExhausted, AgentFatal, HistoryRow, ProposalContext
+from cockpit.agents.base import Agent, AgentExhausted, AgentFatal, ProposalContext
 
 AGENT_NAMES = ("offline", "litellm")
 
@@ -42,4 +42,4 @@ def make_agent(name: str, seed: int = 0, **options) -> Agent:
     raise ValueError(f"unknown agent {name!r} (known: {', '.join(AGENT_NAMES)})")
 
 
-__all__ = ["Agent", "AgentExhausted", "AgentFatal", "HistoryRow", "ProposalContext", "make_agent", "AGENT_NAMES"]
+__all__ = ["Agent", "AgentExhausted", "AgentFatal", "ProposalContext", "make_agent", "AGENT_NAMES"]

@@ -11,18 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Protocol, runtime_checkable
 
+from cockpit.row import Row
+
 MAX_STEERING_NOTES = 20  # steering notes the agent is shown, the newest (all stay in records.jsonl)
 MAX_NOTE_CHARS = 2_000  # characters of one steering note: a longer one is refused by the engine
-
-
-@dataclass(frozen=True)
-class HistoryRow:
-    """One past results.tsv row: ``status`` keep/discard/crash, ``val_bpb`` in bits
-    per byte (0.0 for a crash), and its one-line ``description``."""
-
-    status: str
-    val_bpb: float
-    description: str
 
 
 @dataclass(frozen=True)
@@ -31,7 +23,8 @@ class ProposalContext:
 
     ``train_py`` and ``program_md`` are the current file texts (program.md read
     from disk at the moment of asking: hot reload); ``history`` the results rows
-    so far (oldest first, earlier sessions of the workspace included);
+    so far (cockpit.row ``Row``, as results.tsv holds them: unnumbered, short
+    hashes; oldest first, earlier sessions of the workspace included);
     ``last_error`` the EditError message of the previous reply when this is a
     re-ask (else None); ``attempt`` counts re-asks for this experiment (0 = first ask).
     ``kept_diffs`` holds unified diffs of the most recent kept changes (oldest
@@ -48,7 +41,7 @@ class ProposalContext:
 
     train_py: str
     program_md: str
-    history: tuple[HistoryRow, ...] = ()
+    history: tuple[Row, ...] = ()
     last_error: Optional[str] = None
     attempt: int = 0
     experiment: int = 0

@@ -20,9 +20,10 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterable, Optional
 
-from cockpit.agents.base import AgentExhausted, HistoryRow, NoFix, ProposalContext
+from cockpit.agents.base import AgentExhausted, NoFix, ProposalContext
+from cockpit.row import Row
 
 _ASSIGN = re.compile(
     r"^(?P<name>[A-Z][A-Z0-9_]*)\s*(?::\s*\w+\s*)?=\s*(?P<value>[0-9][0-9_.eE+\-*\s]*?)\s*(?:#.*)?$"
@@ -159,7 +160,7 @@ def _key(name: str, old: float, new: float) -> tuple[str, float, float]:
     return (name, float(f"{old:.10g}"), float(f"{new:.10g}"))
 
 
-def tried_moves(history: tuple[HistoryRow, ...] | list[HistoryRow]) -> set[tuple[str, float, float]]:
+def tried_moves(history: Iterable[Row]) -> set[tuple[str, float, float]]:
     """(name, old value, new value) of every move named in ``history`` descriptions;
     for kept moves also the reverse move (going back is not worth a run)."""
     tried: set[tuple[str, float, float]] = set()
@@ -221,8 +222,8 @@ class OfflineAgent:
         """
         if context.fix_attempt:
             raise NoFix("the offline agent does not fix crashes")
-        vetoed = tuple(HistoryRow("vetoed", 0.0, text) for text in context.vetoed)
-        running = tuple(HistoryRow("running", 0.0, text) for text in context.in_flight)
+        vetoed = tuple(Row("", 0.0, 0.0, "vetoed", text) for text in context.vetoed)
+        running = tuple(Row("", 0.0, 0.0, "running", text) for text in context.in_flight)
         moves = plan_moves(context.train_py, context.history + vetoed + running, self.seed)
         if context.attempt >= len(moves):
             raise AgentExhausted(

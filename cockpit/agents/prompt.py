@@ -26,7 +26,8 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Sequence
 
-from cockpit.agents.base import MAX_NOTE_CHARS, MAX_STEERING_NOTES, HistoryRow, ProposalContext
+from cockpit.agents.base import MAX_NOTE_CHARS, MAX_STEERING_NOTES, ProposalContext
+from cockpit.row import Row
 from cockpit.rules.edits import EDITABLE_FILE, FORMAT_REMINDER
 
 REPLY_RESERVE_TOKENS = 4096  # tokens kept free for the reply (at most a quarter of the window)
@@ -111,14 +112,14 @@ def _render(context: ProposalContext, omit_rows: int, omit_diffs: int) -> list[d
     ]
 
 
-def history_line(number: int, row: HistoryRow) -> str:
+def history_line(number: int, row: Row) -> str:
     """``#n status val_bpb description`` (val_bpb ``-`` for a crash), on one line."""
-    value = f"{row.val_bpb:.6f}" if row.status != "crash" and row.val_bpb > 0 else "-"
+    value = "-" if row.score is None else f"{row.score:.6f}"
     description = " ".join(row.description.split())
     return f"#{number} {row.status} {value} {description}"
 
 
-def history_section(rows: Sequence[HistoryRow], omit: int = 0) -> str:
+def history_section(rows: Sequence[Row], omit: int = 0) -> str:
     """The history section: every row but the ``omit`` oldest, plus the best kept row."""
     if not rows:
         return "## Experiment history\n(no experiments yet)"

@@ -38,7 +38,7 @@ from cockpit.app.controls import CONTROLS, ControlActions, control_bindings
 from cockpit.app.handlers import EventHandlers
 from cockpit.app.messages import EngineEvent, Relay, StepsLogged
 from cockpit.app.run_details import RunDetailsStore
-from cockpit.app.widgets import (AgentPane, DiffView, LiveCurves, PaneTabs, ProgramEditor, ResultRow, ResultsTable,
+from cockpit.app.widgets import (AgentPane, DiffView, LiveCurves, PaneTabs, ProgramEditor, ResultsTable, TableRow,
                                  StaircasePlot, StatusBar, TrainLog)
 from cockpit.app.widgets.status_bar import format_left
 from cockpit.commands import AcceptProgram, Command
@@ -90,7 +90,7 @@ class CockpitApp(ControlActions, EventHandlers, App[None]):
         super().__init__()
         self.title = title
         self._engine_factory = engine_factory
-        self._rows = [ResultRow.from_dict(row, index) for index, row in enumerate(rows)]
+        self._rows = [TableRow.from_cells(row, index) for index, row in enumerate(rows)]
         self._max_log_lines = max_log_lines
         self._program_path = program_path
         self._clock = clock

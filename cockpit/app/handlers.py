@@ -12,7 +12,8 @@ import time
 from typing import Any, Callable
 
 from cockpit import events
-from cockpit.app.widgets import ResultRow
+from cockpit.app.widgets import TableRow
+from cockpit.row import Row
 from cockpit.app.widgets.status_bar import cost_of
 from cockpit.rules.standing import running_best
 from cockpit.events import (
@@ -174,11 +175,9 @@ class EventHandlers:
         self.train_log.add_line(f"exp {event.experiment} finished: {text}", style)
 
     def _show_row(self, event: RowLogged) -> None:
-        self.results_table.add_result(ResultRow(
-            experiment=event.experiment, commit=event.commit, val_bpb=event.val_bpb,
-            memory_gb=event.memory_gb, status=event.status, description=event.description,
-            delta_sigma=getattr(event, "delta_sigma", None), holdout_bpb=getattr(event, "holdout_bpb", None),
-        ))
+        row = Row(event.commit, event.val_bpb, event.memory_gb, event.status, event.description, event.experiment)
+        self.results_table.add_result(TableRow(row, getattr(event, "delta_sigma", None),
+                                               getattr(event, "holdout_bpb", None)))
         self.show_standing()
         self.status_bar.count_row(event.memory_gb, getattr(event, "agent_usage", None))
         self.curves.row_logged(event.experiment, event.status)

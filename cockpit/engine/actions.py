@@ -204,7 +204,7 @@ class HumanActions:
         """Keep the newest row's commit, a discard with a val_bpb: move the branch
         there, append its keep row, ask again from there."""
         last = self.book.state.last_row
-        if last is None or last.status != "discard" or not last.val_bpb:
+        if last is None or last.status != "discard" or last.score is None:
             what = "no row yet" if last is None else f"#{last.experiment} is a {last.status}" + (
                 " without a val_bpb" if last.status == "discard" else "")
             self._warn(f"force-keep: only a just-discarded experiment with a val_bpb can be kept ({what})")

@@ -13,6 +13,7 @@ of order when the disk fails). A reset happens only on the run branch.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
 from cockpit.clock import now_iso
@@ -21,14 +22,15 @@ from cockpit.events import EngineMessage, Emit, PhaseChanged, RowLogged, TimeAcc
 from cockpit.engine.faults import fault_point, torn_write
 from cockpit.store.journal import Journal, entry_id
 from cockpit.store.records import ExperimentRecord, append_record
-from cockpit.store.results import Row, append_row, row_text
+from cockpit.row import Row
+from cockpit.store.results import append_row, row_text
 from cockpit.engine.program_hold import ProgramHold
 from cockpit.store.programs import ProgramSource
 from cockpit.rules.redact import redact
 from cockpit.engine.proposing import Asked
 from cockpit.store.repo import GitRepo, short
 from cockpit.training.runner import RunResult
-from cockpit.engine.session import Logged, SessionConfig, SessionFacts, SessionState, Trial, fixable
+from cockpit.engine.session import SessionConfig, SessionFacts, SessionState, Trial, fixable
 from cockpit.engine.verdict import attention_warning, verdict as decide_run
 from cockpit.engine.write_queue import WriteQueue
 from cockpit.rules.summary import attention_backend, summary_memory_gb, summary_val_bpb
@@ -75,7 +77,7 @@ class Bookkeeper:
         """sha256 of prepare.py when the session started ("" before ``begin``)."""
         return self.facts.harness_sha256 if self.facts else ""
 
-    def restore(self, rows: list[Logged], log_names: dict[int, str], backends: dict[str, str],
+    def restore(self, rows: list[Row], log_names: dict[int, str], backends: dict[str, str],
                 upstream_head: Optional[str] = None) -> str:
         """A resumed session's rows folded into the state (SessionState.restore; the last
         keep's short hash made full); returns the last kept commit (full hash)."""
@@ -202,7 +204,7 @@ class Bookkeeper:
             errors=list(trial.asked.outcome.errors) if trial.asked else [],
             replies=[r[:20_000] for r in trial.asked.outcome.replies] if trial.asked else [])
         holdout = (extra or {}).get("holdout_bpb") if status == "keep" else None
-        self._log_row(Logged(n, trial.commit, status, val, mem, description), usage, record, trial,
+        self._log_row(Row(trial.commit, val or 0.0, mem, status, description, n), usage, record, trial,
                       judged.delta_sigma if judged else None, holdout)
         if warning:
             self.emit(EngineMessage(warning, "warning"))
@@ -213,13 +215,13 @@ class Bookkeeper:
             raise Stopped
         return status
 
-    def _log_row(self, row: Logged, usage: Optional[dict] = None, record: Optional[ExperimentRecord] = None,
+    def _log_row(self, row: Row, usage: Optional[dict] = None, record: Optional[ExperimentRecord] = None,
                  trial: Optional[Trial] = None, delta_sigma: Optional[float] = None,
                  holdout_bpb: Optional[float] = None) -> None:
         """Append ``row`` to results.tsv and its ``record`` (if any) to records.jsonl,
         update the state (SessionState.log), journal the row (with the last keep
         after it), emit RowLogged."""
-        line = Row(short(row.commit), row.val_bpb or 0.0, row.memory_gb, row.status, row.description)
+        line = replace(row, commit=short(row.commit))
         torn_write("mid-row", row.experiment, self.ws.results_tsv, lambda: row_text(self.ws.results_tsv, line))
         self.writes.store("results.tsv", lambda: append_row(self.ws.results_tsv, line))
         if record is not None:
@@ -232,13 +234,13 @@ class Bookkeeper:
         self.emit(RowLogged(row.experiment, line.commit, line.val_bpb, row.memory_gb, row.status,
                             row.description, self.state.best, usage, delta_sigma, holdout_bpb))
 
-    def relog(self, source: Logged, status: str, description: str) -> Logged:
+    def relog(self, source: Row, status: str, description: str) -> Row:
         """Append a row for ``source``'s commit that did not train again (a forced keep
         of a finished experiment, a revert): its val_bpb and memory, the new
         ``status`` and ``description``. The caller moved the branch first; the
         state follows the row (``SessionState.log``: a keep row is the reference, a
         " [reverted]" discard of the incumbent puts the keep before it back)."""
-        row = Logged(self.state.rows, source.commit, status, source.val_bpb, source.memory_gb, description)
+        row = replace(source, status=status, description=description, experiment=self.state.rows)
         self._log_row(row)
         return row
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from cockpit.agents.base import HistoryRow, ProposalContext
+from cockpit.agents.base import ProposalContext
+from cockpit.row import Row
 from cockpit.store.records import read_records
 from cockpit.store.results import read_rows
 from cockpit.store.programs import Program, ProgramSource, resolve_program
@@ -27,10 +28,10 @@ MAX_VETOED = 20  # vetoed proposals shown to the agent, most recent
 LOG_TAIL_LINES = 50  # lines of a crashed run's output shown for a fix
 
 
-def history(results_tsv: Path) -> tuple[HistoryRow, ...]:
+def history(results_tsv: Path) -> tuple[Row, ...]:
     """Every results.tsv row, oldest first (earlier sessions included).
     Raises LedgerError for a corrupt file."""
-    return tuple(HistoryRow(r.status, r.val_bpb, r.description) for r in read_rows(results_tsv))
+    return tuple(read_rows(results_tsv))
 
 
 def kept_diffs(repo: GitRepo, records_jsonl: Path, head: str, limit: int = MAX_KEPT_DIFFS) -> tuple[str, ...]:

@@ -47,9 +47,9 @@ class Measurer:
         out (with a warning); fewer than two values leave the floor unmeasured.
         ``baseline_scores``: the baseline's (val_bpb, holdout_bpb) when scored."""
         k, base = self.config.settings.noise_runs, self._state.last_row
-        if k <= 0 or base is None or base.val_bpb is None:
+        if k <= 0 or base is None or base.score is None:
             return
-        runs = [base.val_bpb]
+        runs = [base.score]
         holdouts = [baseline_scores[1]] if baseline_scores else []
         for i in range(1, k + 1):
             val, holdout = await self.rerun(0, self._state.last_kept, f"noise floor: baseline re-run {i}/{k}",
@@ -113,9 +113,9 @@ class Measurer:
         have moved apart since the baseline's (val_bpb, holdout_bpb) ``baseline_scores``
         beyond the noise floor (cockpit.rules.holdout ``divergence``)."""
         row, floor = self._state.last_row, self.book.noise
-        if baseline_scores is None or row is None or row.val_bpb is None or floor is None:
+        if baseline_scores is None or row is None or row.score is None or floor is None:
             return
-        warning = divergence(*baseline_scores, row.val_bpb, holdout, floor.sigma, floor.holdout_sigma)
+        warning = divergence(*baseline_scores, row.score, holdout, floor.sigma, floor.holdout_sigma)
         if warning:
             self.emit(EngineMessage(f"#{row.experiment}: {warning}", "warning"))
 

@@ -175,8 +175,8 @@ class Engine:
         result, summary, _, holdout = await self._train(trial, self.ws.train_py.read_text(encoding="utf-8"))
         status = self.book.conclude(trial, result, summary, extra={"holdout_bpb": holdout})
         row = self._state.last_row
-        if status == "keep" and holdout is not None and row is not None and row.val_bpb is not None:
-            self._baseline_scores = (row.val_bpb, holdout)
+        if status == "keep" and holdout is not None and row is not None and row.score is not None:
+            self._baseline_scores = (row.score, holdout)
         if status == "crash" and not result.stopped:
             hint = "; is the data prepared (`uv run prepare.py`)?" if self.ws.layout == "upstream" else ""
             raise SessionError(f"the baseline run crashed (exit {result.returncode}"

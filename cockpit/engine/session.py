@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Optional, Sequence
 
+from cockpit.row import Row
 from cockpit.rules.noise import Judgement, KeepRule
 from cockpit.training.runner import RunResult
 from cockpit.store.programs import ProgramSource
@@ -120,20 +121,6 @@ def fixable(result: RunResult) -> bool:
 
 
 @dataclass(frozen=True)
-class Logged:
-    """A results row of this session as the engine remembers it: its number
-    ``experiment``, ``commit`` (full hash), ``status``, ``val_bpb`` (None for no
-    value), ``memory_gb`` and ``description`` as written."""
-
-    experiment: int
-    commit: str
-    status: str
-    val_bpb: Optional[float]
-    memory_gb: float
-    description: str
-
-
-@dataclass(frozen=True)
 class Trial:
     """A committed experiment: number, commit (full hash), row description, diff
     from the last keep, start time, the proposal (None for the baseline), and for
@@ -169,15 +156,15 @@ class SessionState:
     usage: Optional[dict] = None
     log_names: dict = field(default_factory=dict)
     backends: dict = field(default_factory=dict)
-    last_row: Optional[Logged] = None
+    last_row: Optional[Row] = None
     ladder: Ladder = field(default_factory=Ladder, repr=False)
 
     @property
     def kept(self) -> list:
-        """This session's kept rows (Logged), baseline first, the incumbent last."""
+        """This session's kept rows (cockpit.row ``Row``, full hashes), baseline first, the incumbent last."""
         return self.ladder.stack
 
-    def log(self, row: Logged) -> None:
+    def log(self, row: Row) -> None:
         """Count ``row`` as the newest row and fold it into the running best
         (cockpit.rules.standing): a keep becomes the reference (best, last kept commit,
         top of ``kept``); a revert row (RevertLastKeep appends a discard
@@ -189,7 +176,7 @@ class SessionState:
         if standing.incumbent is not None:
             self.best, self.last_kept = standing.best, standing.commit
 
-    def restore(self, rows: list[Logged], log_names: dict[int, str], backends: dict[str, str],
+    def restore(self, rows: list[Row], log_names: dict[int, str], backends: dict[str, str],
                 upstream_head: Optional[str] = None) -> None:
         """Fold a resumed session's rows (experiment n = index n) in, in order, as every
         reader of results.tsv folds them (``log``); ``log_names`` by experiment and

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import replace
 from typing import Optional
 
 from cockpit.engine.context import session_program
@@ -38,7 +39,7 @@ from cockpit.training.runner import Run
 from cockpit.rules.run_env import hub_offline
 from cockpit.engine.resume import (UPSTREAM, Restored, Resumable, restore, resumable_session, upstream_offers,
                                    upstream_session)
-from cockpit.engine.session import Logged, SessionConfig, SessionError, SessionFacts
+from cockpit.engine.session import SessionConfig, SessionError, SessionFacts
 from cockpit.rules.standing import running_best
 from cockpit.store.upstream import PREPARE_HINT
 from cockpit.store.repo import GitRepo
@@ -151,9 +152,9 @@ class SessionStart:
             budget = point.budget_s
         head = self.repo.checkout_branch(point.branch)
         restored = restore(self.ws.path, point)
-        rows = [Logged(n, self.repo.full_hash(row.commit), row.status.lower(),
-                       row.val_bpb if row.status.lower() != "crash" and row.val_bpb else None, row.memory_gb,
-                       row.description) for n, row in enumerate(restored.rows)]
+        rows = [replace(row, commit=self.repo.full_hash(row.commit), status=row.status.lower(), experiment=n,
+                        val_bpb=0.0 if row.status.lower() == "crash" else row.val_bpb)
+                for n, row in enumerate(restored.rows)]
         kept = self.book.restore(rows, restored.log_names, restored.backends,
                                  upstream_head=head if point.ended == UPSTREAM else None)
         if point.ended != UPSTREAM and head != kept:

@@ -4,9 +4,9 @@ One pure fold over results rows, used by the engine's session state
 (cockpit.engine.session ``SessionState``), the cockpit's staircase and status bar,
 and ``cockpit report``, so that they agree after every keep, forced keep,
 revert and crash. A row is anything with ``status``, ``val_bpb``, ``commit``
-and ``description`` attributes (cockpit.store.ledger ``Row``, cockpit.engine.session
-``Logged``, the app's ``ResultRow``, the report's ``ReportRow``) and, where
-it has one, an ``experiment`` number. The rules, from cockpit.engine.actions and
+and ``description`` attributes (cockpit.row ``Row``, and the views that wrap
+one: the app's ``TableRow``, the report's ``ReportRow``) and, where it has
+one, an ``experiment`` number. The rules, from cockpit.engine.actions and
 README "Human controls":
 
 - A **session starts** at the first row and at each later baseline row: a row
@@ -33,10 +33,11 @@ Statuses are read in any case (``KEEP``, ``Keep``).
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
+
+from cockpit.row import score_of
 
 REVERTED = "[reverted]"
 _MARKS = re.compile(r"(\s*\[[^\[\]]*\])+\s*$")
@@ -50,10 +51,7 @@ def status_of(row: Any) -> str:
 def scored(row: Any) -> Optional[float]:
     """The row's val_bpb when it has one (finite and > 0; a crash row's 0.000000
     has none), else None. Bits per byte."""
-    value = getattr(row, "val_bpb", None)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) and value > 0 else None
+    return score_of(getattr(row, "val_bpb", None))
 
 
 def is_baseline(row: Any) -> bool:

@@ -20,10 +20,10 @@ from __future__ import annotations
 import math
 import os
 import unicodedata
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
+from cockpit.row import Row
 from cockpit.rules.redact import redact
 from cockpit.store.ledger import LedgerError, append_durably
 
@@ -32,21 +32,9 @@ STATUSES = ("keep", "discard", "crash")
 MAX_DESCRIPTION = 300  # characters kept of a description in results.tsv
 
 
-@dataclass(frozen=True)
-class Row:
-    """One results.tsv row: ``commit`` (7 chars), ``val_bpb`` bits per byte (0 for a
-    crash), ``memory_gb`` peak memory in GB (0 for a crash), ``status`` (keep,
-    discard or crash) and a one-line ``description``."""
-
-    commit: str
-    val_bpb: float
-    memory_gb: float
-    status: str
-    description: str
-
-
 class Line(NamedTuple):
-    """A results.tsv row and its line number in the file (1 is the header)."""
+    """A results.tsv row (cockpit.row ``Row``, unnumbered) and its line number in the
+    file (1 is the header)."""
 
     row: Row
     line: int

@@ -5,7 +5,7 @@ from cockpit.app.widgets.diff_view import DiffView
 from cockpit.app.widgets.live_curves import LiveCurves
 from cockpit.app.widgets.pane_tabs import PaneTabs
 from cockpit.app.widgets.program_editor import ProgramEditor
-from cockpit.app.widgets.results_table import ResultRow, ResultsTable
+from cockpit.app.widgets.results_table import ResultsTable, TableRow
 from cockpit.app.widgets.staircase import StaircasePlot
 from cockpit.app.widgets.status_bar import StatusBar
 from cockpit.app.widgets.train_log import TrainLog, format_step
@@ -16,7 +16,7 @@ __all__ = [
     "LiveCurves",
     "PaneTabs",
     "ProgramEditor",
-    "ResultRow",
+    "TableRow",
     "ResultsTable",
     "StaircasePlot",
     "StatusBar",

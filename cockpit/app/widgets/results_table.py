@@ -11,6 +11,8 @@ from rich.text import Text
 from textual import events
 from textual.widgets import DataTable
 
+from cockpit.row import Row
+
 # Style of the status cell, and of the rest of the row, per status.
 STATUS_STYLES = {"keep": "bold green", "discard": "yellow", "crash": "bold red"}
 ROW_STYLES = {"keep": "", "discard": "dim", "crash": "dim"}
@@ -28,34 +30,64 @@ def _number(value: Any) -> float:
         return 0.0
 
 
-class ResultRow(NamedTuple):
-    """One experiment's row as the table shows it."""
+class TableRow(NamedTuple):
+    """One experiment's row as the table shows it: the results row (cockpit.row
+    ``Row``, numbered) and what the table adds to it, ``delta_sigma`` (its delta
+    against the best before it in noise-floor sigmas, cockpit.rules.noise) and
+    ``holdout_bpb`` (a kept row's holdout bits per byte); None when not known.
+    The row's fields read through, so the running best (cockpit.rules.standing)
+    and the staircase fold these as they fold rows."""
 
-    experiment: int
-    commit: str
-    val_bpb: float
-    memory_gb: float
-    status: str
-    description: str
+    row: Row
     delta_sigma: Optional[float] = None
     holdout_bpb: Optional[float] = None
 
+    @property
+    def experiment(self) -> int:
+        """The session's number for the row (0 is the baseline)."""
+        return self.row.experiment or 0
+
+    @property
+    def commit(self) -> str:
+        """The short commit hash (7 characters)."""
+        return self.row.commit
+
+    @property
+    def val_bpb(self) -> float:
+        """Bits per byte (0.0 for a crash)."""
+        return self.row.val_bpb
+
+    @property
+    def memory_gb(self) -> float:
+        """Peak GPU memory in GB."""
+        return self.row.memory_gb
+
+    @property
+    def status(self) -> str:
+        """keep, discard or crash."""
+        return self.row.status
+
+    @property
+    def description(self) -> str:
+        """The row's one-line description."""
+        return self.row.description
+
     @classmethod
-    def from_dict(cls, row: Mapping[str, Any], index: int) -> "ResultRow":
+    def from_cells(cls, cells: Mapping[str, Any], index: int) -> "TableRow":
         """A row from a results.tsv record (strings allowed, as any upstream-schema
         file holds them: the status in any case, ``0.000000`` for a crash);
         ``index`` numbers it if it has no ``experiment``."""
-        return cls(
-            experiment=int(row.get("experiment", index)),
-            commit=str(row.get("commit", ""))[:7],
-            val_bpb=_number(row.get("val_bpb")),
-            memory_gb=_number(row.get("memory_gb")),
-            status=str(row.get("status", "")).strip().lower(),
-            description=str(row.get("description", "")),
-        )
+        return cls(Row(
+            commit=str(cells.get("commit", ""))[:7],
+            val_bpb=_number(cells.get("val_bpb")),
+            memory_gb=_number(cells.get("memory_gb")),
+            status=str(cells.get("status", "")).strip().lower(),
+            description=str(cells.get("description", "")),
+            experiment=int(cells.get("experiment", index)),
+        ))
 
 
-def _cells(row: ResultRow, description_width: int) -> list[Text]:
+def _cells(row: TableRow, description_width: int) -> list[Text]:
     """The styled cells of one row; the description is cut to the column's width."""
     style = ROW_STYLES.get(row.status, "")
     crashed = row.status == "crash" and row.val_bpb == 0.0
@@ -78,9 +110,9 @@ def _cells(row: ResultRow, description_width: int) -> list[Text]:
 class ResultsTable(DataTable):
     """Every experiment of the session, newest at the bottom and kept in view."""
 
-    def __init__(self, rows: Iterable[ResultRow] = (), *, id: str | None = None) -> None:
+    def __init__(self, rows: Iterable[TableRow] = (), *, id: str | None = None) -> None:
         super().__init__(cursor_type="row", id=id)
-        self.results: list[ResultRow] = list(rows)
+        self.results: list[TableRow] = list(rows)
         self._description_width = 40
         self.border_title = "results · enter: the row's diff"
 
@@ -94,7 +126,7 @@ class ResultsTable(DataTable):
             self._description_width = width
             self._rebuild()
 
-    def add_result(self, row: ResultRow) -> None:
+    def add_result(self, row: TableRow) -> None:
         """Append one row; follow it if the cursor was on the newest row."""
         follow = self.cursor_row >= self.row_count - 1
         self.results.append(row)

@@ -17,7 +17,7 @@ import math
 from typing import Iterable, NamedTuple, Optional, Sequence
 
 from cockpit.app.widgets.live_curves import CachedPlot
-from cockpit.app.widgets.results_table import ResultRow
+from cockpit.app.widgets.results_table import TableRow
 from cockpit.rules.standing import Standing, running_best, scored, status_of
 
 KEEP_COLOR, DISCARD_COLOR = "green", "gray"
@@ -51,7 +51,7 @@ class Staircase(NamedTuple):
         return bottom - margin, top + margin
 
 
-def staircase(rows: Iterable[ResultRow], standings: Optional[Sequence[Standing]] = None) -> Staircase:
+def staircase(rows: Iterable[TableRow], standings: Optional[Sequence[Standing]] = None) -> Staircase:
     """The staircase of ``rows`` (oldest first); ``standings`` is
     ``cockpit.rules.standing.running_best(rows)`` when the caller has it already."""
     rows = list(rows)
@@ -100,7 +100,7 @@ class StaircasePlot(CachedPlot, can_focus=True):
         self.border_title = "staircase"
         self.border_subtitle = LEGEND
 
-    def show_rows(self, rows: Iterable[ResultRow], standings: Optional[Sequence[Standing]] = None) -> None:
+    def show_rows(self, rows: Iterable[TableRow], standings: Optional[Sequence[Standing]] = None) -> None:
         """Plot ``rows`` (``standings``: their cockpit.rules.standing.running_best, if known)."""
         self.data = data = staircase(rows, standings)
         plt = self.plt

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 import statistics
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
@@ -17,7 +18,7 @@ from cockpit.tools.report.reading import (match_records, newest_tag, read_record
                                             session_tags)
 from cockpit.rules.standing import running_best
 from cockpit.rules.usage import add_usage
-from cockpit.store.results import Line, Row
+from cockpit.store.results import Line
 
 
 LOG_HEAD_BYTES = 64 * 1024  # of a run log read for the device line
@@ -107,17 +108,11 @@ def _results_only(workspace: Path, lines: list[Line], tag: Optional[str], had_re
         where = "no records.jsonl matches its rows" if had_records else "no records.jsonl"
         raise ReportError(f"no session {tag!r} in {workspace / 'results.tsv'} ({where}: its sessions are told "
                           f"apart by their baseline rows); sessions there: {', '.join(names)}")
-    rows = [ReportRow(n, line.row.commit, _scored(line.row), line.row.memory_gb, line.row.status,
-                      line.row.description, line=line.line)
+    rows = [ReportRow(replace(line.row, experiment=n), line=line.line)
             for n, line in enumerate(sessions[names.index(tag)])]
     report = Report(tag=tag, workspace=workspace, rows=rows, records=[], sessions=names, results_only=True)
     _ratchet(report)
     return report
-
-
-def _scored(row: Row) -> Optional[float]:
-    """A row's val_bpb, None for a crash or a row without one (0.000000)."""
-    return row.val_bpb if row.status != "crash" and math.isfinite(row.val_bpb) and row.val_bpb > 0 else None
 
 
 def _session_rows(lines: list[Line], matched: list[Optional[dict]], tags: list[Optional[str]],
@@ -130,8 +125,8 @@ def _session_rows(lines: list[Line], matched: list[Optional[dict]], tags: list[O
         number = record.get("experiment") if record else None
         if not isinstance(number, int):
             number = out[-1].experiment + 1 if out else 0
-        out.append(ReportRow(number, row.commit, _scored(row), row.memory_gb, row.status, row.description, record,
-                             line=line.line, attention=_attention(record, row.commit, out)))
+        out.append(ReportRow(replace(row, experiment=number), record, line=line.line,
+                             attention=_attention(record, row.commit, out)))
     return out
 
 

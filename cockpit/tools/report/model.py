@@ -9,6 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
+from cockpit.row import Row
+
 
 Warn = Callable[[str], None]
 TOP_WINS = 10
@@ -22,29 +24,57 @@ class ReportError(ValueError):
 
 @dataclass
 class ReportRow:
-    """One results.tsv row of the session and what the report derives from it.
+    """One results.tsv row of the session (``row``, cockpit.row ``Row``, numbered) and
+    what the report derives from it.
 
-    ``experiment`` is the session's experiment number; ``val_bpb`` None for a row
-    without a score (crash, vetoed run: 0.000000 in results.tsv); ``record`` the
-    matched records.jsonl object (None for forced-keep and revert rows);
-    ``delta`` (keeps only) val_bpb minus the kept val_bpb in force before it;
-    ``incumbent`` the kept val_bpb in force after this row (what the next run
-    must beat, cockpit.rules.standing); ``reverted`` marks a keep that a later revert
-    un-kept; ``line`` its line number in results.tsv; ``attention`` the attention
-    backend of the run behind it ("" when unknown: no record, an older record)."""
+    The row's fields read through (``experiment``, ``commit``, ``memory_gb``,
+    ``status``, ``description``), except ``val_bpb``: None for a row without a
+    score (crash, vetoed run: 0.000000 in results.tsv; ``Row.score``).
+    ``record`` the matched records.jsonl object (None for forced-keep and revert
+    rows); ``delta`` (keeps only) val_bpb minus the kept val_bpb in force before
+    it; ``incumbent`` the kept val_bpb in force after this row (what the next run
+    must beat, cockpit.rules.standing); ``reverted`` marks a keep that a later
+    revert un-kept; ``line`` its line number in results.tsv; ``attention`` the
+    attention backend of the run behind it ("" when unknown: no record, an older
+    record)."""
 
-    experiment: int
-    commit: str
-    val_bpb: Optional[float]
-    memory_gb: float
-    status: str
-    description: str
+    row: Row
     record: Optional[dict] = None
     delta: Optional[float] = None
     incumbent: Optional[float] = None
     reverted: bool = False
     line: int = 0  # its line in results.tsv (1 is the header)
     attention: str = ""
+
+    @property
+    def experiment(self) -> int:
+        """The session's number for the row (0 is the baseline)."""
+        return self.row.experiment or 0
+
+    @property
+    def commit(self) -> str:
+        """The row's commit as results.tsv holds it (7 hex characters)."""
+        return self.row.commit
+
+    @property
+    def val_bpb(self) -> Optional[float]:
+        """Bits per byte, None for a row without a score."""
+        return self.row.score
+
+    @property
+    def memory_gb(self) -> float:
+        """Peak GPU memory in GB (0.0 for a crash)."""
+        return self.row.memory_gb
+
+    @property
+    def status(self) -> str:
+        """keep, discard or crash."""
+        return self.row.status
+
+    @property
+    def description(self) -> str:
+        """The row's one-line description."""
+        return self.row.description
 
 
 class Win(NamedTuple):
