@@ -255,3 +255,58 @@ def test_a_block_at_the_top_does_not_read_its_name_from_the_last_line():
 def test_a_quoted_name_in_a_fence_info_string():
     for info in ("python `src/model.py`", "python 'src/model.py'", 'python "src/model.py"'):
         assert read_reply(f"```{info}\n{BLOCK}```\n").blocks[0].filename == "src/model.py", info
+
+
+# ------------------------------------------- what a block hides from prose --
+
+def test_the_lines_of_a_block_and_its_name_line_are_no_description():
+    # a REPLACE line that reads like a label or prose is code, not the description
+    read = read_reply("<<<<<<< SEARCH\na = 1\n=======\nDescription: not this\n>>>>>>> REPLACE\n")
+    assert read.label is None and read.prose is None
+    # the line right after the block is prose again
+    assert read_reply(BLOCK + "Real prose after the block.\n").prose == "Real prose after the block."
+    # a name line in a heading form is the block's, not the prose
+    read = read_reply("### File: train.py\n" + BLOCK)
+    assert read.blocks[0].filename == EDITABLE_FILE and read.prose is None
+
+
+def test_letters_of_a_file_name_are_kept():
+    assert read_reply("XLNet.py\n" + BLOCK).blocks[0].filename == "XLNet.py"
+    assert read_reply("```python XLNet.py\n" + BLOCK + "```\n").blocks[0].filename == "XLNet.py"
+    assert read_reply("```python X.py\n" + BLOCK + "```\n").blocks[0].filename == "X.py"
+    assert not is_train_py("Xtrain.py")
+
+
+# --------------------------------------------------- fences back to back --
+
+def test_an_empty_fence_and_a_fence_right_after_another():
+    assert list(fenced_blocks(["```", "```", "x"])) == [Fenced("", (), 0, 1)]
+    assert list(fenced_blocks(["```", "a", "```", "```python", "b", "```"])) == [
+        Fenced("", ("a",), 0, 2), Fenced("python", ("b",), 3, 5)]
+
+
+def test_a_fence_without_an_info_string_holds_no_diff():
+    read = read_reply("Some prose.\n```\nx = 1\n```\n")
+    assert read.diff is None and read.fences == (Fenced("", ("x = 1",), 1, 3),)
+
+
+# ------------------------------------------------------- a diff's last line --
+
+def test_a_blank_line_before_an_indented_fence_ends_the_diff():
+    read = read_reply(DIFF + "\n   ```\n   x = 1\n   ```\n")
+    assert read.diff == DIFF + "\n" and read.fences == (Fenced("", ("   x = 1",), 7, 9),)
+
+
+# ------------------------------------------------------ limits, at the edge --
+
+def test_a_reply_of_exactly_the_raw_limit_is_read():
+    head, tail = "<think>", "</think>\n" + BLOCK
+    read = read_reply(head + "r" * (MAX_RAW_CHARS - len(head) - len(tail)) + tail)
+    assert len(read.blocks) == 1
+    with pytest.raises(EditError, match=r"the limit is 400,000\. Change only the lines you need, with small "
+                                        r"SEARCH blocks\.$"):
+        read_reply(head + "r" * (MAX_RAW_CHARS + 1 - len(head) - len(tail)) + tail)
+
+
+def test_only_a_byte_order_mark_is_stripped_from_the_start():
+    assert read_reply("Xavier init for the head.\n" + BLOCK).prose == "Xavier init for the head."
