@@ -27,3 +27,4 @@ def test_a_diff_git_applies_without_a_change_is_refused():
     diff = "--- a/train.py\n+++ b/train.py\n@@ -2,3 +2,3 @@\n \n-MATRIX_LR = 0.04\n+MATRIX_LR = 0.04\n DEPTH = 8\n"
     with pytest.raises(EditError, match="does not change train.py"):
         apply_unified_diff(diff, SOURCE)
+
