@@ -55,6 +55,10 @@ def check_changed(source: str, new_source: str) -> None:
 
 
 def _matches_somewhere(lines: list[str], edit: Edit) -> bool:
+    """Whether ``edit``'s SEARCH is found in ``lines`` (an all-blank SEARCH never is:
+    ``_apply_one`` refuses it as empty)."""
+    if not edit.search.strip():
+        return False
     try:
         _locate(lines, edit.search.splitlines(), 0)
         return True
