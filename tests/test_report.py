@@ -356,3 +356,27 @@ def test_a_real_upstream_night_reports_from_results_tsv_alone(tmp_path, capsys):
     pandas = pytest.importorskip("pandas")
     frame = pandas.read_csv(ws / "results.tsv", sep="\t", on_bad_lines="skip")
     assert len(frame) == 121  # pandas reads the corrupt line as a row with a text val_bpb: nothing merged
+
+
+def test_gpu_hours_count_the_re_runs_too(tmp_path):
+    # the CPU demo's report said 24.0 minutes of 42.6 measured: noise-floor and confirming
+    # re-runs use the device as much as an experiment does
+    reruns = tuple({"kind": "rerun", "experiment": n, "tag": "nov23", "commit": "a000000", "label": label,
+                    "val_bpb": 1.0, "started": "2026-11-23T10:00:10+00:00", "ended": "2026-11-23T10:00:50+00:00",
+                    "timings": {"wall_s": 60.0}}
+                   for n, label in ((0, "noise floor 1/3"), (0, "noise floor 2/3"), (2, "confirming")))
+    report = build_report(make_workspace(tmp_path / "ws", extra_records=reruns))
+    assert report.run_s == pytest.approx(8 * 72 + 3 * 60) and report.reruns == 3
+    cost = _section(render_markdown(report, "x.png"), "Cost")
+    assert f"| GPU hours (sum of run wall time) | {(8 * 72 + 180) / 3600:.4f} h (12.6 min, re-runs included (3)) |" \
+        in cost
+
+
+def test_the_staircase_spans_discards_below_the_running_best():
+    from cockpit.tools.report.staircase import value_range
+
+    # the CPU demo's PNG dropped four discards that landed below the running best off its
+    # bottom edge, while the legend counted only those above the top
+    assert value_range([1.50, 1.45], [1.44, 1.43, 1.60]) == (1.50, 1.43)
+    assert value_range([], [1.2, 1.1]) == (1.2, 1.1)
+    assert value_range([], []) == (None, None)

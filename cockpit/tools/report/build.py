@@ -80,7 +80,9 @@ def build_report(workspace: Path, tag: Optional[str] = None, warn: Optional[Warn
     for record in own:
         if isinstance(record.get("agent_usage"), dict):
             report.usage = add_usage(report.usage, record["agent_usage"])
-    report.run_s = sum(_number((r.get("timings") or {}).get("wall_s")) or 0.0 for r in experiments)
+    reruns = [r for r in own if r.get("kind") == "rerun"]  # noise-floor and confirming runs use the device too
+    report.run_s = sum(_number((r.get("timings") or {}).get("wall_s")) or 0.0 for r in experiments + reruns)
+    report.reruns = len(reruns)
     report.noise = noise_floor(own)
     report.holdout = [(row, _number(row.record.get("holdout_bpb"))) for row in session_rows
                       if row.status == "keep" and row.record and _number(row.record.get("holdout_bpb")) is not None]

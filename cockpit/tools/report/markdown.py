@@ -170,8 +170,9 @@ def _cost_lines(report: Report) -> list[str]:
     if report.results_only:
         lines.append("| GPU hours (sum of run wall time) | not recorded (no records.jsonl) |")
     else:
+        runs = f", re-runs included ({report.reruns})" if report.reruns else ""
         lines.append(f"| GPU hours (sum of run wall time) | {report.gpu_hours:.4f} h "
-                     f"({_duration(report.run_s)}{no_gpu}) |")
+                     f"({_duration(report.run_s)}{runs}{no_gpu}) |")
     wall = report.wall_s
     lines.append("| session wall hours | "
                  + ("not recorded |" if wall is None else f"{wall / 3600:.4f} h ({_duration(wall)}) |"))

@@ -128,7 +128,8 @@ class Report:
     wins: list = field(default_factory=list)
     proposals: dict = field(default_factory=dict)
     usage: Optional[dict] = None
-    run_s: float = 0.0
+    run_s: float = 0.0  # seconds of training runs: experiments and re-runs (noise floor, confirming)
+    reruns: int = 0  # re-runs among them (records.jsonl kind "rerun")
     noise: Optional[NoiseFloor] = None
     holdout: list = field(default_factory=list)
     lowest: Optional[ReportRow] = None

@@ -5,6 +5,7 @@ a staircase (matplotlib's Agg canvas, imported only when drawing: no pyplot).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from cockpit.tools.report.model import Report
 
@@ -30,14 +31,7 @@ def draw_staircase(report: Report, path: Path) -> None:
     kept = [r for r in rows if r.status == "keep" and r.val_bpb is not None]
     discards = [r for r in rows if r.status != "keep" and r.val_bpb is not None]
     unscored = [r for r in rows if r.val_bpb is None]
-    scored = [r.val_bpb for r in kept + discards]
-    if kept:
-        top, bottom = kept[0].val_bpb, min(r.val_bpb for r in kept)
-        top = max(top, max(r.val_bpb for r in kept))
-    elif scored:
-        top, bottom = max(scored), min(scored)
-    else:
-        top = bottom = None
+    top, bottom = value_range([r.val_bpb for r in kept], [r.val_bpb for r in discards])
     gains = sum(1 for r in kept if r.delta is not None and r.delta < 0 and not r.reverted)
     title = f"{report.tag}: {len(rows)} experiments, {gains} kept improvement{'' if gains == 1 else 's'}"
     if top is None:
@@ -45,7 +39,7 @@ def draw_staircase(report: Report, path: Path) -> None:
                 transform=ax.transAxes, fontsize=14, color=CRASH_COLOR)
     else:
         margin = max((top - bottom) * 0.15, abs(top) * 1e-3)
-        low, high = bottom - margin, top + margin
+        low, high = bottom - margin, top + margin  # every discard below the best is in view
         shown = [r for r in discards if r.val_bpb <= high]
         above = [r for r in discards if r.val_bpb > high]
         if shown:
@@ -91,3 +85,16 @@ def draw_staircase(report: Report, path: Path) -> None:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, format="png")
+
+
+def value_range(kept: list[float], discards: list[float]) -> tuple[Optional[float], Optional[float]]:
+    """(top, bottom) val_bpb the plot spans, before its margin: from the highest kept
+    value down to the lowest scored one, kept or discarded (a discard that landed
+    below the running best, within the noise, is drawn where it fell); discards
+    above the highest keep are drawn at the top edge instead. Without keeps, the
+    discards' span; (None, None) without any value."""
+    if kept:
+        return max(kept), min(kept + discards)
+    if discards:
+        return max(discards), min(discards)
+    return None, None
