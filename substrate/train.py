@@ -52,28 +52,28 @@ from prepare import (PROFILE, MAX_SEQ_LEN, TIME_BUDGET, CACHE_DIR, NEEDS_CUDA, F
 # Model
 DEPTH = 8                      # number of transformer layers
 ASPECT_RATIO = 64              # model width = DEPTH * ASPECT_RATIO, rounded up to a multiple of HEAD_DIM
-HEAD_DIM = 128                 # channels per attention head (heads = width / HEAD_DIM)
+HEAD_DIM = 128                 # channels per attention head (heads = width / HEAD_DIM); search: off
 N_KV_HEAD = 0                  # key/value heads for grouped-query attention; 0 = one per query head
 WINDOW_PATTERN = "SSSL"        # attention window per layer, cycled: S = half context, L = full; last layer L
 # Batch
 TOTAL_BATCH_SIZE = 524288      # tokens per optimizer step (sum of DEVICE_BATCH_SIZE x MAX_SEQ_LEN passes)
 DEVICE_BATCH_SIZE = 128        # sequences per forward/backward pass; lower it if memory runs out
 # Optimizer
-MATRIX_LR = 0.04               # Muon learning rate for the 2-D matrices of the blocks
-EMBEDDING_LR = 0.6             # AdamW learning rate, token + value embeddings (x (width/768)**-0.5)
-UNEMBEDDING_LR = 0.004         # AdamW learning rate, LM head (x (width/768)**-0.5)
-SCALAR_LR = 0.5                # AdamW learning rate, x0 scalars; residual scalars get SCALAR_LR * 0.01
-ADAM_BETA1 = 0.8               # AdamW first-moment decay
-ADAM_BETA2 = 0.95              # AdamW second-moment decay
-WEIGHT_DECAY = 0.2             # Muon cautious weight decay at the start; decays linearly to 0 over the budget
-MUON_MOMENTUM_START = 0.85     # Muon Nesterov momentum at step 0
-MUON_MOMENTUM_END = 0.95       # Muon Nesterov momentum after the ramp
+MATRIX_LR = 0.04               # Muon learning rate for the 2-D matrices of the blocks; search: log 0.005..0.2
+EMBEDDING_LR = 0.6             # AdamW learning rate, token + value embeddings (x (width/768)**-0.5); search: log 0.05..3
+UNEMBEDDING_LR = 0.004         # AdamW learning rate, LM head (x (width/768)**-0.5); search: log 0.0005..0.03
+SCALAR_LR = 0.5                # AdamW learning rate, x0 scalars; residual scalars get SCALAR_LR * 0.01; search: log 0.05..3
+ADAM_BETA1 = 0.8               # AdamW first-moment decay; search: beta 0.5..0.95
+ADAM_BETA2 = 0.95              # AdamW second-moment decay; search: beta 0.8..0.999
+WEIGHT_DECAY = 0.2             # Muon cautious weight decay at the start; decays linearly to 0 over the budget; search: float 0..0.5
+MUON_MOMENTUM_START = 0.85     # Muon Nesterov momentum at step 0; search: float 0.6..0.95
+MUON_MOMENTUM_END = 0.95       # Muon Nesterov momentum after the ramp; search: beta 0.85..0.99
 MUON_MOMENTUM_STEPS = 300      # optimizer steps over which the momentum ramps up
-MUON_BETA2 = 0.95              # decay of Muon's per-row/column second moment (NorMuon rescale)
+MUON_BETA2 = 0.95              # decay of Muon's per-row/column second moment (NorMuon rescale); search: beta 0.8..0.99
 # Schedule (fractions of the training-time budget)
-WARMUP_RATIO = 0.0             # fraction of the budget with a linear learning-rate warm-up
-WARMDOWN_RATIO = 0.5           # fraction of the budget, at the end, with a linear warm-down
-FINAL_LR_FRAC = 0.0            # learning-rate multiplier reached at the end of the warm-down
+WARMUP_RATIO = 0.0             # fraction of the budget with a linear learning-rate warm-up; search: float 0..0.2
+WARMDOWN_RATIO = 0.5           # fraction of the budget, at the end, with a linear warm-down; search: float 0.1..0.9
+FINAL_LR_FRAC = 0.0            # learning-rate multiplier reached at the end of the warm-down; search: float 0..0.3
 
 # =============================================================================
 # Model

@@ -81,6 +81,18 @@ def test_batch_constraints_are_checked():
     assert constraints_ok({"TOTAL_BATCH_SIZE": 2**19, "DEVICE_BATCH_SIZE": 256, "MAX_SEQ_LEN": 2048})
     assert not constraints_ok({"TOTAL_BATCH_SIZE": 2**19, "DEVICE_BATCH_SIZE": 512, "MAX_SEQ_LEN": 2048})
     assert not constraints_ok({"TOTAL_BATCH_SIZE": 64, "DEVICE_BATCH_SIZE": 128})
+
+
+def test_the_batch_moves_the_assert_would_refuse_are_not_proposed():
+    # the CPU demo spent runs on both: 2048 tokens = 8 x 256 is exactly one pass
+    cpu = {"TOTAL_BATCH_SIZE": 2048, "DEVICE_BATCH_SIZE": 8}
+    assert not constraints_ok({**cpu, "DEVICE_BATCH_SIZE": 16}, cpu)
+    assert not constraints_ok({**cpu, "TOTAL_BATCH_SIZE": 1024}, cpu)
+    assert constraints_ok({**cpu, "DEVICE_BATCH_SIZE": 4}, cpu)  # two passes
+    assert constraints_ok({**cpu, "TOTAL_BATCH_SIZE": 4096}, cpu)
+    source = "TOTAL_BATCH_SIZE = 2048  # tokens\nDEVICE_BATCH_SIZE = 8  # sequences\n"
+    moves = {m.description for m in plan_moves(source, ())}
+    assert moves == {"TOTAL_BATCH_SIZE 2048 -> 4096", "DEVICE_BATCH_SIZE 8 -> 4"}
     descriptions = [m.description for m in plan_moves(SOURCE.replace("= 2048", "= 4096"), [])]
     assert "DEVICE_BATCH_SIZE 128 -> 256" not in descriptions          # 256 * 4096 > 2**19
     assert "TOTAL_BATCH_SIZE 2**19 -> 2**18" not in descriptions       # 2**18 < 128 * 4096

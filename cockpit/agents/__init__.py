@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from cockpit.agents.base import Agent, AgentExhausted, AgentFatal, ProposalContext
 
-AGENT_NAMES = ("offline", "litellm")
+AGENT_NAMES = ("offline", "litellm", "optuna")
 
 
 def make_agent(name: str, seed: int = 0, **options) -> Agent:
@@ -18,7 +18,9 @@ def make_agent(name: str, seed: int = 0, **options) -> Agent:
     ``options`` go to the agent's constructor; options that are None are left out
     (so a CLI can pass every flag). ``offline`` takes none; ``litellm`` takes
     ``model`` (required) and the keyword arguments of ``LiteLLMAgent`` (api_base,
-    temperature, timeout_s, max_retries, stream, max_input_tokens, ...).
+    temperature, timeout_s, max_retries, stream, max_input_tokens, ...); ``optuna``
+    takes ``storage`` (the study's journal file, required), ``study_name`` (the
+    session tag) and ``sampler`` ("tpe", "cmaes" or "random"; default "tpe").
     Raises ValueError for an unknown name, a missing model or options the agent
     does not take.
     """
@@ -39,6 +41,16 @@ def make_agent(name: str, seed: int = 0, **options) -> Agent:
             return LiteLLMAgent(model, **given)
         except TypeError as exc:
             raise ValueError(f"bad option for the litellm agent: {exc}") from exc
+    if name == "optuna":
+        from cockpit.agents.sampler import SamplerAgent
+
+        storage = given.pop("storage", None)
+        if storage is None:
+            raise ValueError("the optuna agent needs the path of its study's storage")
+        try:
+            return SamplerAgent(storage, given.pop("study_name", "cockpit"), seed=seed, **given)
+        except TypeError as exc:
+            raise ValueError(f"bad option for the optuna agent: {exc}") from exc
     raise ValueError(f"unknown agent {name!r} (known: {', '.join(AGENT_NAMES)})")
 
 

@@ -78,7 +78,10 @@ class Agent(Protocol):
     ``AgentFatal``, or ``NoFix`` for a fix attempt. An agent that calls a model may
     expose ``last_usage`` (a dict or an object with ``prompt_tokens``,
     ``completion_tokens``, ``cost_usd`` (None when unknown), ``latency_s``,
-    ``retries``) for its latest call; the engine reads it after each reply.
+    ``retries``) for its latest call; the engine reads it after each reply. An
+    agent with an ``observe(event)`` method (the optuna agent) is registered as an
+    observer of the engine's events (cockpit.events: RowLogged tells it each
+    outcome as its row is written); it must not raise.
     """
 
     name: str

@@ -23,30 +23,14 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 from cockpit.agents.base import AgentExhausted, NoFix, ProposalContext
+from cockpit.agents.trials import batch_fits, tokens_per_sequence
+from cockpit.rules.constants import POW as _POW, HyperParam, format_float, literal_value, read_hyperparams
 from cockpit.row import Row
 
-_ASSIGN = re.compile(
-    r"^(?P<name>[A-Z][A-Z0-9_]*)\s*(?::\s*\w+\s*)?=\s*(?P<value>[0-9][0-9_.eE+\-*\s]*?)\s*(?:#.*)?$"
-)
-_FLOAT = re.compile(r"^(?:\d[\d_]*\.\d*|\.\d+|\d[\d_]*)(?:[eE][-+]?\d+)?$")
-_INT = re.compile(r"^\d[\d_]*$")
-_POW = re.compile(r"^(\d+)\s*\*\*\s*(\d+)$")
 _MOVE = re.compile(r"^\s*([A-Z][A-Z0-9_]*) (\S+) -> (\S+)")
 _BOUNDED = re.compile(r"RATIO|FRAC|DROPOUT")  # floats in (0, 1] stay <= 1
 _NEAR_ONE = re.compile(r"BETA|MOMENTUM")  # floats in (0, 1) move by halving/doubling 1 - x
-_SKIPPED = re.compile(r"SEED|FLOPS|PEAK")  # constants, not hyper-parameters
 _DIRECTIONS = ("up", "down")
-
-
-@dataclass(frozen=True)
-class HyperParam:
-    """A top-level numeric assignment: ``kind`` is "float", "int" or "pow"."""
-
-    name: str
-    line: str
-    literal: str
-    value: float
-    kind: str
 
 
 @dataclass(frozen=True)
@@ -61,44 +45,6 @@ class Move:
     def description(self) -> str:
         """The one-line description, e.g. ``MATRIX_LR 0.04 -> 0.08`` (read back as history)."""
         return f"{self.param.name} {self.param.literal} -> {self.new_literal}"
-
-
-def literal_value(literal: str) -> Optional[tuple[float, str]]:
-    """(value, kind) of a numeric literal (``0.04``, ``8``, ``2**19``), or None."""
-    text = literal.strip()
-    power = _POW.match(text)
-    if power:
-        return float(int(power.group(1)) ** int(power.group(2))), "pow"
-    if _INT.match(text):
-        return float(int(text.replace("_", ""))), "int"
-    if _FLOAT.match(text):
-        return float(text.replace("_", "")), "float"
-    return None
-
-
-def read_hyperparams(source: str) -> list[HyperParam]:
-    """The numeric UPPER_CASE top-level assignments of ``source``, in file order.
-
-    Names assigned more than once are left out (their SEARCH line would be ambiguous).
-    """
-    found: list[HyperParam] = []
-    for line in source.splitlines():
-        match = _ASSIGN.match(line)
-        parsed = literal_value(match.group("value")) if match else None
-        if parsed is not None:
-            value, kind = parsed
-            found.append(HyperParam(match.group("name"), line, match.group("value").strip(), value, kind))
-    counts: dict[str, int] = {}
-    for param in found:
-        counts[param.name] = counts.get(param.name, 0) + 1
-    return [p for p in found if counts[p.name] == 1 and not _SKIPPED.search(p.name)]
-
-
-def _format_float(value: float, like: str) -> str:
-    """A float literal for ``value``: e-notation when ``like`` (the old literal) used it."""
-    value = float(f"{value:.10g}")
-    text = f"{value:g}" if "e" in like.lower() else repr(value)
-    return text if ("." in text or "e" in text) else text + ".0"
 
 
 def _is_power_of_two(n: int) -> bool:
@@ -137,15 +83,21 @@ def _float_move(param: HyperParam, up: bool) -> Optional[Move]:
         new = param.value * (2.0 if up else 0.5)
         if _BOUNDED.search(param.name) and param.value <= 1.0 < new:
             return None
-    literal = _format_float(new, param.literal)
+    literal = format_float(new, param.literal)
     return Move(param, literal, float(literal))
 
 
-def constraints_ok(values: dict[str, float]) -> bool:
-    """Cheap sanity checks of a set of hyper-parameter values (name -> value).
+def constraints_ok(values: dict[str, float], current: Optional[dict[str, float]] = None) -> bool:
+    """Whether train.py's own batch assert holds for ``values`` (name -> value), so
+    no run is spent on a crash the agent can foresee.
 
-    DEVICE_BATCH_SIZE (sequences) must fit TOTAL_BATCH_SIZE (tokens): with a known
-    MAX_SEQ_LEN, TOTAL_BATCH_SIZE must be a multiple of DEVICE_BATCH_SIZE x MAX_SEQ_LEN.
+    TOTAL_BATCH_SIZE (tokens) must be a multiple of DEVICE_BATCH_SIZE x MAX_SEQ_LEN.
+    With MAX_SEQ_LEN among the values that is checked as it is; without it (it
+    lives in prepare.py) the tokens per sequence of ``current``, the train.py that
+    ran, must still divide the new ones (cockpit.agents.trials ``batch_fits``),
+    so DEVICE_BATCH_SIZE x2 or TOTAL_BATCH_SIZE /2 is not proposed where it would
+    leave less than one pass; with neither, DEVICE_BATCH_SIZE must not exceed
+    TOTAL_BATCH_SIZE.
     """
     total, device = values.get("TOTAL_BATCH_SIZE"), values.get("DEVICE_BATCH_SIZE")
     if total is None or device is None:
@@ -153,6 +105,9 @@ def constraints_ok(values: dict[str, float]) -> bool:
     seq = values.get("MAX_SEQ_LEN") or values.get("SEQ_LEN")
     if seq:
         return total % (device * seq) == 0
+    known_good = tokens_per_sequence(current) if current else None
+    if known_good is not None:
+        return batch_fits(values, known_good)
     return device <= total
 
 
@@ -189,7 +144,7 @@ def plan_moves(source: str, history, seed: int = 0) -> list[Move]:
         move = candidate_move(by_name[name], direction)
         if move is None or _key(name, move.param.value, move.new_value) in tried:
             continue
-        if constraints_ok({**values, name: move.new_value}):
+        if constraints_ok({**values, name: move.new_value}, values):
             moves.append(move)
     return moves
 

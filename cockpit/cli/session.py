@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 from cockpit.agents import make_agent
+from cockpit.agents.sampler import storage_path
 from cockpit.clock import now_iso
 from cockpit.engine.context import session_program
 from cockpit.engine.session import SessionConfig
@@ -37,7 +38,7 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # (attribute, flag) of the session flags: passed on to `cockpit serve`, ignored when attaching.
 # The settings' flags come from their one declaration (cockpit.store.settings).
 SESSION_FLAGS = (("max_experiments", "--max-experiments"), ("tag", "--tag"),
-                 ("agent", "--agent"), ("model", "--model"), ("api_base", "--api-base"),
+                 ("agent", "--agent"), ("model", "--model"), ("api_base", "--api-base"), ("sampler", "--sampler"),
                  ("run_command", "--run-command"), ("new_session", "--new-session"),
                  ("resume_upstream", "--resume-upstream"), *flag_settings())
 APPROVE_HEADLESS = ("--approve needs the cockpit UI to approve or veto proposals; in headless mode nothing "
@@ -98,12 +99,17 @@ def free_tag(workspace: Path, tag: str) -> str:
     return candidate
 
 
-def build_agent(settings: AgentSettings, seed: int):
+def build_agent(settings: AgentSettings, seed: int, workspace: Optional[Workspace] = None, tag: str = "cockpit"):
     """The agent for ``settings`` through ``make_agent``, passing only the options
-    that are set (the offline agent takes only ``seed``). Raises SettingsError
-    (litellm without a model) or ValueError (unknown agent)."""
+    that are set (the offline agent takes only ``seed``); the optuna agent's study
+    is session ``tag``'s in ``workspace`` (cockpit.agents.sampler ``storage_path``).
+    Raises SettingsError (litellm without a model, an unknown sampler) or
+    ValueError (unknown agent)."""
     settings.check()
     options = {} if settings.name == "offline" else settings.options()
+    if settings.name == "optuna":
+        where = workspace.path if workspace is not None else Path(".")
+        options.update(storage=storage_path(where, tag), study_name=tag)
     return make_agent(settings.name, seed=seed, **options)
 
 
@@ -141,8 +147,12 @@ def session_setup(args: argparse.Namespace, workspace: Workspace, headless: bool
     command = run_command(args.run_command, workspace)
     if not settings.network:
         command = (*network_prefix(), *command)  # NoNetworkError (a RuntimeError): one line
-    agent = build_agent(workspace.agent.with_flags(args.agent, args.model, args.api_base), settings.seed)
     tag, resume = choose_session(args, workspace)
+    agent = build_agent(workspace.agent.with_flags(args.agent, args.model, args.api_base, args.sampler),
+                        settings.seed, workspace, tag)
+    describe = getattr(agent, "describe", None)
+    if callable(describe):  # the optuna agent's search space, printed as the session starts
+        print(describe(workspace.train_py.read_text(encoding="utf-8")), file=sys.stderr)
     config = SessionConfig(tag=tag, resume=resume, resume_upstream=bool(args.resume_upstream),
                            max_experiments=args.max_experiments, run_command=command, settings=settings)
     return config, agent

@@ -84,8 +84,9 @@ class Engine:
         self.times = self.book.times
         self.inbox = Inbox(self.actions, self.control, lambda: self.book.program, self.emit)
         self.abort_watch = AbortWatch(config.settings, self.book.times, lambda: self.book.budget_s, self.actions.abort)
-        self.observe(self.actions.observe)
-        self.observe(self.abort_watch.observe)
+        for observer in (self.actions.observe, self.abort_watch.observe, getattr(agent, "observe", None)):
+            if callable(observer):  # an agent may observe too: the optuna agent learns each outcome
+                self.observe(observer)
         self._baseline_scores: Optional[tuple[float, float]] = None  # (val_bpb, holdout_bpb) of the baseline
         self._noise_done = False  # a resumed session's floor was measured (or is off)
 

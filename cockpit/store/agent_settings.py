@@ -1,7 +1,7 @@
 """The ``[agent]`` table of cockpit.toml, and the settings' shared error and checks.
 
     [agent]
-    name = "litellm"           # "offline" (default) or "litellm"
+    name = "litellm"           # "offline" (default), "litellm" or "optuna"
     model = "openai/gpt-4o-mini"
     api_base = "http://127.0.0.1:8000/v1"
     timeout_s = 120
@@ -23,6 +23,8 @@ import typing
 from dataclasses import dataclass, fields, replace
 from typing import Any, Optional
 
+SAMPLERS = ("tpe", "cmaes", "random")  # the optuna agent's samplers (cockpit.agents.sampler)
+
 
 class SettingsError(ValueError):
     """cockpit.toml holds a value of the wrong type, an unknown [agent] key or a key."""
@@ -33,7 +35,7 @@ class AgentSettings:
     """The ``[agent]`` table; None means "not set" (the agent's own default)."""
 
     name: str = "offline"
-    """Agent: "offline" (no key, no network) or "litellm"."""
+    """Agent: "offline" (no key, no network), "litellm" or "optuna" (a sampler over train.py's constants)."""
     model: Optional[str] = None
     """litellm model name, e.g. "openai/gpt-4o-mini" (required for litellm)."""
     api_base: Optional[str] = None
@@ -46,6 +48,8 @@ class AgentSettings:
     """Stream the reply (shows progress; same result)."""
     temperature: Optional[float] = None
     """Sampling temperature."""
+    sampler: Optional[str] = None
+    """The optuna agent's sampler: "tpe" (default), "cmaes" or "random"."""
 
     def options(self) -> dict:
         """The set options (not name) as keyword arguments of ``make_agent``."""
@@ -53,17 +57,20 @@ class AgentSettings:
                 if f.name != "name" and getattr(self, f.name) is not None}
 
     def with_flags(self, name: Optional[str] = None, model: Optional[str] = None,
-                   api_base: Optional[str] = None) -> "AgentSettings":
+                   api_base: Optional[str] = None, sampler: Optional[str] = None) -> "AgentSettings":
         """These settings with the typed CLI flags (the non-None ones) applied."""
-        typed = {k: v for k, v in (("name", name), ("model", model), ("api_base", api_base)) if v is not None}
+        typed = {k: v for k, v in (("name", name), ("model", model), ("api_base", api_base), ("sampler", sampler))
+                 if v is not None}
         return replace(self, **typed)
 
     def check(self) -> None:
         """Raise SettingsError when the agent cannot be built from these settings
-        (litellm without a model)."""
+        (litellm without a model, an unknown sampler)."""
         if self.name == "litellm" and not self.model:
             raise SettingsError("--agent litellm needs a model: give --model MODEL "
                                 "or set model under [agent] in cockpit.toml")
+        if self.sampler is not None and self.sampler not in SAMPLERS:
+            raise SettingsError(f"[agent] sampler = {self.sampler!r}: expected one of {', '.join(SAMPLERS)}")
 
 
 def _accepted(hint: Any) -> tuple[type, ...]:

@@ -31,7 +31,7 @@ from cockpit.store.upstream import is_upstream_layout, read_time_budget
 
 PROFILES = PROFILE_NAMES  # cockpit.store.settings holds the one list
 CONFIG_FILE = "cockpit.toml"
-GITIGNORE = "results.tsv\nrecords.jsonl\nlogs/\n__pycache__/\n.cockpit/\n"
+GITIGNORE = "results.tsv\nrecords.jsonl\nlogs/\n__pycache__/\n.cockpit/\noptuna/\n"
 TRACKED = ("prepare.py", "train.py", "program.md", CONFIG_FILE, ".gitignore")
 
 
