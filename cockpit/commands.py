@@ -85,5 +85,14 @@ class AcceptProgram:
     sha256: str
 
 
+@dataclass(frozen=True)
+class SwitchAgent:
+    """Propose with the session's agent called ``name`` (``--agent`` names: offline,
+    optuna, litellm; AgentChanged lists them) from the next proposal on; a proposal
+    already asked keeps the agent that wrote it. An unknown name gets a warning."""
+
+    name: str
+
+
 Command = Union[Pause, Resume, Stop, Steer, Veto, ForceKeep, Approve, SetApprovalGate, RevertLastKeep, DropQueued,
-                AcceptProgram]
+                AcceptProgram, SwitchAgent]

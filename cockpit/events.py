@@ -228,6 +228,19 @@ class TimeAccounted:
 
 
 @dataclass(frozen=True)
+class AgentChanged:
+    """The agent that writes the next proposal: ``name`` (its ``--agent`` name:
+    offline, optuna, litellm), ``agent`` (as the records name it: "optuna-tpe", a
+    model name) and ``choices`` (the names a SwitchAgent may give, in the order the
+    cockpit's ``n`` key cycles). Emitted as the session starts and after each
+    switch (cockpit.engine.agent_desk)."""
+
+    name: str
+    agent: str
+    choices: list
+
+
+@dataclass(frozen=True)
 class SessionEnded:
     """The loop ended: ``reason`` is "max-experiments", "stopped", "agent-exhausted"
     (the agent had nothing left to propose) or "error: ..."; ``experiments`` counts
@@ -241,6 +254,7 @@ class SessionEnded:
 
 Event = Union[
     SessionStarted,
+    AgentChanged,
     PhaseChanged,
     ProposalReady,
     ProposalRejected,

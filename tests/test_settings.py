@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from engine_support import ScriptedAgent, lr, make_workspace
 
+import cockpit.cli.agents as cli_agents
 import cockpit.cli.session as cli
 from cockpit.cli import build_parser, main
 from cockpit.cli.session import run_command
@@ -95,17 +96,20 @@ def test_session_builds_the_agent_from_toml_and_flags(tmp_path, monkeypatch, cap
     usage = {"prompt_tokens": 1200, "completion_tokens": 80, "cost_usd": 0.0042, "latency_s": 2.0, "retries": 0}
     agent = ScriptedAgent([lr("0.04", "0.08")], usages=[usage])
 
-    def fake_make_agent(name, **options):
-        built.update(options, name=name)
-        return agent
+    real_make_agent = cli_agents.make_agent
 
-    monkeypatch.setattr(cli, "make_agent", fake_make_agent)
+    def fake_make_agent(name, **options):  # the session's other agents (offline, optuna) are the real ones
+        built[name] = options
+        return agent if name == "litellm" else real_make_agent(name, **options)
+
+    monkeypatch.setattr(cli_agents, "make_agent", fake_make_agent)
     code = main(["--workspace", str(ws.path), "--headless", "--max-experiments", "2", "--budget", "0.2",
                  "--tag", "s1", "--agent", "litellm", "--model", "openai/from-flag", "--program", "hyperparameters"])
     out = capsys.readouterr().out
     assert code == 0
-    assert built == {"name": "litellm", "seed": 0, "model": "openai/from-flag", "api_base": "http://toml:1/v1",
-                     "timeout_s": 30.0, "stream": False, "temperature": 0.5}
+    assert built["litellm"] == {"seed": 0, "model": "openai/from-flag", "api_base": "http://toml:1/v1",
+                                "timeout_s": 30.0, "stream": False, "temperature": 0.5}
+    assert set(built) == {"litellm", "offline", "optuna"}  # the agents n switches between
     assert "hyper-parameters only" in agent.contexts[0].program_md
     experiments = [r for r in read_records(Path(ws.path) / "records.jsonl") if r["kind"] == "experiment"]
     assert experiments[1]["program"] == "programs/hyperparameters.md"

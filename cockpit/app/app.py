@@ -101,6 +101,8 @@ class CockpitApp(ControlActions, EventHandlers, App[None]):
         self._stopping = False
         self._pause = "running"  # running | pausing | paused | resuming
         self._gate = False  # what this cockpit last set (the engine starts with it off)
+        self._agents: tuple[str, tuple[str, ...]] = ("", ())  # AgentChanged: the chosen agent, the choices
+        self._where = ("", "")
         self._echoes: set[str] = set()  # EngineMessage texts that echo an ActionApplied shown
         self.run_details = RunDetailsStore()  # timings, cost, output tail per experiment
         self._gc_thresholds: Optional[tuple[int, ...]] = None  # Python's, while the app has its own

@@ -30,7 +30,7 @@ from textual.screen import ModalScreen
 
 from cockpit.app.dialogs import ConfirmScreen, SteerScreen
 from cockpit.commands import (Approve, DropQueued, Command, ForceKeep, Pause, Resume, RevertLastKeep,
-                              SetApprovalGate, Steer, Stop, Veto)
+                              SetApprovalGate, Steer, Stop, SwitchAgent, Veto)
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ CONTROLS = (
     Control("steer", "f10", "s", "Steer", "Steer the agent", "Send a note the agent sees with every following proposal"),
     Control("force_keep", "f7", "k", "Keep", "Force-keep", "Keep the running or just-finished experiment although it did not improve"),
     Control("revert", "f11", "r", "Revert", "Revert last keep", "Un-keep the last kept commit: the branch goes back to the keep before it"),
+    Control("switch_agent", "", "n", "Agent", "Switch the agent", "Propose with the session's next agent (offline, optuna, litellm) from the next proposal on", footer=False),
 )
 CONTROL_ACTIONS = frozenset(control.action for control in CONTROLS) | {"show_pane", "quit", "detach", "stop_session"}
 STOP_QUESTION = "Stop the session now?"
@@ -81,6 +82,7 @@ class ControlActions:
     _stopping: bool
     _pause: str
     _gate: bool
+    _agents: tuple[str, tuple[str, ...]]
     panes: tuple[tuple[str, str], ...]
     status_bar: Any
     agent_pane: Any
@@ -129,6 +131,15 @@ class ControlActions:
         gate = not self._gate
         if self._send(SetApprovalGate(gate), f"Approval gate {'on: proposals wait for F8/a' if gate else 'off'}."):
             self._gate = self.status_bar.gate = gate
+
+    def action_switch_agent(self) -> None:
+        """n: the next of the session's agents (AgentChanged's choices) proposes from the next proposal on."""
+        chosen, choices = self._agents
+        if len(choices) < 2:
+            self.notify("This session has one agent only.", severity="warning")
+            return
+        following = choices[(choices.index(chosen) + 1) % len(choices)] if chosen in choices else choices[0]
+        self._send(SwitchAgent(following), f"Switching to the {following} agent from the next proposal on.")
 
     def action_steer(self) -> None:
         self.push_screen(SteerScreen(), self._steer)

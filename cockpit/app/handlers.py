@@ -17,6 +17,7 @@ from cockpit.row import Row
 from cockpit.app.widgets.status_bar import cost_of
 from cockpit.rules.standing import running_best
 from cockpit.events import (
+    AgentChanged,
     EngineMessage,
     LogLine,
     NoiseMeasured,
@@ -65,12 +66,15 @@ class EventHandlers:
     _phase_event: Any = None  # the latest PhaseChanged
     _pause: str
     _gate: bool
+    _agents: tuple[str, tuple[str, ...]]  # (the chosen agent's name, the session's choices)
+    _where: tuple[str, str]  # (branch, profile) for the status bar
     _echoes: set[str]
     _set_pause: Callable[[str], None]
 
     def handlers(self) -> dict[type, Callable[[Any], None]]:
         table: dict[type, Callable[[Any], None]] = {
             SessionStarted: self._show_session_started,
+            AgentChanged: self._show_agent,
             PhaseChanged: self._show_phase,
             ProposalReady: self._show_proposal,
             ProposalRejected: self._show_rejection,
@@ -91,6 +95,7 @@ class EventHandlers:
     def _show_session_started(self, event: SessionStarted) -> None:
         self.curves.budget_s = event.budget_s
         self.status_bar.tag = event.tag
+        self._where = (event.branch, event.profile)
         self.status_bar.where = f"{event.branch} · {event.profile} · {event.agent}"
         started_at = getattr(event, "started_at", None)  # set by the daemon: a late attach keeps the rate right
         self.status_bar.session_started(max(0.0, time.time() - started_at) if started_at else 0.0)
@@ -101,6 +106,12 @@ class EventHandlers:
             f"session {event.tag} · {event.branch} · {event.profile} · "
             f"agent {event.agent} · budget {event.budget_s:.0f}s"
         )
+
+    def _show_agent(self, event: AgentChanged) -> None:
+        """The agent of the next proposal, and the ones ``n`` cycles through."""
+        self._agents = (event.name, tuple(event.choices))
+        branch, profile = self._where
+        self.status_bar.where = f"{branch} · {profile} · {event.agent}"
 
     def _show_phase(self, event: PhaseChanged) -> None:
         self._phase_event = event

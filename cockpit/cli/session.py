@@ -18,8 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
-from cockpit.agents import make_agent
-from cockpit.agents.sampler import storage_path
+from cockpit.cli.agents import build_desk
 from cockpit.clock import now_iso
 from cockpit.engine.context import session_program
 from cockpit.engine.session import SessionConfig
@@ -28,7 +27,7 @@ from cockpit.serve.attach import AttachedEngine, attach_or_start, start_daemon
 from cockpit.serve.headless import HeadlessPrinter
 from cockpit.store.programs import ProgramError
 from cockpit.store.rundir import RunDir
-from cockpit.store.settings import AgentSettings, flag_settings
+from cockpit.store.settings import flag_settings
 from cockpit.store.upstream import DEFAULT_RUN_COMMAND
 from cockpit.store.workspace import Workspace, load_workspace
 from cockpit.training.no_network import network_prefix
@@ -99,20 +98,6 @@ def free_tag(workspace: Path, tag: str) -> str:
     return candidate
 
 
-def build_agent(settings: AgentSettings, seed: int, workspace: Optional[Workspace] = None, tag: str = "cockpit"):
-    """The agent for ``settings`` through ``make_agent``, passing only the options
-    that are set (the offline agent takes only ``seed``); the optuna agent's study
-    is session ``tag``'s in ``workspace`` (cockpit.agents.sampler ``storage_path``).
-    Raises SettingsError (litellm without a model, an unknown sampler) or
-    ValueError (unknown agent)."""
-    settings.check()
-    options = {} if settings.name == "offline" else settings.options()
-    if settings.name == "optuna":
-        where = workspace.path if workspace is not None else Path(".")
-        options.update(storage=storage_path(where, tag), study_name=tag)
-    return make_agent(settings.name, seed=seed, **options)
-
-
 def run_command(text: Optional[str], workspace: Workspace) -> tuple[str, ...]:
     """argv of a training run: ``--run-command`` split like a shell would, else
     ``uv run train.py`` (upstream layout) or ``python -u train.py``. Raises
@@ -139,7 +124,7 @@ def approval_gate(typed: bool, workspace: Workspace, headless: bool) -> bool:
 
 
 def session_setup(args: argparse.Namespace, workspace: Workspace, headless: bool):
-    """(SessionConfig, agent) of the typed flags on ``workspace``: cockpit.toml's
+    """(SessionConfig, AgentDesk: the agents) of the typed flags on ``workspace``: cockpit.toml's
     settings with the typed flags applied (cockpit.store.settings). Raises ValueError,
     SettingsError (a WorkspaceError), ProgramError or NoNetworkError with one line."""
     gate = approval_gate(args.approve, workspace, headless)
@@ -148,14 +133,15 @@ def session_setup(args: argparse.Namespace, workspace: Workspace, headless: bool
     if not settings.network:
         command = (*network_prefix(), *command)  # NoNetworkError (a RuntimeError): one line
     tag, resume = choose_session(args, workspace)
-    agent = build_agent(workspace.agent.with_flags(args.agent, args.model, args.api_base, args.sampler),
-                        settings.seed, workspace, tag)
-    describe = getattr(agent, "describe", None)
+    desk = build_desk(workspace.agent.with_flags(args.agent, args.model, args.api_base, args.sampler),
+                      settings.seed, workspace, tag)
+    describe = getattr(desk.current, "describe", None)
     if callable(describe):  # the optuna agent's search space, printed as the session starts
         print(describe(workspace.train_py.read_text(encoding="utf-8")), file=sys.stderr)
     config = SessionConfig(tag=tag, resume=resume, resume_upstream=bool(args.resume_upstream),
-                           max_experiments=args.max_experiments, run_command=command, settings=settings)
-    return config, agent
+                           max_experiments=args.max_experiments, run_command=command, settings=settings,
+                           reuse_noise=getattr(args, "noise_runs", None) is None)  # typed: measure again
+    return config, desk
 
 
 def typed_session_flags(args: argparse.Namespace) -> list[str]:

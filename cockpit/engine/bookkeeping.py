@@ -1,14 +1,13 @@
-"""Deciding and recording: the verdict applied, the reset, the results.tsv row, the
-records.jsonl object and the journal entries of each experiment.
+"""Deciding and recording: the verdict, the reset, the row, the record and the journal of each experiment.
 
 The ``Bookkeeper`` owns the session's ``SessionState`` (cockpit.engine.session); the
 engine asks and trains, then hands each committed ``Trial`` to ``conclude`` (the
 human's veto or force-keep with it; the verdict is cockpit.engine.verdict's). Rows
-that did not train (a forced keep, a revert) go through ``relog``; proposals that
-never trained through ``unrun``, ``unqueued`` and ``drop``. The journal
-(cockpit.store.journal) gets ``open``, ``train``, ``row`` and ``close`` entries; every
-append goes through ``writes`` (cockpit.engine.write_queue: nothing lost, nothing out
-of order when the disk fails). A reset happens only on the run branch.
+that did not train (a forced keep, a revert) go through ``relog``; proposals that never
+trained through ``unrun``, ``unqueued`` and ``drop``. The journal (cockpit.store.journal)
+gets ``open``, ``train``, ``row`` and ``close`` entries; every append goes through
+``writes`` (cockpit.engine.write_queue: nothing lost, nothing out of order when the disk
+fails). A reset happens only on the run branch. Records name the agent of the proposal.
 """
 
 from __future__ import annotations
@@ -121,10 +120,10 @@ class Bookkeeper:
         """Append ``record`` (a records.jsonl object: a re-run's, an action's) through ``writes``."""
         self.writes.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
 
-    def record_noise(self, floor: NoiseFloor) -> None:
-        """records.jsonl ``kind`` "noise-floor" (cockpit.rules.noise); it is the session's from now on."""
+    def record_noise(self, floor: NoiseFloor, **facts) -> None:
+        """records.jsonl ``kind`` "noise-floor" (cockpit.rules.noise) with ``facts``; the session's from now on."""
         self.noise = floor
-        record = floor.as_record(self.config.tag)
+        record = {**floor.as_record(self.config.tag), **facts}
         self.writes.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
 
     def _close(self, trial: Trial) -> None:
@@ -293,7 +292,8 @@ class Bookkeeper:
         program = asked.program if asked else None
         return ExperimentRecord(
             kind=kind, experiment=n, tag=self.config.tag, status=status, description=description,
-            agent=self.agent_name, profile=self.ws.profile, budget_s=self.budget_s,
+            agent=asked.outcome.agent if asked and asked.outcome.agent else self.agent_name, profile=self.ws.profile,
+            budget_s=self.budget_s,
             program_sha256=program.sha256 if program else self.program.sha256(),
             program=self.program.label, harness_sha256=self.harness_sha or sha256_file(self.ws.prepare_py),
             agent_usage=asked.outcome.usage if asked else None, steering=list(asked.steering) if asked else [],

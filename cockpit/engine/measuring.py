@@ -19,13 +19,16 @@ from typing import Awaitable, Callable, Optional
 from cockpit.clock import now_iso
 from cockpit.engine.bookkeeping import Bookkeeper
 from cockpit.engine.control import SessionControl, Stopped
+from cockpit.engine.noise_memory import age, device_of, floor_key, remembered
 from cockpit.engine.session import SessionConfig, Trial
 from cockpit.engine.trainer import Trainer
 from cockpit.engine.verdict import attention_warning
 from cockpit.events import Emit, EngineMessage, NoiseMeasured, PhaseChanged
 from cockpit.rules.holdout import divergence, read_holdout
 from cockpit.rules.noise import NoiseFloor, threshold
+from cockpit.store.records import read_records
 from cockpit.store.repo import short
+from cockpit.store.workspace import sha256_file
 from cockpit.training.runner import RunResult
 from cockpit.rules.summary import attention_backend, summary_val_bpb
 
@@ -47,7 +50,7 @@ class Measurer:
         out (with a warning); fewer than two values leave the floor unmeasured.
         ``baseline_scores``: the baseline's (val_bpb, holdout_bpb) when scored."""
         k, base = self.config.settings.noise_runs, self._state.last_row
-        if k <= 0 or base is None or base.score is None:
+        if k <= 0 or base is None or base.score is None or self._remembered():
             return
         runs = [base.score]
         holdouts = [baseline_scores[1]] if baseline_scores else []
@@ -63,11 +66,35 @@ class Measurer:
             self.emit(EngineMessage("noise floor not measured: no baseline re-run finished", "warning"))
             return
         floor = NoiseFloor(tuple(runs), tuple(holdouts) if len(holdouts) == len(runs) else ())
-        self.book.record_noise(floor)
+        self.book.record_noise(floor, measured=now_iso(), **self._floor_key())
         bar = threshold(self.config.settings.keep_threshold, floor.sigma)
         self.emit(NoiseMeasured(list(floor.runs), floor.sigma, bar))
         self.emit(EngineMessage(f"noise floor: sigma {floor.sigma:.6f} over {len(runs)} runs of the baseline; "
                                 f"a keep needs an improvement over {bar:.6f} (or a confirming re-run)"))
+
+    def _floor_key(self) -> dict:
+        """The harness, the baseline train.py and the device of this session's floor."""
+        backend = self._state.backends.get(short(self._state.last_kept), "")
+        return floor_key(self.book.harness_sha, sha256_file(self.book.ws.train_py), device_of(backend))
+
+    def _remembered(self) -> bool:
+        """With ``reuse_noise``: take the newest floor measured under the same key
+        (cockpit.engine.noise_memory) as this session's; True when one was taken."""
+        if not self.config.reuse_noise:
+            return False
+        key = self._floor_key()
+        found = remembered(read_records(self.book.ws.records_jsonl), key)
+        if found is None:
+            return False
+        floor, record = found
+        measured = str(record.get("measured", ""))
+        self.book.record_noise(floor, remembered_from=record.get("tag", ""), measured=measured, **key)
+        bar = threshold(self.config.settings.keep_threshold, floor.sigma)
+        self.emit(NoiseMeasured(list(floor.runs), floor.sigma, bar))
+        self.emit(EngineMessage(f"noise floor: sigma {floor.sigma:.6f} over {len(floor.runs)} runs, remembered from "
+                                f"session {record.get('tag', '?')} ({age(measured)} old; same harness, train.py and "
+                                f"device); --noise-runs N measures again"))
+        return True
 
     async def confirm(self, trial: Trial, result: RunResult, summary: dict, verdict: str) -> tuple:
         """The val_bpb of a confirming re-run when ``trial``'s run improved on the

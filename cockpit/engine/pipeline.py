@@ -31,7 +31,8 @@ import asyncio
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
-from cockpit.agents.base import Agent, AgentFatal, ProposalContext
+from cockpit.agents.base import AgentFatal, ProposalContext
+from cockpit.engine.agent_desk import AgentDesk
 from cockpit.engine.bookkeeping import Bookkeeper
 from cockpit.engine.proposing import Asked
 from cockpit.engine.control import SessionControl
@@ -69,10 +70,10 @@ class ProposalQueue:
     (cockpit.engine.actions); ``book`` records what never trains, ``control``
     answers stops and pauses. HumanActions calls ``approve`` and ``drop``."""
 
-    def __init__(self, config: SessionConfig, book: Bookkeeper, control: SessionControl, agent: Agent,
+    def __init__(self, config: SessionConfig, book: Bookkeeper, control: SessionControl, desk: AgentDesk,
                  emit: Emit, context: Callable[..., ProposalContext],
                  gate: Callable[[], bool], phase: Callable[[], str]) -> None:
-        self.config, self.book, self.control, self.agent, self.emit = config, book, control, agent, emit
+        self.config, self.book, self.control, self.desk, self.emit = config, book, control, desk, emit
         self._context, self._gate, self._phase = context, gate, phase
         self._state = book.state
         self.queued: Optional[Queued] = None
@@ -95,7 +96,7 @@ class ProposalQueue:
         started = now_iso()
         program = self.book.program.read()
         context = self._context(n, source, program, in_flight=(running.description,))
-        outcome = await obtain_proposal(self.agent, context, self.config.max_reasks,
+        outcome = await obtain_proposal(self.desk.current, context, self.config.max_reasks,
                                         lambda reason, attempt: self.emit(ProposalRejected(n, reason, attempt)))
         return Asked(outcome, program, started, context.steering,
                      {"asked_during": running.n, "base": short(self._state.last_kept)})

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Optional
 
 from cockpit.agents.base import Agent, AgentFatal, ProposalContext
+from cockpit.engine.agent_desk import AgentDesk
 from cockpit.clock import now_iso
 from cockpit.engine.control import SessionControl
 from cockpit.engine.context import build_context, kept_diffs, vetoed_proposals
@@ -40,7 +41,7 @@ class Outcome:
     """Result of asking: the valid ``proposal`` and ``new_source`` of train.py (both
     None when dropped), every reply and error message, ``propose_s`` seconds spent
     and the agent's summed ``usage`` over the replies (None for an agent without
-    ``last_usage``)."""
+    ``last_usage``); ``agent`` the name of the agent that replied (the records')."""
 
     proposal: Optional[Proposal]
     new_source: Optional[str]
@@ -48,6 +49,7 @@ class Outcome:
     errors: tuple[str, ...]
     propose_s: float
     usage: Optional[dict] = None
+    agent: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,9 @@ async def obtain_proposal(
             errors.append(str(exc))
             on_reject(str(exc), attempt + 1)
             continue
-        return Outcome(proposal, new_source, tuple(replies), tuple(errors), time.monotonic() - started, usage)
-    return Outcome(None, None, tuple(replies), tuple(errors), time.monotonic() - started, usage)
+        return Outcome(proposal, new_source, tuple(replies), tuple(errors), time.monotonic() - started, usage,
+                       agent.name)
+    return Outcome(None, None, tuple(replies), tuple(errors), time.monotonic() - started, usage, agent.name)
 
 
 class Proposer:
@@ -99,9 +102,9 @@ class Proposer:
     records a dropped one and holds the program, ``control`` answers pauses and stops."""
 
     def __init__(self, ws: Workspace, config: "SessionConfig", repo: GitRepo, book: "Bookkeeper",
-                 control: SessionControl, agent: Agent, emit: Emit) -> None:
+                 control: SessionControl, desk: AgentDesk, emit: Emit) -> None:
         self.ws, self.config, self.repo, self.book, self.control = ws, config, repo, book, control
-        self.agent, self.emit = agent, emit
+        self.desk, self.emit = desk, emit  # desk.current: the agent asked now (cockpit.engine.agent_desk)
         self._program_sha = ""
 
     async def ask(self, n: int, source: str, crash_tail: Optional[str] = None, fix_attempt: int = 0) -> Asked:
@@ -118,7 +121,7 @@ class Proposer:
                 context = self.context(n, source, program, crash_log_tail=crash_tail, fix_attempt=fix_attempt)
                 with self.book.times.waiting("wait_model_s"):
                     outcome = await self.control.until_stopped(obtain_proposal(
-                        self.agent, context, self.config.max_reasks,
+                        self.desk.current, context, self.config.max_reasks,
                         lambda reason, attempt: self.emit(ProposalRejected(n, reason, attempt))))
                 return Asked(outcome, program, started, context.steering)
             except ProgramError as exc:

@@ -30,6 +30,7 @@ import asyncio
 from typing import Callable, Optional
 
 from cockpit.engine.abort_watch import AbortWatch
+from cockpit.engine.agent_desk import AgentDesk
 from cockpit.engine.actions import HumanActions
 from cockpit.engine.inbox import Inbox
 from cockpit.agents.base import Agent, AgentExhausted, NoFix
@@ -67,26 +68,26 @@ class Engine:
     """One ratchet session (see module docstring). ``run()`` once; ``send()`` any time
     from the same event loop."""
 
-    def __init__(self, workspace: Workspace, config: SessionConfig, agent: Agent, emit: Emit) -> None:
-        self.ws, self.config, self.agent, self._emit = workspace, config, agent, emit
+    def __init__(self, workspace: Workspace, config: SessionConfig, agent: "Agent | AgentDesk", emit: Emit) -> None:
+        self.ws, self.config, self._emit = workspace, config, emit
+        self.desk = desk = AgentDesk.of(agent)  # the agents it may switch between (cockpit.engine.agent_desk)
         self._observers: list[Callable[[Event], None]] = []
         self.repo = GitRepo(workspace.path)
         self.control = SessionControl(self.emit)
-        self.book = Bookkeeper(workspace, config, agent.name, self.repo, self.emit)
-        self.proposer = Proposer(workspace, config, self.repo, self.book, self.control, agent, self.emit)
-        self.ahead = ProposalQueue(config, self.book, self.control, agent, self.emit, self.proposer.context,
+        self.book = Bookkeeper(workspace, config, desk.current.name, self.repo, self.emit)
+        self.proposer = Proposer(workspace, config, self.repo, self.book, self.control, desk, self.emit)
+        self.ahead = ProposalQueue(config, self.book, self.control, desk, self.emit, self.proposer.context,
                                    gate=lambda: self.actions.gate, phase=lambda: self.actions.phase)
         self.actions = HumanActions(self.book, self.control, self.emit, config.settings.approval_gate, self.ahead)
-        self.start_up = SessionStart(workspace, self.repo, config, self.book, self.control, self.emit, agent.name)
+        self.start_up = SessionStart(workspace, self.repo, config, self.book, self.control, self.emit, desk)
         self.trainer = Trainer(workspace, config, self.book, self.control, self.emit, self.start_up.train_env)
         self.measurer = Measurer(config, self.book, self.control, self.emit, self.trainer, self.start_up.preflight)
         self._state = self.book.state
         self.times = self.book.times
-        self.inbox = Inbox(self.actions, self.control, lambda: self.book.program, self.emit)
+        self.inbox = Inbox(self.actions, self.control, lambda: self.book.program, self.emit, desk)
         self.abort_watch = AbortWatch(config.settings, self.book.times, lambda: self.book.budget_s, self.actions.abort)
-        for observer in (self.actions.observe, self.abort_watch.observe, getattr(agent, "observe", None)):
-            if callable(observer):  # an agent may observe too: the optuna agent learns each outcome
-                self.observe(observer)
+        for observer in (self.actions.observe, self.abort_watch.observe, *desk.observers()):
+            self.observe(observer)  # the agents' too: the optuna agent learns each outcome
         self._baseline_scores: Optional[tuple[float, float]] = None  # (val_bpb, holdout_bpb) of the baseline
         self._noise_done = False  # a resumed session's floor was measured (or is off)
 
@@ -260,8 +261,7 @@ class Engine:
             self.measurer.check_holdout(self._baseline_scores, holdout)
         return status, result, trial
 
-    async def _train(self, trial: Trial, base_source: Optional[str] = None
-                     ) -> tuple[RunResult, dict, str, Optional[float]]:
+    async def _train(self, trial: Trial, base_source: Optional[str] = None) -> tuple[RunResult, dict, str, Optional[float]]:
         """Run ``trial`` (with ``base_source``, the best kept train.py, the next
         proposal is asked meanwhile: cockpit.engine.pipeline); returns its result,
         parsed summary, the human's verdict and its holdout_bpb (cockpit.rules.holdout;

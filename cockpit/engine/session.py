@@ -63,6 +63,10 @@ class SessionConfig:
     resume: bool = False
     """Continue session ``tag`` where its engine died or was stopped (cockpit.engine.resume):
     its branch, rows, best, noise floor; no baseline re-run. False = a new session."""
+    reuse_noise: bool = False
+    """A new session takes the newest noise floor measured on the same harness, baseline
+    train.py and device instead of measuring (cockpit.engine.noise_memory); the CLI sets
+    it unless ``--noise-runs`` is typed. False = measure."""
 
     @property
     def branch(self) -> str:

@@ -28,7 +28,8 @@ from typing import Optional
 from cockpit.engine.context import session_program
 from cockpit.engine.bookkeeping import Bookkeeper
 from cockpit.engine.control import SessionControl, Stopped
-from cockpit.events import Emit, EngineMessage, NoiseMeasured, PhaseChanged, RowLogged, SessionStarted
+from cockpit.engine.agent_desk import AgentDesk
+from cockpit.events import AgentChanged, Emit, EngineMessage, NoiseMeasured, PhaseChanged, RowLogged, SessionStarted
 from cockpit.store.journal import DIRECTORY, JournalLock
 from cockpit.store.records import check_records, set_aside_torn_record
 from cockpit.store.results import read_rows
@@ -53,9 +54,9 @@ class SessionStart:
     docstring)."""
 
     def __init__(self, ws: Workspace, repo: GitRepo, config: SessionConfig, book: Bookkeeper,
-                 control: SessionControl, emit: Emit, agent_name: str) -> None:
+                 control: SessionControl, emit: Emit, desk: AgentDesk) -> None:
         self.ws, self.repo, self.config, self.book, self.control, self.emit = ws, repo, config, book, control, emit
-        self.agent_name = agent_name
+        self.desk = desk
         self._state = book.state
         self.lock: Optional[JournalLock] = None
 
@@ -93,12 +94,13 @@ class SessionStart:
         self.book.begin(facts)
         self.book.writes.store("the journal", lambda: self.book.journal.append(
             "session", tag=facts.tag, branch=facts.branch, base=facts.base,
-            harness_sha256=facts.harness_sha256, agent=self.agent_name, profile=self.ws.profile,
+            harness_sha256=facts.harness_sha256, agent=self.desk.current.name, profile=self.ws.profile,
             budget_s=facts.budget_s, pid=os.getpid(), resumed=facts.resumed,
             results_offset=point.results_offset if point else self._results_size(),
             upstream=bool(point and point.ended == UPSTREAM)))
         self.emit(SessionStarted(facts.tag, facts.branch, self.ws.profile, facts.budget_s,
-                                 str(self.ws.path), self.agent_name, gate, harness_sha256=facts.harness_sha256))
+                                 str(self.ws.path), self.desk.current.name, gate, harness_sha256=facts.harness_sha256))
+        self.emit(AgentChanged(self.desk.chosen, self.desk.current.name, list(self.desk.names)))
         self.emit(EngineMessage(f"program: {self.book.program.label} (read again before every proposal)"))
         if restored is not None:
             self._replay_rows(restored)

@@ -39,6 +39,7 @@ from typing import Callable, Optional
 
 from cockpit.serve import wire
 from cockpit.agents.base import Agent
+from cockpit.engine.agent_desk import AgentDesk
 from cockpit.commands import Resume, Stop
 from cockpit.events import EngineMessage, Emit, Event, SessionStarted
 from cockpit.serve.headless import HeadlessPrinter
@@ -212,7 +213,7 @@ def session_state(rundir: RunDir, config: SessionConfig, socket: Path, events: P
             "log": str(rundir.engine_log), "started": now_iso(), "status": "starting", "reason": None}
 
 
-async def serve(workspace: Workspace, config: SessionConfig, agent: Agent,
+async def serve(workspace: Workspace, config: SessionConfig, agent: "Agent | AgentDesk",
                 program: Optional[Path] = None) -> str:
     """Run the session as described in the module docstring; returns its end reason.
     ``program`` is the program file the session reads (recorded for the cockpit's

@@ -263,4 +263,5 @@ def noise_floor(records: list[dict]) -> Optional[NoiseFloor]:
     sigma = _number(record.get("sigma"))
     if sigma is None and len(runs) >= 2:
         sigma = statistics.stdev(runs)
-    return NoiseFloor(runs, sigma)
+    origin = record.get("remembered_from")
+    return NoiseFloor(runs, sigma, origin if isinstance(origin, str) else "", str(record.get("measured") or ""))

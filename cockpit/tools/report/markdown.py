@@ -186,7 +186,9 @@ def _noise_lines(report: Report) -> list[str]:
     spread = f", {min(noise.runs):.6f} to {max(noise.runs):.6f}" if noise.runs else ""
     if noise.sigma is None:
         return [f"- noise floor: recorded without a usable sigma ({len(noise.runs)} runs{spread})"]
-    return [f"- noise floor: σ = {noise.sigma:.6f} bpb over {len(noise.runs)} runs{spread}"]
+    origin = f"; remembered from session {noise.remembered_from}, measured {noise.measured or 'at an unknown time'}" \
+        if noise.remembered_from else ""
+    return [f"- noise floor: σ = {noise.sigma:.6f} bpb over {len(noise.runs)} runs{spread}{origin}"]
 
 
 def _holdout_lines(report: Report) -> list[str]:

@@ -90,10 +90,14 @@ class Win(NamedTuple):
 
 class NoiseFloor(NamedTuple):
     """A session's noise floor: ``runs`` (val_bpb of repeated runs) and ``sigma``
-    (their standard deviation, bits per byte; None when it cannot be told)."""
+    (their standard deviation, bits per byte; None when it cannot be told);
+    ``remembered_from`` the session that measured it when this one reused it
+    (cockpit.engine.noise_memory; "" when measured here), ``measured`` when (ISO-8601)."""
 
     runs: list
     sigma: Optional[float]
+    remembered_from: str = ""
+    measured: str = ""
 
 
 @dataclass
