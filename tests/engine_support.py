@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -80,35 +81,79 @@ def crash_on_change() -> str:
     return source.replace(anchor, anchor + 'if (MATRIX_LR, DEPTH, STEPS) != (0.04, 4, 5):\n    MODE = "crash"\n')
 
 
-class ScriptedAgent:
-    """Returns ``replies`` in order (then raises AgentExhausted); keeps every context.
+def idea(context: ProposalContext) -> int:
+    """Which proposal of the session ``context`` asks for, the same in the serial and the
+    pipelined loop: 1 for the first after the baseline, 2 for the next, ... (the results
+    rows that are not fix attempts, plus the run in flight when it is asked ahead). A
+    proposal asked again (superseded, or after a veto) is asked for the same idea."""
+    return sum(1 for row in context.history if " (fix " not in row.description) + len(context.in_flight)
 
-    A reply that is ``None`` means: wait forever (to test Stop while proposing); an
-    exception instance is raised (AgentFatal, ...). Fix attempts take their replies
-    from ``fixes`` (NoFix when it is None or used up). ``usages``, when given, are
-    set as ``last_usage`` one per call, as an LLM agent does.
+
+def current(name: str, train_py: str) -> str:
+    """The value of hyper-parameter ``name`` in ``train_py`` (the fake's ``NAME = value  # ...``)."""
+    found = re.search(rf"^{name} = (.*?)  # ", train_py, re.M)
+    assert found, f"no {name} line in train.py"
+    return found.group(1)
+
+
+def to(name: str, new: str, comment: str, description: str = "") -> Callable[[ProposalContext], str]:
+    """A reply, made when asked, setting ``name`` to ``new`` in the train.py the agent is
+    shown (described ``NAME old -> new`` unless ``description``): the same idea whichever
+    keep it is asked against."""
+    return lambda context: set_line(name, current(name, context.train_py), new, comment, description)
+
+
+def lr_to(new: str, description: str = "") -> Callable[[ProposalContext], str]:
+    return to("MATRIX_LR", new, LR_COMMENT, description)
+
+
+class ScriptedAgent:
+    """Returns ``replies`` (then raises AgentExhausted); keeps every context.
+
+    ``replies`` is a list, answered in call order, or a dict keyed by what is asked
+    (``idea``: the n-th proposal of the session), which answers the same in the serial
+    and the pipelined loop, where the next proposal is asked while a run trains and asked
+    again when a keep makes it stale. A dict value that is a list is answered by
+    ``context.attempt`` (the re-asks after an invalid reply). A reply that is callable
+    is called with the context. A reply that is ``None`` means: wait forever (to test
+    Stop while proposing); an exception instance is raised (AgentFatal, ...). Fix
+    attempts take their replies from ``fixes`` (NoFix when it is None or used up).
+    ``usages``, when given, are set as ``last_usage`` one per call, as an LLM agent does.
+    ``asked`` is set at every call (a test may await it).
     """
 
     name = "scripted"
 
-    def __init__(self, replies: list, fixes: Optional[list] = None, usages: Optional[list] = None) -> None:
-        self.replies = list(replies)
+    def __init__(self, replies, fixes: Optional[list] = None, usages: Optional[list] = None) -> None:
+        self.replies = dict(replies) if isinstance(replies, dict) else list(replies)
         self.fixes = None if fixes is None else list(fixes)
         self.usages = usages
         self.contexts: list[ProposalContext] = []
+        self.asked = asyncio.Event()
+
+    def asks(self, **fields) -> list[ProposalContext]:
+        """The contexts whose fields have these values (``experiment=2``, ``fix_attempt=1``, ...)."""
+        return [c for c in self.contexts if all(getattr(c, k) == v for k, v in fields.items())]
 
     async def propose(self, context: ProposalContext) -> str:
         self.contexts.append(context)
+        self.asked.set()
         if self.usages is not None:
             self.last_usage = self.usages.pop(0)
-        script = self.replies
         if context.fix_attempt:
             if not self.fixes:
                 raise NoFix("scripted: no fix")
-            script = self.fixes
-        if not script:
-            raise AgentExhausted("script finished")
-        text = script.pop(0)
+            text = self.fixes.pop(0)
+        elif isinstance(self.replies, dict):
+            text = self.replies.get(idea(context), AgentExhausted("script finished"))
+            if isinstance(text, list):
+                text = text[context.attempt] if context.attempt < len(text) else AgentExhausted("script finished")
+        else:
+            if not self.replies:
+                raise AgentExhausted("script finished")
+            text = self.replies.pop(0)
+        if callable(text):
+            text = text(context)
         if isinstance(text, BaseException):
             raise text
         if text is None:
@@ -117,9 +162,11 @@ class ScriptedAgent:
 
 
 def fast_config(tag: str = "t1", **overrides) -> SessionConfig:
-    """A SessionConfig for tests: tiny budget, short hard-limit grace and kill grace; the
-    overrides that name a setting (cockpit.store.settings) go into its ``settings``."""
-    settings = dict(budget_s=0.2, pipeline=False, noise_runs=0)
+    """A SessionConfig for tests: tiny budget, short hard-limit grace and kill grace, every
+    other setting at the default users run (cockpit.store.settings: pipelining on, a noise
+    floor of 3 baseline re-runs); the overrides that name a setting go into its ``settings``
+    (a test about the serial loop or a session without a noise floor says so there)."""
+    settings = dict(budget_s=0.2)
     settings.update({k: overrides.pop(k) for k in list(overrides) if k in SETTING_NAMES})
     values = dict(tag=tag, hard_limit_grace_s=1.5, kill_grace_s=0.5, settings=Settings(**settings))
     values.update(overrides)

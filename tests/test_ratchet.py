@@ -8,27 +8,33 @@ import time
 
 import pytest
 
-from engine_support import (DEPTH_COMMENT, FAKES, LR_COMMENT, ScriptedAgent, fast_config, lr, make_workspace, mode,
-                            of_type, reply, run_session, set_line)
+from engine_support import (DEPTH_COMMENT, FAKES, LR_COMMENT, ScriptedAgent, fast_config, idea, lr, lr_to,
+                            make_workspace, mode, of_type, reply, run_session, set_line)
 
 from cockpit.commands import Pause, Resume, Stop
 
-from cockpit.events import (EngineMessage, PhaseChanged, ProposalRejected, RowLogged, RunStarted, SessionEnded,
-                             SessionStarted)
+from cockpit.events import (EngineMessage, NoiseMeasured, PhaseChanged, ProposalRejected, RowLogged, RunStarted,
+                            SessionEnded, SessionStarted)
 from cockpit.store.records import read_records
 from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo, short
 
 
+def experiment_records(ws) -> list[dict]:
+    """records.jsonl's experiments and dropped proposals (not the noise floor's re-runs, nor a
+    proposal asked ahead and set aside)."""
+    return [r for r in read_records(ws.records_jsonl) if r["kind"] in ("experiment", "dropped", "action")]
+
+
 async def test_session_keeps_only_improvements(tmp_path):
     ws = make_workspace(tmp_path / "ws")
     base = GitRepo(ws.path).head_commit()
-    agent = ScriptedAgent([
-        lr("0.04", "0.08"),                                  # 1.0 < 1.1: keep
-        lr("0.08", "0.16"),                                  # 1.1: discard
-        mode("crash"),                                       # exit 1: crash
-        set_line("DEPTH", "4", "5", DEPTH_COMMENT),          # 1.0, not strictly lower: discard
-    ])
+    agent = ScriptedAgent({  # by idea: asked ahead or not, each proposal is the same
+        1: lr("0.04", "0.08"),                               # 1.0 < 1.1: keep
+        2: lr_to("0.16"),                                    # 1.1: discard
+        3: mode("crash"),                                    # exit 1: crash
+        4: set_line("DEPTH", "4", "5", DEPTH_COMMENT),       # 1.0, not strictly lower: discard
+    })
     reason, events = await run_session(ws, agent, fast_config(max_experiments=5))
 
     assert reason == "max-experiments"
@@ -48,7 +54,7 @@ async def test_session_keeps_only_improvements(tmp_path):
     assert "MATRIX_LR = 0.08" in ws.train_py.read_text()
     assert not repo.is_dirty()
 
-    records = read_records(ws.records_jsonl)
+    records = experiment_records(ws)
     assert [r["status"] for r in records] == ["keep", "keep", "discard", "crash", "discard"]
     second = records[1]
     assert second["parent"] == short(base) and second["commit"] == rows[1].commit
@@ -69,9 +75,9 @@ async def test_session_keeps_only_improvements(tmp_path):
 
 async def test_context_carries_history_and_program(tmp_path):
     ws = make_workspace(tmp_path / "ws")
-    agent = ScriptedAgent([lr("0.04", "0.08"), lr("0.08", "0.16")])
+    agent = ScriptedAgent({1: lr("0.04", "0.08"), 2: lr_to("0.16")})
     await run_session(ws, agent, fast_config(max_experiments=3))
-    second = agent.contexts[1]
+    second = [c for c in agent.contexts if idea(c) == 2][-1]  # pipelined: asked again after the keep of #1
     assert [(h.status, h.description) for h in second.history] == [
         ("keep", "baseline"), ("keep", "MATRIX_LR 0.04 -> 0.08")]
     assert "Try learning rates" in second.program_md
@@ -85,13 +91,15 @@ async def test_nan_and_hard_limit_are_crashes(tmp_path):
     reason, events = await run_session(ws, agent, fast_config(max_experiments=3))
     assert reason == "max-experiments"
     assert [r.status for r in read_rows(ws.results_tsv)] == ["keep", "crash", "crash"]
-    records = read_records(ws.records_jsonl)
+    records = experiment_records(ws)
     assert records[1]["returncode"] == 0 and records[1]["summary"]["val_bpb"] is None
     assert records[2]["timed_out"] is True
     assert read_rows(ws.results_tsv)[2].description == "mode hang [timed out]"
     assert time.monotonic() - started < 15
     assert 'MODE = "ok"' in ws.train_py.read_text()
-    assert [c.fix_attempt for c in agent.contexts] == [0, 1, 0]  # NaN may be fixed (declined); a time-out never
+    # NaN may be fixed (declined): one fix asked, for #2 (pipelined, after #2's idea was asked ahead)
+    assert [(c.experiment, c.fix_attempt) for c in agent.contexts if c.fix_attempt] == [(2, 1)]
+    assert sorted(c.fix_attempt for c in agent.contexts) == [0, 0, 1]
 
 
 async def test_dropped_proposal_leaves_train_py_unchanged(tmp_path):
@@ -111,7 +119,7 @@ async def test_dropped_proposal_leaves_train_py_unchanged(tmp_path):
     assert "empty" in rejected[0].reason and "prepare.py" in rejected[3].reason
     assert [c.last_error for c in agent.contexts[1:4]] == [r.reason for r in rejected[:3]]
     assert [c.attempt for c in agent.contexts] == [0, 1, 2, 3, 0]
-    records = read_records(ws.records_jsonl)
+    records = experiment_records(ws)
     dropped = records[1]
     assert dropped["kind"] == "dropped" and dropped["status"] == "dropped"
     assert len(dropped["errors"]) == 4 and dropped["commit"] == ""
@@ -145,9 +153,10 @@ async def test_too_many_drops_pause_with_the_last_rejection_and_resume(tmp_path,
     assert [r.status for r in read_rows(ws.results_tsv)] == ["keep", "keep"]  # #1 is the good edit after resume
 
 
-async def test_pause_waits_after_the_running_experiment(tmp_path):
+@pytest.mark.parametrize("pipeline", [False, True], ids=["serial", "pipelined"])
+async def test_pause_waits_after_the_running_experiment(tmp_path, pipeline):
     ws = make_workspace(tmp_path / "ws")
-    agent = ScriptedAgent([lr("0.04", "0.08"), lr("0.08", "0.16")])
+    agent = ScriptedAgent([lr("0.04", "0.08"), set_line("DEPTH", "4", "5", DEPTH_COMMENT)])
 
     def on_event(engine, event):
         if isinstance(event, RunStarted) and event.experiment == 1:
@@ -156,11 +165,14 @@ async def test_pause_waits_after_the_running_experiment(tmp_path):
             asyncio.get_running_loop().call_later(0.3, engine.send, Resume())
 
     started = time.monotonic()
-    reason, events = await run_session(ws, agent, fast_config(max_experiments=3), on_event)
+    reason, events = await run_session(ws, agent, fast_config(max_experiments=3, pipeline=pipeline), on_event)
     assert reason == "max-experiments"
     phases = [(e.experiment, e.phase) for e in of_type(events, PhaseChanged)]
     paused = phases.index((2, "paused"))
-    assert phases[paused + 1] == (2, "proposing")
+    # serial: #2 is asked after the pause; pipelined: it was asked while #1 trained and is committed
+    assert phases[paused + 1] == (2, "committing" if pipeline else "proposing")
+    resumed = next(i for i, e in enumerate(events) if isinstance(e, PhaseChanged) and e.phase == "paused")
+    assert not [e for e in events[:resumed] if isinstance(e, RunStarted) and e.experiment == 2]
     row1 = next(i for i, e in enumerate(events) if isinstance(e, RowLogged) and e.experiment == 1)
     assert row1 < events.index(PhaseChanged(2, "paused"))
     assert len(agent.contexts) == 2 and time.monotonic() - started > 0.3
@@ -181,7 +193,7 @@ async def test_stop_kills_training_and_resets(tmp_path):
     rows = read_rows(ws.results_tsv)
     assert [r.status for r in rows] == ["keep", "crash"]
     assert rows[1].description == "mode hang [stopped]"
-    records = read_records(ws.records_jsonl)
+    records = experiment_records(ws)
     assert records[1]["kind"] == "action" and records[1]["action"] == "stop"  # recorded as it came
     assert records[2]["kind"] == "experiment" and records[2]["stopped"] is True
     assert GitRepo(ws.path).head_commit() == base
@@ -189,17 +201,23 @@ async def test_stop_kills_training_and_resets(tmp_path):
     assert events[-2] == PhaseChanged(2, "stopped") and events[-1] == SessionEnded("stopped", 2)
 
 
-async def test_stop_while_proposing_logs_no_row(tmp_path):
+@pytest.mark.parametrize("pipeline", [False, True], ids=["serial", "pipelined"])
+async def test_stop_while_proposing_logs_no_row(tmp_path, pipeline):
     ws = make_workspace(tmp_path / "ws")
     agent = ScriptedAgent([None])
 
     def on_event(engine, event):
-        if isinstance(event, PhaseChanged) and event.phase == "proposing":
+        # serial: #1 is asked after the noise floor; pipelined: it was asked while the baseline
+        # trained, and the engine waits for it once the floor is measured
+        if pipeline and isinstance(event, NoiseMeasured):
+            assert agent.asked.is_set()
+            engine.send(Stop())
+        if not pipeline and isinstance(event, PhaseChanged) and event.phase == "proposing":
             engine.send(Stop())
 
-    reason, _ = await run_session(ws, agent, fast_config(), on_event)
-    assert reason == "stopped"
-    assert len(read_rows(ws.results_tsv)) == 1
+    reason, events = await run_session(ws, agent, fast_config(pipeline=pipeline), on_event)
+    assert reason == "stopped" and of_type(events, NoiseMeasured)
+    assert len(read_rows(ws.results_tsv)) == 1 and len(agent.contexts) == 1
 
 
 async def test_existing_branch_is_refused(tmp_path):
@@ -266,8 +284,8 @@ async def test_descriptions_are_one_clean_line_in_row_commit_and_record_and_pand
     ws = make_workspace(tmp_path / "ws")
     steps = [("0.04", "0.05"), ("0.05", "0.06"), ("0.06", "0.07"), ("0.07", "0.08"), ("0.08", "0.09"),
              ("0.08", "0.10")]  # four keeps, then two discards (train.py back at 0.08)
-    agent = ScriptedAgent([set_line("MATRIX_LR", old, new, LR_COMMENT, description)
-                           for (old, new), description in zip(steps, HOSTILE_DESCRIPTIONS)])
+    agent = ScriptedAgent({i: lr_to(new, description)  # by idea: pipelined, a keep makes the next one asked again
+                           for i, ((_, new), description) in enumerate(zip(steps, HOSTILE_DESCRIPTIONS), 1)})
     reason, _ = await run_session(ws, agent, fast_config(max_experiments=1 + len(HOSTILE_DESCRIPTIONS)))
     assert reason == "max-experiments"
     rows = read_rows(ws.results_tsv)
