@@ -39,7 +39,7 @@ from cockpit.engine.control import SessionControl
 from cockpit.engine.session import SessionConfig, Trial
 from cockpit.clock import now_iso
 from cockpit.rules.edits import EditError, apply_reply, unified_diff
-from cockpit.events import Emit, EngineMessage, ProposalQueued, ProposalRejected
+from cockpit.events import Emit, EngineMessage, PhaseChanged, ProposalQueued, ProposalRejected
 from cockpit.store.programs import ProgramError
 from cockpit.engine.proposing import obtain_proposal
 from cockpit.store.repo import short
@@ -155,6 +155,10 @@ class ProposalQueue:
         queued = self.queued
         if queued is None:
             return None
+        if not queued.task.done():
+            # the engine waits on the agent between two runs, as the serial loop's ask does: the
+            # phase says so, and the commands of that phase (force-keep, revert) apply
+            self.emit(PhaseChanged(n, "proposing"))
         with self.book.times.waiting("wait_model_s"):
             # asyncio.wait never raises the task's error (task.result() would, out of
             # until_stopped, past the handling below) and, cancelled, leaves the task be
