@@ -107,6 +107,16 @@ def lr_to(new: str, description: str = "") -> Callable[[ProposalContext], str]:
     return to("MATRIX_LR", new, LR_COMMENT, description)
 
 
+def after(event: asyncio.Event, then) -> Callable[[ProposalContext], object]:
+    """A reply that answers ``then`` (a reply, or one made from the context) once ``event``
+    is set: an ask still in flight when the test acts (the serial loop cancels it; asked
+    ahead, it answers late and is re-applied or set aside)."""
+    async def answer(context: ProposalContext) -> str:
+        await event.wait()
+        return then(context) if callable(then) else then
+    return answer
+
+
 class ScriptedAgent:
     """Returns ``replies`` (then raises AgentExhausted); keeps every context.
 
@@ -115,7 +125,7 @@ class ScriptedAgent:
     and the pipelined loop, where the next proposal is asked while a run trains and asked
     again when a keep makes it stale. A dict value that is a list is answered by
     ``context.attempt`` (the re-asks after an invalid reply). A reply that is callable
-    is called with the context. A reply that is ``None`` means: wait forever (to test
+    is called with the context (``after``: one that answers once an event is set). A reply that is ``None`` means: wait forever (to test
     Stop while proposing); an exception instance is raised (AgentFatal, ...). Fix
     attempts take their replies from ``fixes`` (NoFix when it is None or used up).
     ``usages``, when given, are set as ``last_usage`` one per call, as an LLM agent does.
@@ -154,6 +164,8 @@ class ScriptedAgent:
             text = self.replies.pop(0)
         if callable(text):
             text = text(context)
+        if asyncio.iscoroutine(text):
+            text = await text
         if isinstance(text, BaseException):
             raise text
         if text is None:

@@ -9,8 +9,8 @@ import time
 from datetime import datetime
 
 import pytest
-from engine_support import (FAKES, ScriptedAgent, fast_config, lr, make_workspace, mode, of_type, process_alive,
-                            run_session)
+from engine_support import (FAKES, ScriptedAgent, after, fast_config, lr, lr_to, make_workspace, mode, of_type,
+                            process_alive, run_session)
 
 from cockpit.agents.offline import OfflineAgent
 from cockpit.cli import main
@@ -44,11 +44,17 @@ def _messages(ws) -> list[str]:
     return [m for _, m in GitRepo(ws.path).log()]
 
 
+def _trained(events) -> list[int]:
+    """The experiments whose run started (not the noise floor's re-runs of the baseline)."""
+    return [e.experiment for e in of_type(events, RunStarted) if e.experiment]
+
+
 def _later(engine, command, delay: float = 0.05) -> None:
     asyncio.get_running_loop().call_later(delay, engine.send, command)
 
 
-async def test_the_gate_holds_a_proposal_until_approve(tmp_path):
+@pytest.mark.parametrize("pipeline", [False, True], ids=["serial", "pipelined"])
+async def test_the_gate_holds_a_proposal_until_approve(tmp_path, pipeline):
     ws = make_workspace(tmp_path / "ws")
     seen = {}
 
@@ -58,11 +64,13 @@ async def test_the_gate_holds_a_proposal_until_approve(tmp_path):
             _later(engine, Approve(), 0.2)
 
     agent = ScriptedAgent([lr("0.04", "0.08")])
-    reason, events = await run_session(ws, agent, fast_config(max_experiments=2, **GATED), on_event)
+    reason, events = await run_session(ws, agent, fast_config(max_experiments=2, pipeline=pipeline, **GATED),
+                                       on_event)
     assert reason == "max-experiments" and of_type(events, SessionStarted)[0].approval_gate is True
     assert seen["head"] == "MATRIX_LR 0.04 -> 0.08"  # committed, then held
     phases = [e.phase for e in of_type(events, PhaseChanged) if e.experiment == 1]
-    assert phases == ["proposing", "committing", "awaiting-approval", "training", "deciding"]
+    # pipelined, #1 was asked (and offered at the gate) while the baseline trained: no "proposing"
+    assert phases == ["proposing"] * (not pipeline) + ["committing", "awaiting-approval", "training", "deciding"]
     waited = events.index(PhaseChanged(1, "awaiting-approval"))
     approved = next(i for i, e in enumerate(events) if isinstance(e, ActionApplied) and e.action == "approve")
     started = next(i for i, e in enumerate(events) if isinstance(e, RunStarted) and e.experiment == 1)
@@ -85,7 +93,7 @@ async def test_veto_at_the_gate_drops_the_proposal_without_a_row(tmp_path):
     reason, events = await run_session(ws, agent, fast_config(max_experiments=2, **GATED), on_event)
     assert reason == "max-experiments"
     assert seen[1] == (["MATRIX_LR 0.04 -> 0.16", "workspace"], False)  # the vetoed commit is gone
-    assert [e.experiment for e in of_type(events, RunStarted)] == [0, 1]  # the vetoed one never trained
+    assert _trained(events) == [1]  # the vetoed one never trained
     assert _rows(ws) == [("keep", "baseline"), ("discard", "MATRIX_LR 0.04 -> 0.16")]
     vetoed = _kind(ws, "vetoed")
     assert len(vetoed) == 1 and vetoed[0]["status"] == "vetoed" and vetoed[0]["experiment"] == 1
@@ -120,7 +128,8 @@ def _pid_writing_fake() -> str:
                           '    open("logs/pids", "w").write(f"{os.getpid()} {_child.pid}")\n')
 
 
-async def test_veto_while_training_kills_the_group_and_logs_a_discard(tmp_path):
+@pytest.mark.parametrize("pipeline", [False, True], ids=["serial", "pipelined"])
+async def test_veto_while_training_kills_the_group_and_logs_a_discard(tmp_path, pipeline):
     ws = make_workspace(tmp_path / "ws", train_py=_pid_writing_fake())
     base = GitRepo(ws.path).head_commit()
 
@@ -130,14 +139,20 @@ async def test_veto_while_training_kills_the_group_and_logs_a_discard(tmp_path):
 
     agent = ScriptedAgent([mode("hang_child"), lr("0.04", "0.08")])
     started = time.monotonic()
-    reason, events = await run_session(ws, agent, fast_config(max_experiments=3, budget_s=30.0), on_event)
+    reason, events = await run_session(ws, agent, fast_config(max_experiments=3, budget_s=30.0, pipeline=pipeline),
+                                       on_event)
     assert reason == "max-experiments" and time.monotonic() - started < 15
     assert _rows(ws) == [("keep", "baseline"), ("discard", "mode hang_child [vetoed]"),
                          ("keep", "MATRIX_LR 0.04 -> 0.08")]
     pids = [int(p) for p in (ws.path / "logs" / "pids").read_text().split()]
     assert not any(process_alive(pid) for pid in pids)  # the whole process group
     assert [c.fix_attempt for c in agent.contexts] == [0, 0]  # a veto is no crash to fix
-    assert 'MODE = "ok"' in agent.contexts[1].train_py and agent.contexts[1].history[1].status == "discard"
+    second = agent.contexts[1]
+    assert 'MODE = "ok"' in second.train_py
+    if pipeline:  # asked while the vetoed run trained
+        assert second.in_flight == ("mode hang_child",) and len(second.history) == 1
+    else:
+        assert second.history[1].status == "discard"
     experiment = _kind(ws, "experiment")[1]
     assert experiment["status"] == "discard" and experiment["stopped"] is False and experiment["val_bpb"] is None
     assert _actions(ws) == [("veto", 1)] and _kind(ws, "action")[0]["commit"] == read_rows(ws.results_tsv)[1].commit
@@ -151,7 +166,7 @@ async def test_force_keep_while_training_keeps_a_worse_run_as_the_reference(tmp_
         if isinstance(event, RunStarted) and event.experiment in (1, 3):
             engine.send(ForceKeep())
 
-    agent = ScriptedAgent([lr("0.04", "0.02"), lr("0.02", "0.03"), mode("crash")])
+    agent = ScriptedAgent({1: lr("0.04", "0.02"), 2: lr_to("0.03"), 3: mode("crash")})  # by idea: see engine_support
     reason, events = await run_session(ws, agent, fast_config(max_experiments=4), on_event)
     assert reason == "max-experiments"
     assert _rows(ws) == [("keep", "baseline"), ("keep", "MATRIX_LR 0.04 -> 0.02 [forced]"),
@@ -164,15 +179,22 @@ async def test_force_keep_while_training_keeps_a_worse_run_as_the_reference(tmp_
     assert _actions(ws) == [("force-keep", 1), ("force-keep", 3)]
 
 
-async def test_force_keep_after_a_discard_moves_the_branch_to_it(tmp_path):
+@pytest.mark.parametrize("pipeline", [False, True], ids=["serial", "pipelined"])
+async def test_force_keep_after_a_discard_moves_the_branch_to_it(tmp_path, pipeline):
+    """Forced while the engine waits on the agent for #2: serial, that ask is cancelled;
+    pipelined (#2 asked while #1 trained), it answers late and no longer applies."""
     ws = make_workspace(tmp_path / "ws")
+    forced = asyncio.Event()
 
     def on_event(engine, event):
         if event == PhaseChanged(2, "proposing"):
             _later(engine, ForceKeep())
+        if isinstance(event, ActionApplied) and event.action == "force-keep":
+            forced.set()
 
-    agent = ScriptedAgent([lr("0.04", "0.16"), None, lr("0.16", "0.08")])  # None: in flight when forced
-    reason, events = await run_session(ws, agent, fast_config(max_experiments=4), on_event)
+    agent = ScriptedAgent({1: lr("0.04", "0.16"), 2: after(forced, lr("0.04", "0.02")),  # in flight when forced
+                           3: lr("0.16", "0.08")})
+    reason, events = await run_session(ws, agent, fast_config(max_experiments=4, pipeline=pipeline), on_event)
     assert reason == "max-experiments"
     assert _rows(ws) == [("keep", "baseline"), ("discard", "MATRIX_LR 0.04 -> 0.16"),
                          ("keep", "MATRIX_LR 0.04 -> 0.16 [forced keep of #1]"), ("keep", "MATRIX_LR 0.16 -> 0.08")]
@@ -182,8 +204,10 @@ async def test_force_keep_after_a_discard_moves_the_branch_to_it(tmp_path):
     asked = agent.contexts[-1]  # asked again from the forced commit
     assert asked.experiment == 3 and "MATRIX_LR = 0.16" in asked.train_py
     assert any("+MATRIX_LR = 0.16" in d for d in asked.kept_diffs)
-    assert [e.experiment for e in of_type(events, RunStarted)] == [0, 1, 3]
+    assert _trained(events) == [1, 3]
     assert _actions(ws) == [("force-keep", 2)] and _kind(ws, "action")[0]["commit"] == rows[1].commit
+    set_aside = [r["description"] for r in _kind(ws, "superseded")]
+    assert set_aside == (["MATRIX_LR 0.04 -> 0.02"] if pipeline else [])
 
 
 async def test_force_keep_at_the_gate_withdraws_the_waiting_proposal(tmp_path):
@@ -206,18 +230,26 @@ async def test_force_keep_at_the_gate_withdraws_the_waiting_proposal(tmp_path):
     assert _actions(ws) == [("approve", 1), ("force-keep", 2), ("approve", 3)]
 
 
-async def test_revert_last_keep_walks_back_the_keeps(tmp_path):
+@pytest.mark.parametrize("pipeline", [False, True], ids=["serial", "pipelined"])
+async def test_revert_last_keep_walks_back_the_keeps(tmp_path, pipeline):
     ws = make_workspace(tmp_path / "ws")
     base = GitRepo(ws.path).head_commit()
+
+    refused = asyncio.Event()
 
     def on_event(engine, event):
         if isinstance(event, RunStarted) and event.experiment == 1:
             engine.send(RevertLastKeep())  # refused: training
         if isinstance(event, PhaseChanged) and event.phase == "proposing" and event.experiment in (3, 4, 5):
             engine.send(RevertLastKeep())
+        if isinstance(event, EngineMessage) and event.text.startswith("revert: nothing to revert"):
+            refused.set()
 
-    agent = ScriptedAgent([lr("0.04", "0.06"), lr("0.06", "0.08"), None, None, lr("0.04", "0.05")])
-    reason, events = await run_session(ws, agent, fast_config(max_experiments=6), on_event)
+    # by idea (see engine_support): #3 is in flight through the reverts (serial: cancelled by the
+    # first; pipelined, asked while #2 trained: it answers after them and no longer applies)
+    agent = ScriptedAgent({1: lr_to("0.06"), 2: lr_to("0.08"), 3: after(refused, lr_to("0.05")), 4: None,
+                           5: lr_to("0.05")})
+    reason, events = await run_session(ws, agent, fast_config(max_experiments=6, pipeline=pipeline), on_event)
     assert reason == "max-experiments"
     assert _rows(ws) == [("keep", "baseline"), ("keep", "MATRIX_LR 0.04 -> 0.06"), ("keep", "MATRIX_LR 0.06 -> 0.08"),
                          ("discard", "MATRIX_LR 0.06 -> 0.08 [reverted]"),
@@ -235,8 +267,11 @@ async def test_revert_last_keep_walks_back_the_keeps(tmp_path):
 async def test_every_action_is_recorded_and_misplaced_ones_only_warn(tmp_path):
     ws = make_workspace(tmp_path / "ws")
 
+    sent = []
+
     def on_event(engine, event):
-        if isinstance(event, RunStarted) and event.experiment == 0:
+        if isinstance(event, RunStarted) and not sent:  # the baseline's run (not its noise re-runs)
+            sent.append(event)
             for command in (Veto(), ForceKeep(), Approve(), SetApprovalGate(True), Pause()):
                 engine.send(command)
         if event == PhaseChanged(1, "paused"):
@@ -274,10 +309,10 @@ async def test_pause_and_stop_work_at_the_gate(tmp_path):
         if event == PhaseChanged(2, "awaiting-approval"):
             engine.send(Stop())
 
-    agent = ScriptedAgent([lr("0.04", "0.08"), lr("0.08", "0.16")])
+    agent = ScriptedAgent({1: lr("0.04", "0.08"), 2: lr_to("0.16")})  # by idea: see engine_support
     reason, events = await run_session(ws, agent, fast_config(**GATED), on_event)
     assert reason == "stopped" and _rows(ws) == [("keep", "baseline"), ("keep", "MATRIX_LR 0.04 -> 0.08")]
-    assert [e.experiment for e in of_type(events, RunStarted)] == [0, 1]
+    assert _trained(events) == [1]
     assert [w["description"] for w in _kind(ws, "withdrawn")] == ["MATRIX_LR 0.08 -> 0.16"]
     assert _messages(ws) == ["MATRIX_LR 0.04 -> 0.08", "workspace"] and not GitRepo(ws.path).is_dirty()
     assert _actions(ws) == [("pause", 1), ("approve", 1), ("resume", 2), ("stop", 2)]
