@@ -40,7 +40,7 @@ from cockpit.engine.session import SessionConfig, Trial
 from cockpit.clock import now_iso
 from cockpit.rules.edits import EditError, apply_reply, unified_diff
 from cockpit.events import Emit, EngineMessage, PhaseChanged, ProposalQueued, ProposalRejected
-from cockpit.store.programs import ProgramError
+from cockpit.store.programs import Program, ProgramError
 from cockpit.engine.proposing import obtain_proposal
 from cockpit.store.repo import short
 
@@ -67,14 +67,17 @@ class ProposalQueue:
     """The proposal asked ahead while a run trains, owned on its own (composed into
     cockpit.engine.ratchet.Engine, not mixed in). It asks through ``context(n,
     source, program, **extra) -> ProposalContext``; ``gate()`` and ``phase()`` read the human controls' approval gate and phase
-    (cockpit.engine.actions); ``book`` records what never trains, ``control``
+    (cockpit.engine.actions); ``read_program(n)`` reads the program for proposal ``n`` (the
+    Proposer's, which says when its text changed); ``book`` records what never trains, ``control``
     answers stops and pauses. HumanActions calls ``approve`` and ``drop``."""
 
     def __init__(self, config: SessionConfig, book: Bookkeeper, control: SessionControl, desk: AgentDesk,
                  emit: Emit, context: Callable[..., ProposalContext],
-                 gate: Callable[[], bool], phase: Callable[[], str]) -> None:
+                 gate: Callable[[], bool], phase: Callable[[], str],
+                 read_program: Optional[Callable[[int], Program]] = None) -> None:
         self.config, self.book, self.control, self.desk, self.emit = config, book, control, desk, emit
         self._context, self._gate, self._phase = context, gate, phase
+        self._read_program = read_program or (lambda n: book.program.read())
         self._state = book.state
         self.queued: Optional[Queued] = None
 
@@ -94,7 +97,7 @@ class ProposalQueue:
 
     async def _ask_ahead(self, n: int, source: str, running: Trial) -> Asked:
         started = now_iso()
-        program = self.book.program.read()
+        program = self._read_program(n)
         context = self._context(n, source, program, in_flight=(running.description,))
         outcome = await obtain_proposal(self.desk.current, context, self.config.max_reasks,
                                         lambda reason, attempt: self.emit(ProposalRejected(n, reason, attempt)))

@@ -77,13 +77,13 @@ class Engine:
         self.book = Bookkeeper(workspace, config, desk.current.name, self.repo, self.emit)
         self.proposer = Proposer(workspace, config, self.repo, self.book, self.control, desk, self.emit)
         self.ahead = ProposalQueue(config, self.book, self.control, desk, self.emit, self.proposer.context,
-                                   gate=lambda: self.actions.gate, phase=lambda: self.actions.phase)
+                                   gate=lambda: self.actions.gate, phase=lambda: self.actions.phase,
+                                   read_program=self.proposer.read_program)
         self.actions = HumanActions(self.book, self.control, self.emit, config.settings.approval_gate, self.ahead)
         self.start_up = SessionStart(workspace, self.repo, config, self.book, self.control, self.emit, desk)
         self.trainer = Trainer(workspace, config, self.book, self.control, self.emit, self.start_up.train_env)
         self.measurer = Measurer(config, self.book, self.control, self.emit, self.trainer, self.start_up.preflight)
-        self._state = self.book.state
-        self.times = self.book.times
+        self._state, self.times = self.book.state, self.book.times
         self.inbox = Inbox(self.actions, self.control, lambda: self.book.program, self.emit, desk)
         self.abort_watch = AbortWatch(config.settings, self.book.times, lambda: self.book.budget_s, self.actions.abort)
         for observer in (self.actions.observe, self.abort_watch.observe, *desk.observers()):
