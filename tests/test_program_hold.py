@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 
-from engine_support import FAKES, ScriptedAgent, fast_config, lr, make_workspace, of_type, run_session
+from engine_support import FAKES, ScriptedAgent, fast_config, idea, lr, lr_to, make_workspace, of_type, run_session
 
 from cockpit.commands import AcceptProgram, Resume
 
@@ -93,7 +93,7 @@ async def test_a_run_that_rewrites_program_md_and_prepare_py_changes_neither_the
     prepare_before = ws.prepare_py.read_bytes()
     ws.train_py.write_text(rewriter())
     GitRepo(ws.path).commit_file("train.py", "train.py that rewrites the program")
-    agent = ScriptedAgent([lr("0.04", "0.08"), lr("0.08", "0.16"), lr("0.08", "0.06")])
+    agent = ScriptedAgent({1: lr("0.04", "0.08"), 2: lr_to("0.16"), 3: lr_to("0.06")})  # by idea: see engine_support
     resumed = []
 
     def confirm_after_two(engine, event):
@@ -105,9 +105,9 @@ async def test_a_run_that_rewrites_program_md_and_prepare_py_changes_neither_the
     assert reason == "max-experiments"
     assert ws.prepare_py.read_bytes() == prepare_before  # put back after the baseline run
     assert (ws.path / "program.md").read_text() == HOSTILE  # nothing lost: the file is as the run left it
-    seen = [c.program_md for c in agent.contexts]
-    assert seen[0] == ORIGINAL and seen[1] == ORIGINAL  # held after the baseline rewrote it
-    assert seen[2] == HOSTILE  # after the Resume
+    used = {idea(c): c.program_md for c in agent.contexts}  # the ask each proposal was made from
+    assert used[1] == ORIGINAL and used[2] == ORIGINAL  # held after the baseline rewrote it
+    assert used[3] == HOSTILE  # after the Resume (pipelined, #3 asked before it is asked again)
     shas = [r["program_sha256"] for r in read_records(ws.path / "records.jsonl") if r["kind"] == "experiment"]
     assert shas[1:3] == [sha(ORIGINAL)] * 2 and shas[3] == sha(HOSTILE)
     warnings = [e.text for e in of_type(events, EngineMessage) if e.level == "warning"]
