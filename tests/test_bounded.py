@@ -18,7 +18,7 @@ import io
 import time
 
 import pytest
-from engine_support import DEPTH_COMMENT, ScriptedAgent, fast_config, lr, make_workspace, run_session, set_line
+from engine_support import DEPTH_COMMENT, ScriptedAgent, fast_config, idea, lr, make_workspace, run_session, set_line
 
 from cockpit.serve import daemon, wire
 from cockpit.agents.base import ProposalContext
@@ -56,7 +56,7 @@ async def _until(condition, timeout: float = 20.0) -> None:
 
 async def test_a_long_note_is_refused_and_the_agent_sees_the_newest_notes(tmp_path):
     ws = make_workspace(tmp_path / "ws")
-    agent = ScriptedAgent([lr("0.04", "0.02"), set_line("DEPTH", "4", "6", DEPTH_COMMENT)])
+    agent = ScriptedAgent({1: lr("0.04", "0.02"), 2: set_line("DEPTH", "4", "6", DEPTH_COMMENT)})  # by idea
     notes = [f"note {i}" for i in range(MAX_STEERING_NOTES + 5)]
     sent = []
 
@@ -69,7 +69,9 @@ async def test_a_long_note_is_refused_and_the_agent_sees_the_newest_notes(tmp_pa
 
     reason, events = await run_session(ws, agent, fast_config(max_experiments=3), steer)
     assert reason == "max-experiments"
-    assert agent.contexts[1].steering == tuple(notes[-MAX_STEERING_NOTES:])  # the newest 20, oldest first
+    # the ask #2 was made from (pipelined, one asked before the notes came is asked again)
+    second = [c for c in agent.contexts if idea(c) == 2][-1]
+    assert second.steering == tuple(notes[-MAX_STEERING_NOTES:])  # the newest 20, oldest first
     warnings = [e.text for e in events if isinstance(e, EngineMessage) and e.level == "warning"]
     assert warnings == [f"steer: a note is at most {MAX_NOTE_CHARS:,} characters and this one has "
                         f"{MAX_NOTE_CHARS + 1:,}; it was not sent to the agent: shorten it and steer again"]
@@ -77,7 +79,7 @@ async def test_a_long_note_is_refused_and_the_agent_sees_the_newest_notes(tmp_pa
     assert len(pushed) == 5 and "(note 0)" in pushed[0] and "(note 4)" in pushed[-1]
     steered = [r["detail"] for r in read_records(ws.records_jsonl) if r.get("action") == "steer"]
     assert steered == notes  # every accepted note is on disk; the long one was never accepted
-    user = build_messages(agent.contexts[1], max_input_tokens=None, count_tokens=len)[1]["content"]
+    user = build_messages(second, max_input_tokens=None, count_tokens=len)[1]["content"]
     assert "- note 24" in user and "- note 5" in user and "- note 4\n" not in user and "xxxx" not in user
 
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 import stat
 import time
 
-from engine_support import FAKES, ScriptedAgent, fast_config, lr, make_workspace, of_type, run_session
+from engine_support import FAKES, ScriptedAgent, fast_config, lr, lr_to, make_workspace, of_type, run_session
 
 from cockpit.commands import Stop
 
-from cockpit.events import EngineMessage, PhaseChanged
+from cockpit.events import EngineMessage, PhaseChanged, RunStarted
 from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo
 
@@ -45,7 +45,7 @@ async def test_hooks_config_and_attributes_planted_by_a_run_never_run_and_are_pu
     ws.train_py.write_text(hostile(marker))
     GitRepo(ws.path).commit_file("train.py", "hostile harness-free train.py")
     started = time.monotonic()
-    agent = ScriptedAgent([lr("0.04", "0.08"), lr("0.08", "0.16")])
+    agent = ScriptedAgent({1: lr("0.04", "0.08"), 2: lr_to("0.16")})  # by idea: see engine_support
     reason, events = await run_session(ws, agent, fast_config(max_experiments=3))
     took = time.monotonic() - started
     assert reason == "max-experiments"
@@ -55,7 +55,7 @@ async def test_hooks_config_and_attributes_planted_by_a_run_never_run_and_are_pu
     assert sorted(p.name for p in (ws.path / ".git" / "hooks").glob("*")) == hooks_before
     assert not (ws.path / ".gitattributes").exists()
     warnings = [e.text for e in of_type(events, EngineMessage) if e.level == "warning" and "restored" in e.text]
-    assert len(warnings) == 3  # one per run
+    assert len(warnings) == len(of_type(events, RunStarted)) == 6  # one per run (3, and the noise floor's 3 re-runs)
     assert warnings[0] == ("#0: the run changed .git/config, .gitattributes, .git/hooks; restored (a run may not "
                            "change prepare.py or git's configuration, hooks or attributes)")
     assert [r.status for r in read_rows(ws.results_tsv)] == ["keep", "keep", "discard"]
@@ -103,7 +103,7 @@ _os.remove("train.py"); _os.symlink({str(outside)!r}, "train.py")
             engine.send(Stop())
 
     reason, events = await run_session(ws, ScriptedAgent([lr("0.04", "0.08")]), fast_config(), on_event)
-    assert reason == "stopped" and paused == [1]
+    assert reason == "stopped" and paused == [0]  # before the noise floor's first re-run of the baseline
     errors = [e.text for e in of_type(events, EngineMessage) if e.level == "error"]
     assert len(errors) == 1 and "train.py is a symbolic link" in errors[0]
     assert "MATRIX_LR = 0.04" in outside.read_text()  # the agent's edit never went through the link
