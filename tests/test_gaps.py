@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from engine_support import (FAKES, ScriptedAgent, cockpit_argv, fast_config, lr, make_workspace, marked, of_type,
+from engine_support import (FAKES, ScriptedAgent, cockpit_argv, fast_config, lr, lr_to, make_workspace, marked, of_type,
                             processes_in, run_session)
 
 from cockpit.commands import Resume
@@ -306,7 +306,7 @@ async def _resumed_after_a_pause(ws: Path, observe) -> tuple[list, list[str], li
             at_pause.append(observe())
             asyncio.get_running_loop().call_later(0.1, engine.send, Resume())
 
-    agent = ScriptedAgent([lr("0.04", "0.08"), lr("0.08", "0.16")])
+    agent = ScriptedAgent({1: lr("0.04", "0.08"), 2: lr_to("0.16")})  # by idea: see engine_support
     reason, events = await run_session(ws, agent, fast_config(max_experiments=3), on_event)
     assert reason == "max-experiments"
     return events, [e.text for e in of_type(events, EngineMessage) if e.level == "error"], at_pause

@@ -52,7 +52,9 @@ async def test_a_session_journals_every_experiment(tmp_path):
     await run_session(ws, ScriptedAgent([lr("0.04", "0.08")]), fast_config(max_experiments=2))
     entries, note = Journal(ws.path).read()
     assert note is None and unclosed(entries) == []
-    assert [e["entry"] for e in entries] == ["session"] + ["open", "train", "row", "close"] * 2 + ["end"]
+    experiment = ["open", "train", "row", "close"]
+    noise_floor = ["aux-train", "aux-close"] * 3  # the baseline's 3 re-runs
+    assert [e["entry"] for e in entries] == ["session"] + experiment + noise_floor + experiment + ["end"]
     opened = [e for e in entries if e["entry"] == "open"]
     assert opened[0]["parent"] == "" and opened[1]["parent"] == opened[0]["commit"]
     assert opened[0]["results_offset"] == 0 and opened[1]["results_offset"] > 0

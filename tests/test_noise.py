@@ -10,7 +10,7 @@ import math
 import statistics
 
 import pytest
-from engine_support import ScriptedAgent, fast_config, lr, make_workspace, run_session
+from engine_support import ScriptedAgent, fast_config, lr, lr_to, make_workspace, run_session
 
 from cockpit.rules.early_abort import LossWatch, at, smoothed
 from cockpit.events import NoiseMeasured, PhaseChanged, RowLogged, StepLogged
@@ -155,7 +155,7 @@ async def test_without_early_abort_the_same_run_trains_to_the_end(tmp_path, monk
 
 async def test_the_holdout_score_appears_for_kept_commits(tmp_path):
     ws = make_workspace(tmp_path / "ws")
-    agent = ScriptedAgent([lr("0.04", "0.08"), lr("0.08", "0.16")])
+    agent = ScriptedAgent({1: lr("0.04", "0.08"), 2: lr_to("0.16")})  # by idea: see engine_support
     _, events = await run_session(ws, agent, fast_config(max_experiments=3))
     logged = [e for e in events if isinstance(e, RowLogged)]
     assert [(e.status, e.holdout_bpb) for e in logged] == [
