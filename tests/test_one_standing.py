@@ -19,12 +19,12 @@ import asyncio
 
 import pytest
 from app_harness import until
-from engine_support import ScriptedAgent, fast_config, lr, make_workspace, mode
+from engine_support import ScriptedAgent, after, fast_config, lr, lr_to, make_workspace, mode
 
 from cockpit.app import CockpitApp
 from cockpit.app.widgets.staircase import StaircasePlot
 from cockpit.commands import ForceKeep, RevertLastKeep, Stop
-from cockpit.events import PhaseChanged, RowLogged, SessionEnded
+from cockpit.events import ActionApplied, PhaseChanged, RowLogged, SessionEnded
 from cockpit.store.results import read_rows
 from cockpit.engine.ratchet import Engine
 from cockpit.tools.report import build_report
@@ -71,8 +71,11 @@ async def test_keep_force_keep_crash_revert_and_resume_agree_everywhere(tmp_path
     ws = make_workspace(tmp_path / "ws", toml='profile = "tiny"\nfix_attempts = 0\n')
 
     acted = set()
+    forced, reverted = asyncio.Event(), asyncio.Event()
 
-    def on_event(engine, event):  # once each: "proposing" may be said twice for one experiment
+    def on_event(engine, event):
+        if isinstance(event, ActionApplied) and event.action in ("force-keep", "revert"):
+            (forced if event.action == "force-keep" else reverted).set()  # once each: "proposing" may be said twice for one experiment
         if event in (PhaseChanged(2, "proposing"), PhaseChanged(5, "proposing")) and event.experiment not in acted:
             acted.add(event.experiment)
             _later(engine, ForceKeep() if event.experiment == 2 else RevertLastKeep())
@@ -80,9 +83,10 @@ async def test_keep_force_keep_crash_revert_and_resume_agree_everywhere(tmp_path
             acted.add(7)
             _later(engine, Stop())
 
-    # None: the ask in flight when the human acts (a forced keep / revert asks again)
-    agent = ScriptedAgent([lr("0.04", "0.32"), None, lr("0.32", "0.16"), mode("crash"), None,
-                           lr("0.32", "0.08"), None])
+    # by idea (see engine_support); after(): the ask in flight when the human acts (serial: cancelled;
+    # pipelined, asked while the run before trained: it answers after, no longer applies, and is asked again)
+    agent = ScriptedAgent({1: lr("0.04", "0.32"), 2: after(forced, lr_to("0.02")), 3: lr("0.32", "0.16"),
+                           4: mode("crash"), 5: after(reverted, lr_to("0.02")), 6: lr("0.32", "0.08"), 7: None})
     line, bar, text, rows = await _session(ws, agent, fast_config(max_experiments=8), on_event)
     assert [(r.status, r.description) for r in read_rows(ws.results_tsv)] == [
         ("keep", "baseline"), ("discard", "MATRIX_LR 0.04 -> 0.32"),
