@@ -312,7 +312,7 @@ def _tear_last_record(records: Path) -> bytes:
 
 
 async def test_a_torn_last_record_is_set_aside_and_the_session_resumes_with_nothing_lost(tmp_path):
-    from engine_support import ScriptedAgent, fast_config, lr, of_type, run_session
+    from engine_support import ScriptedAgent, fast_config, lr, lr_to, of_type, run_session
 
     from cockpit.commands import Stop
 
@@ -326,7 +326,7 @@ async def test_a_torn_last_record_is_set_aside_and_the_session_resumes_with_noth
         if isinstance(event, RowLogged) and event.experiment == 1:
             engine.send(Stop())
 
-    reason, _ = await run_session(ws, ScriptedAgent([lr("0.04", "0.08"), lr("0.08", "0.09")]),
+    reason, _ = await run_session(ws, ScriptedAgent({1: lr("0.04", "0.08"), 2: lr_to("0.09")}),  # by idea
                                   fast_config(max_experiments=4), stop_after_first)
     assert reason == "stopped"
     rows_before = read_rows(ws.results_tsv)
