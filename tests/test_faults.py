@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from engine_support import (ScriptedAgent, die_headless, fast_config, lr, make_workspace, marked, mode, of_type,
+from engine_support import (ScriptedAgent, die_headless, fast_config, lr, lr_to, make_workspace, marked, mode, of_type,
                             restart_headless, run_session)
 
 from cockpit.engine import preflight
@@ -148,7 +148,8 @@ async def test_a_misbehaving_run_is_one_crash_row_and_leaves_no_process(tmp_path
 # ------------------------------------------------------------------ refusals --
 
 
-async def test_a_changed_harness_refuses_the_run_and_pauses(tmp_path):
+@pytest.mark.parametrize("noise_runs", [3, 0], ids=["noise-floor", "no-noise-floor"])
+async def test_a_changed_harness_refuses_the_run_and_pauses(tmp_path, noise_runs):
     ws = make_workspace(tmp_path / "ws")
     original = ws.prepare_py.read_text()
     sha = sha256_file(ws.prepare_py)
@@ -160,14 +161,16 @@ async def test_a_changed_harness_refuses_the_run_and_pauses(tmp_path):
             ws.prepare_py.write_text(original)
             asyncio.get_running_loop().call_later(0.1, engine.send, Resume())
 
-    reason, events = await run_session(ws, ScriptedAgent([lr("0.04", "0.08")]), fast_config(max_experiments=2),
-                                       on_event)
+    reason, events = await run_session(ws, ScriptedAgent([lr("0.04", "0.08")]),
+                                       fast_config(max_experiments=2, noise_runs=noise_runs), on_event)
     assert reason == "max-experiments"
     errors = [e.text for e in of_type(events, EngineMessage) if e.level == "error"]
     assert len(errors) == 1 and "prepare.py (the fixed harness) changed" in errors[0]
     assert "the run is refused" in errors[0] and "paused" in errors[0]
-    paused = events.index(PhaseChanged(1, "paused"))
-    assert not [e for e in events[:paused] if isinstance(e, RunStarted) and e.experiment == 1]
+    # refused at the check before the next run: the noise floor's first re-run of the baseline, or #1's
+    baseline = next(i for i, e in enumerate(events) if isinstance(e, RowLogged))
+    paused = events.index(PhaseChanged(0 if noise_runs else 1, "paused"))
+    assert not [e for e in events[baseline:paused] if isinstance(e, RunStarted)]
     assert of_type(events, SessionStarted)[0].harness_sha256 == sha
     records = read_records(ws.records_jsonl)
     assert {r["harness_sha256"] for r in records if r["kind"] == "experiment"} == {sha}
@@ -208,7 +211,7 @@ async def test_a_full_disk_pauses_and_the_row_lands_after_resume(tmp_path, monke
             asyncio.get_running_loop().call_later(0.1, engine.send, Resume())
 
     monkeypatch.setattr(bookkeeping, "append_row", append_row)
-    agent = ScriptedAgent([lr("0.04", "0.08"), lr("0.08", "0.16")])
+    agent = ScriptedAgent({1: lr("0.04", "0.08"), 2: lr_to("0.16")})  # by idea: see engine_support
     reason, events = await run_session(ws, agent, fast_config(max_experiments=3), on_event)
     assert reason == "max-experiments" and len(failures) == 1
     errors = [e.text for e in of_type(events, EngineMessage) if e.level == "error"]
@@ -217,7 +220,9 @@ async def test_a_full_disk_pauses_and_the_row_lands_after_resume(tmp_path, monke
     assert [(r.status, r.description) for r in rows] == [
         ("keep", "baseline"), ("keep", "MATRIX_LR 0.04 -> 0.08"), ("discard", "MATRIX_LR 0.08 -> 0.16")]
     assert [r["experiment"] for r in read_records(ws.records_jsonl) if r["kind"] == "experiment"] == [0, 1, 2]
-    assert PhaseChanged(2, "paused") in events and len(agent.contexts) == 2
+    # one ask per proposal (pipelined, and one more for #2 asked ahead against the baseline, set aside)
+    superseded = [r for r in read_records(ws.records_jsonl) if r["kind"] == "superseded"]
+    assert PhaseChanged(2, "paused") in events and len(agent.contexts) == 2 + len(superseded)
 
 
 async def test_a_read_only_workspace_or_full_disk_refuses_to_start(tmp_path, monkeypatch):
