@@ -123,13 +123,13 @@ class ScriptedAgent:
     ``replies`` is a list, answered in call order, or a dict keyed by what is asked
     (``idea``: the n-th proposal of the session), which answers the same in the serial
     and the pipelined loop, where the next proposal is asked while a run trains and asked
-    again when a keep makes it stale. A dict value that is a list is answered by
-    ``context.attempt`` (the re-asks after an invalid reply). A reply that is callable
-    is called with the context (``after``: one that answers once an event is set). A reply that is ``None`` means: wait forever (to test
-    Stop while proposing); an exception instance is raised (AgentFatal, ...). Fix
-    attempts take their replies from ``fixes`` (NoFix when it is None or used up).
-    ``usages``, when given, are set as ``last_usage`` one per call, as an LLM agent does.
-    ``asked`` is set at every call (a test may await it).
+    again when a keep makes it stale. A reply that is callable is called with the
+    context (``lr_to``: an edit of the train.py shown; ``after``: one that answers once an
+    event is set). A reply that is ``None`` means: wait forever (to test Stop while
+    proposing); an exception instance is raised (AgentFatal, ...). Fix attempts take
+    their replies from ``fixes`` (NoFix when it is None or used up). ``usages``, when
+    given, are set as ``last_usage`` one per call, as an LLM agent does. ``asked`` is
+    set at every call.
     """
 
     name = "scripted"
@@ -156,8 +156,6 @@ class ScriptedAgent:
             text = self.fixes.pop(0)
         elif isinstance(self.replies, dict):
             text = self.replies.get(idea(context), AgentExhausted("script finished"))
-            if isinstance(text, list):
-                text = text[context.attempt] if context.attempt < len(text) else AgentExhausted("script finished")
         else:
             if not self.replies:
                 raise AgentExhausted("script finished")

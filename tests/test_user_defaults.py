@@ -2,10 +2,9 @@
 pipelining on, a noise floor of 3 baseline re-runs, 2 fix attempts, the gate off), the
 budget aside.
 
-Most engine tests run a fast mode (engine_support.fast_config: pipelining off, no noise
-floor) because they script the agent's replies in order and count its contexts; the
-tests of pipelining (tests/test_pipeline.py) and of the noise floor (tests/test_noise.py)
-turn each on. These run the ratchet's main paths (keep, discard, a crash and its fix, a
+The engine tests run these defaults too (engine_support.fast_config), with the serial
+loop or no noise floor only where that mode is the subject; the tests of pipelining
+(tests/test_pipeline.py) and of the noise floor (tests/test_noise.py) look at each. These run the ratchet's main paths (keep, discard, a crash and its fix, a
 stop and the same command again) the way a user's night runs them, and check what must
 hold there too: one row and one record per experiment, the noise floor measured once,
 the proposals asked ahead recorded as such, the journal closed, the branch at the last keep.
