@@ -54,7 +54,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import pandas as pd  # noqa: E402
 from engine_support import (FAKES, ScriptedAgent, cockpit_argv, die_headless, fast_config, lr,  # noqa: E402
-                            make_workspace, marked, mode, reply, restart_headless, run_session)
+                            lr_to, make_workspace, marked, mode, reply, restart_headless, run_session)
 
 from cockpit.engine import bookkeeping  # noqa: E402
 
@@ -158,22 +158,28 @@ def _session(root: Path, marker: str, replies: list, on_event=None, train_py=Non
     ws = make_workspace(root / "ws", train_py=train_py)
     settings = fast_config(max_experiments=len(replies) + 1, run_command=(sys.executable, "-u", "train.py", marker),
                            **config)
-    reason, _ = asyncio.run(run_session(ws, agent or ScriptedAgent(replies), settings, on_event))
+    reason, _ = asyncio.run(run_session(ws, agent or by_idea(replies), settings, on_event))
     if reason != "max-experiments":
         raise RuntimeError(f"the session ended with {reason}")
     return ws.path
 
 
+def by_idea(replies: list) -> ScriptedAgent:
+    """The agent answering ``replies`` by idea (engine_support): the n-th proposal is the
+    n-th reply whether it is asked ahead, while the run before trains (the default), or not."""
+    return ScriptedAgent(dict(enumerate(replies, 1)))
+
+
 def _oks(count: int) -> list:
-    """``count`` proposals that train fine: MATRIX_LR 0.04 -> 0.05 -> ..."""
-    values = [f"0.0{k}" for k in range(4, 5 + count)]
-    return [lr(values[k], values[k + 1]) for k in range(count)]
+    """``count`` proposals that train fine (each kept): MATRIX_LR 0.04 -> 0.05 -> ..., each
+    made from the train.py the agent is shown (asked ahead, it is asked again after the keep)."""
+    return [lr_to(f"0.0{k}") for k in range(5, 5 + count)]
 
 
 def training_fault(kind: str, moment: int) -> Callable[[Path, str], Injected]:
     """train.py of experiment ``moment`` + 1 misbehaves (MODE ``kind``); one good experiment follows."""
     def inject(root: Path, marker: str) -> Injected:
-        ws = _session(root, marker, _oks(moment) + [mode(kind), lr(f"0.0{4 + moment}", "0.08")])
+        ws = _session(root, marker, _oks(moment) + [mode(kind), lr_to("0.08")])
         if read_rows(ws / "results.tsv")[moment + 1].status != "crash":
             raise RuntimeError(f"train.py {kind} did not end as a crash row")
         return ws, 0
@@ -249,8 +255,8 @@ def _hostile_session(root: Path, marker: str, snippet: str, moment: int,
     if moment == 0:
         replies, train_py = _oks(2), with_snippet(snippet)
     else:
-        replies, train_py = _oks(moment - 1) + [adding(snippet, "a hostile run"), lr(f"0.0{3 + moment}", "0.08")], None
-    agent = ScriptedAgent(replies)
+        replies, train_py = _oks(moment - 1) + [adding(snippet, "a hostile run"), lr_to("0.08")], None
+    agent = by_idea(replies)
     return _session(root, marker, replies, on_event, train_py=train_py, agent=agent), agent
 
 
