@@ -105,6 +105,7 @@ def test_infer_is_none_for_zero():
     ("MUON_MOMENTUM = 0.3", "MUON_MOMENTUM = 0.3: beta 0.3..0.9125 (inferred)"),
     ("WARMDOWN_RATIO = 1.0", "WARMDOWN_RATIO = 1.0: log 0.125..1 (inferred)"),  # a ratio at 1 tops out at 1
     ("LOSS_RATIO = 2.0", "LOSS_RATIO = 2.0: log 0.25..16 (inferred)"),  # above 1 it is no fraction
+    ("FINAL_LR_FRAC = 0.05", "FINAL_LR_FRAC = 0.05: log 0.00625..0.4 (inferred)"),  # x8 while below 1
     ("EMBEDDING_LR = 0.6", "EMBEDDING_LR = 0.6: log 0.075..4.8 (inferred)"),  # only ratios stop at 1
     ("WIDTH = 16", "WIDTH = 16: pow2 4..64 (inferred)"),  # 16 is the smallest size taken as a power of two
     ("N_PAIRS = 2**3", "N_PAIRS = 2**3: pow2 2..32 (inferred)"),  # a 2**n literal however small
@@ -171,6 +172,8 @@ def test_bounds_hold_to_1e_12_relative():
     assert unit.contains(0.0) and unit.contains(1.0)
     assert unit.contains(-1e-12) and unit.contains(1.0 + 1e-12)  # the slack of a range within 1 is 1e-12
     assert not unit.contains(-1.5e-12) and not unit.contains(1.0 + 1.5e-12)
+    half = one("X_FRAC = 0.1  # search: float 0..0.5")  # a range within 1 keeps the slack of 1
+    assert half.contains(0.5 + 0.9e-12) and not half.contains(0.5 + 1.5e-12)
     wide = one("STEPS = 300  # search: int 1..1000")  # the slack scales with the largest bound
     assert wide.contains(1000 * (1 + 0.9e-12)) and not wide.contains(1000 * (1 + 1.5e-12))
     negative = one("SHIFT = 5  # search: float -1000..10")
