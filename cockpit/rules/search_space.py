@@ -15,8 +15,8 @@ integers), ``logint`` (integers, log-uniform), ``pow2`` (a power of two, uniform
 in its exponent), ``beta`` (a decay in (0, 1): log-uniform in 1 - x, so 0.9,
 0.99 and 0.999 are as far apart as they matter), ``off`` (not searched).
 Without a mark the range is inferred from the value, as the offline agent's
-moves are: a beta or momentum in (0, 1) is ``beta`` with 1 - x from /8 to x8
-(at most 0.5); a ratio or fraction in (0, 1] is ``log`` from x/8 to min(x*8,
+moves are: a beta or momentum in (0, 1) is ``beta`` with 1 - x from /8 to x8,
+but at most 0.5 (or 1 - x itself when that is larger); a ratio or fraction in (0, 1] is ``log`` from x/8 to min(x*8,
 1); another float ``log`` from x/8 to x*8; a power of two of 16 or more (or a
 batch size that is one, or a ``2**n`` literal) ``pow2`` from /4 to x4; another
 int below 16 ``int`` within +-3 (at least 1); a larger int ``logint`` from /8 to
@@ -120,7 +120,8 @@ def _marked(param: HyperParam, spec: str, where: str) -> Optional[Dimension]:
     if kind == "beta" and not (0 < low and high < 1):
         raise SpaceError(f"{where}: a beta range must lie inside (0, 1) (got {_num(low)}..{_num(high)})")
     if kind in ("int", "logint", "pow2") and not (low.is_integer() and high.is_integer()):
-        raise SpaceError(f"{where}: an {kind} range needs whole bounds (got {_num(low)}..{_num(high)})")
+        raise SpaceError(f"{where}: {'an' if kind == 'int' else 'a'} {kind} range needs whole bounds "
+                         f"(got {_num(low)}..{_num(high)})")
     if kind == "pow2" and not all(b >= 1 and math.log2(b).is_integer() for b in (low, high)):
         raise SpaceError(f"{where}: a pow2 range needs powers of two (got {_num(low)}..{_num(high)})")
     dimension = Dimension(kind, low, high, param, marked=True)
