@@ -155,6 +155,9 @@ class RowLogged:
     None without a noise floor or a val_bpb."""
     holdout_bpb: Optional[float] = None
     """A kept row's score on the holdout shard (cockpit.rules.holdout); None when not scored."""
+    agent: Optional[str] = None
+    """The agent that proposed it, as its record names it ("offline", "optuna-tpe", a
+    litellm model); None for the baseline, a re-logged row and a row without a record."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from engine_support import ScriptedAgent, fast_config, lr, make_workspace, of_ty
 from cockpit.agents.offline import OfflineAgent
 from cockpit.agents.sampler import SamplerAgent
 from cockpit.cli.agents import build_desk
-from cockpit.commands import SwitchAgent
+from cockpit.commands import Stop, SwitchAgent
 from cockpit.engine.agent_desk import AgentDesk
 from cockpit.events import AgentChanged, EngineMessage, RowLogged, RunStarted
 from cockpit.serve.wire import decode_command, encode
@@ -62,6 +62,22 @@ async def test_a_switch_takes_effect_from_the_next_proposal_and_every_record_nam
     warnings = [e.text for e in of_type(events, EngineMessage) if e.level == "warning"]
     assert any("no agent 'optuna' in this session" in text for text in warnings)
     assert len(first.contexts) == 1 and len(second.contexts) == 2
+    assert [e.agent for e in of_type(events, RowLogged)] == [None, "model-a", "model-b", "model-b"]  # the table's
+
+
+async def test_rows_replayed_by_the_same_command_again_name_their_agent(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    first = Named("model-a", [lr("0.04", "0.02"), lr("0.04", "0.03"), lr("0.04", "0.025")])
+
+    def on_event(engine, event):
+        if isinstance(event, RowLogged) and event.experiment == 2:
+            engine.send(Stop())
+
+    _, before = await run_session(ws, AgentDesk.of(first), fast_config(max_experiments=9, pipeline=False), on_event)
+    rows = len(of_type(before, RowLogged))
+    again = Named("model-b", [lr("0.04", "0.011")])
+    reason, events = await run_session(ws, AgentDesk.of(again), fast_config(max_experiments=rows + 1, resume=True))
+    assert rows >= 3 and [e.agent for e in of_type(events, RowLogged)] == [None] + ["model-a"] * (rows - 1) + ["model-b"]
 
 
 async def test_with_pipelining_the_proposal_asked_ahead_keeps_the_agent_that_wrote_it(tmp_path):
@@ -117,3 +133,26 @@ async def test_the_n_key_sends_the_next_agent_of_the_session():
         harness.engine.release.set()
         await until(pilot, lambda: harness.engine.finished)
     await asyncio.sleep(0)
+
+
+async def test_the_table_shows_each_rows_agent_when_it_is_wide_enough():
+    from textual.app import App
+
+    from cockpit.app.widgets import ResultsTable, TableRow
+    from cockpit.row import Row
+
+    rows = [TableRow(Row("a" * 7, 1.0, 0.1, "keep", "baseline", 0)),
+            TableRow(Row("b" * 7, 0.9, 0.1, "keep", "TPE #1: LR 0.04 -> 0.05", 1), agent="optuna-cmaes")]
+
+    class One(App):
+        def compose(self):
+            yield ResultsTable(rows)
+
+    for width, shown in ((160, True), (80, False)):
+        async with One().run_test(size=(width, 20)) as pilot:
+            await pilot.pause()
+            table = pilot.app.query_one(ResultsTable)
+            labels = [str(c.label) for c in table.columns.values()]
+            assert ("agent" in labels) is shown and labels[-1] == "description"
+            cells = [c.plain for c in table.get_row_at(1)]
+            assert ("optuna-cmae" in cells) is shown and cells[-1].startswith("TPE #1")

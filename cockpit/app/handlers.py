@@ -188,7 +188,7 @@ class EventHandlers:
     def _show_row(self, event: RowLogged) -> None:
         row = Row(event.commit, event.val_bpb, event.memory_gb, event.status, event.description, event.experiment)
         self.results_table.add_result(TableRow(row, getattr(event, "delta_sigma", None),
-                                               getattr(event, "holdout_bpb", None)))
+                                               getattr(event, "holdout_bpb", None), getattr(event, "agent", None)))
         self.show_standing()
         self.status_bar.count_row(event.memory_gb, getattr(event, "agent_usage", None))
         self.curves.row_logged(event.experiment, event.status)

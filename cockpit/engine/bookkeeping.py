@@ -4,10 +4,9 @@ The ``Bookkeeper`` owns the session's ``SessionState`` (cockpit.engine.session);
 engine asks and trains, then hands each committed ``Trial`` to ``conclude`` (the
 human's veto or force-keep with it; the verdict is cockpit.engine.verdict's). Rows
 that did not train (a forced keep, a revert) go through ``relog``; proposals that never
-trained through ``unrun``, ``unqueued`` and ``drop``. The journal (cockpit.store.journal)
-gets ``open``, ``train``, ``row`` and ``close`` entries; every append goes through
-``writes`` (cockpit.engine.write_queue: nothing lost, nothing out of order when the disk
-fails). A reset happens only on the run branch. Records name the agent of the proposal.
+trained through ``unrun``, ``unqueued`` and ``drop``. The journal gets ``open``, ``train``,
+``row`` and ``close`` entries; every append goes through ``writes`` (write_queue: nothing
+lost or out of order when the disk fails). Resets only on the run branch. Rows name their agent.
 """
 
 from __future__ import annotations
@@ -231,7 +230,8 @@ class Bookkeeper:
         self.writes.store("the journal", lambda: self.journal.append("row", **fields))
         self.state.usage = add_usage(self.state.usage, usage)
         self.emit(RowLogged(row.experiment, line.commit, line.val_bpb, row.memory_gb, row.status,
-                            row.description, self.state.best, usage, delta_sigma, holdout_bpb))
+                            row.description, self.state.best, usage, delta_sigma, holdout_bpb,
+                            record.agent if record is not None and row.experiment else None))
 
     def relog(self, source: Row, status: str, description: str) -> Row:
         """Append a row for ``source``'s commit that did not train again (a forced keep

@@ -63,7 +63,7 @@ class Restored:
     steering notes of its newest record, ``log_names`` by experiment, and
     ``backends``: the attention backend of each commit its experiment records
     name (short hash -> backend; a record without the field, written before it
-    existed, gives none)."""
+    existed, gives none), and ``agents``: the agent each experiment's record names."""
 
     rows: list[Row]
     noise_runs: tuple[float, ...] = ()
@@ -73,6 +73,7 @@ class Restored:
     steering: list[str] = field(default_factory=list)
     log_names: dict[int, str] = field(default_factory=dict)
     backends: dict[str, str] = field(default_factory=dict)
+    agents: dict[int, str] = field(default_factory=dict)
 
 
 def resumable_session(workspace: Path, branch_exists=None) -> Optional[Resumable]:
@@ -136,6 +137,8 @@ def restore(workspace: Path, point: Resumable) -> Restored:
     for record in experiments:
         if isinstance(record.get("experiment"), int) and record.get("log_path"):
             restored.log_names[record["experiment"]] = str(record["log_path"])
+        if isinstance(record.get("experiment"), int) and record["experiment"] and record.get("agent"):
+            restored.agents[record["experiment"]] = str(record["agent"])
         if isinstance(record.get("commit"), str) and record["commit"] and isinstance(record.get("attention"), str):
             restored.backends[record["commit"][:7]] = record["attention"]
     return restored

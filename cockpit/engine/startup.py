@@ -176,7 +176,7 @@ class SessionStart:
         for n, standing in enumerate(running_best(restored.rows)):
             row = restored.rows[n]
             self.emit(RowLogged(n, row.commit, row.val_bpb, row.memory_gb, row.status.lower(), row.description,
-                                standing.best))
+                                standing.best, agent=restored.agents.get(n)))
         floor = self.book.noise
         if floor is not None:
             self.emit(NoiseMeasured(list(floor.runs), floor.sigma, threshold(self.config.settings.keep_threshold, floor.sigma)))

@@ -131,7 +131,7 @@ class Settings:
         "training budget per run in seconds (default: the profile's TIME_BUDGET)",
         "a positive, finite number of seconds", float, optional=True, above=0.0, flag="--budget",
         metavar="SECONDS", parse_flag=positive(float), example=60))
-    seed: int = setting(0, Spec("seed of the offline agent's move order", "an integer", int))
+    seed: int = setting(0, Spec("seed of the offline agent's move order and the optuna sampler", "an integer", int))
     program: Optional[str] = setting(None, Spec(
         "the program the agent reads: a shipped NAME (programs/NAME.md) or a PATH (default: program.md)",
         "a program name or a path", str, optional=True, flag="--program", metavar="NAME|PATH",
@@ -242,7 +242,7 @@ def render_template(profile: str, agent: str = "offline") -> str:
             lines.append(f"# {name} = {toml_value(spec.example if default is None else default)}".ljust(32)
                          + f"# {spec.doc}")
     return ("\n".join(lines) + "\n\n"
-            f'[agent]\nname = "{agent}"' + " " * max(1, 23 - len(agent)) + "# offline | litellm\n"
+            f'[agent]\nname = "{agent}"' + " " * max(1, 23 - len(agent)) + "# offline | litellm | optuna\n"
             '# model = "openai/gpt-4o-mini"  # needed for litellm; API keys come only from the environment\n'
             '# api_base = "http://127.0.0.1:8000/v1"\n'
             "# timeout_s = 120\n# max_retries = 3\n# stream = true\n# temperature = 0.7\n")

@@ -1,7 +1,8 @@
 """The results table: one row per experiment (results.tsv plus the experiment number),
 its delta against the best before it in units of the noise floor's sigma (Δσ,
 negative is better; cockpit.rules.noise) and, for kept rows, the holdout shard's
-bits per byte (holdout; the agent never sees it)."""
+bits per byte (holdout; the agent never sees it) and, when the table is wide enough
+(``AGENT_COLUMN``), the agent that proposed it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ ROW_STYLES = {"keep": "", "discard": "dim", "crash": "dim"}
 # (label, width) of every column but the description, which takes what is left.
 FIXED_COLUMNS = (("#", 3), ("commit", 7), ("val_bpb", 8), ("Δσ", 5), ("holdout", 8), ("mem GB", 6), ("status", 7))
 MIN_DESCRIPTION = 12
+AGENT_COLUMN = ("agent", 11)  # shown when the description keeps 40 characters beside it ("optuna-cmaes" cut to 11)
 
 
 def _number(value: Any) -> float:
@@ -34,13 +36,15 @@ class TableRow(NamedTuple):
     """One experiment's row as the table shows it: the results row (cockpit.row
     ``Row``, numbered) and what the table adds to it, ``delta_sigma`` (its delta
     against the best before it in noise-floor sigmas, cockpit.rules.noise) and
-    ``holdout_bpb`` (a kept row's holdout bits per byte); None when not known.
+    ``holdout_bpb`` (a kept row's holdout bits per byte), ``agent`` (the agent that
+    proposed it, cockpit.events RowLogged); None when not known.
     The row's fields read through, so the running best (cockpit.rules.standing)
     and the staircase fold these as they fold rows."""
 
     row: Row
     delta_sigma: Optional[float] = None
     holdout_bpb: Optional[float] = None
+    agent: Optional[str] = None
 
     @property
     def experiment(self) -> int:
@@ -87,14 +91,16 @@ class TableRow(NamedTuple):
         ))
 
 
-def _cells(row: TableRow, description_width: int) -> list[Text]:
-    """The styled cells of one row; the description is cut to the column's width."""
+def _cells(row: TableRow, description_width: int, agent: bool = False) -> list[Text]:
+    """The styled cells of one row (with the agent's when ``agent``); the description
+    is cut to the column's width."""
     style = ROW_STYLES.get(row.status, "")
     crashed = row.status == "crash" and row.val_bpb == 0.0
     bpb_style = "bold green" if row.status == "keep" else style
     description = row.description
     if len(description) > description_width:
         description = description[: max(description_width - 1, 0)] + "…"
+    agent_cell = [Text((row.agent or "")[:AGENT_COLUMN[1]], style=style)] if agent else []
     return [
         Text(str(row.experiment), style=style, justify="right"),
         Text(row.commit, style=style),
@@ -103,6 +109,7 @@ def _cells(row: TableRow, description_width: int) -> list[Text]:
         Text("" if row.holdout_bpb is None else f"{row.holdout_bpb:.6f}", style=style, justify="right"),
         Text(f"{row.memory_gb:.1f}", style=style, justify="right"),
         Text(row.status, style=STATUS_STYLES.get(row.status, "")),
+        *agent_cell,
         Text(description, style=style),
     ]
 
@@ -114,6 +121,7 @@ class ResultsTable(DataTable):
         super().__init__(cursor_type="row", id=id)
         self.results: list[TableRow] = list(rows)
         self._description_width = 40
+        self.show_agent = False
         self.border_title = "results · enter: the row's diff"
 
     def on_mount(self) -> None:
@@ -122,15 +130,18 @@ class ResultsTable(DataTable):
     def on_resize(self, event: events.Resize) -> None:
         fixed = sum(width + 2 * self.cell_padding for _, width in FIXED_COLUMNS)
         width = max(MIN_DESCRIPTION, event.size.width - fixed - 2 * self.cell_padding - 1)
-        if width != self._description_width:
-            self._description_width = width
+        agent = width - AGENT_COLUMN[1] - 2 * self.cell_padding >= 40
+        if agent:
+            width -= AGENT_COLUMN[1] + 2 * self.cell_padding
+        if (width, agent) != (self._description_width, self.show_agent):
+            self._description_width, self.show_agent = width, agent
             self._rebuild()
 
     def add_result(self, row: TableRow) -> None:
         """Append one row; follow it if the cursor was on the newest row."""
         follow = self.cursor_row >= self.row_count - 1
         self.results.append(row)
-        self.add_row(*_cells(row, self._description_width))
+        self.add_row(*_cells(row, self._description_width, self.show_agent))
         if follow:
             self.move_cursor(row=self.row_count - 1)
 
@@ -139,8 +150,8 @@ class ResultsTable(DataTable):
         cursor = self.cursor_row
         follow = self.row_count == 0 or cursor >= self.row_count - 1
         self.clear(columns=True)
-        for label, width in FIXED_COLUMNS:
+        for label, width in FIXED_COLUMNS + ((AGENT_COLUMN,) if self.show_agent else ()):
             self.add_column(label, width=width)
         self.add_column("description", width=self._description_width)
-        self.add_rows(_cells(row, self._description_width) for row in self.results)
+        self.add_rows(_cells(row, self._description_width, self.show_agent) for row in self.results)
         self.move_cursor(row=self.row_count - 1 if follow else cursor)
