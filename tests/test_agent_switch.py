@@ -108,7 +108,8 @@ def test_the_cli_offers_offline_and_optuna_always_and_litellm_when_a_model_is_se
     assert desk.names == ("offline", "optuna") and desk.chosen == "offline"
     assert isinstance(desk.agents["optuna"], SamplerAgent) and desk.agents["optuna"].study_name == "t1"
     desk = build_desk(AgentSettings(name="optuna", sampler="cmaes", model="openai/gpt-4o-mini"), 0, ws, "t1")
-    assert desk.names == ("offline", "optuna", "litellm") and desk.current.name == "optuna-cmaes"
+    assert desk.names == ("offline", "optuna", "litellm", "optuna+litellm") and desk.current.name == "optuna-cmaes"
+    assert desk.agents["optuna+litellm"].sampler is desk.current  # one sampler for the study both ask
     assert isinstance(desk.agents["offline"], OfflineAgent) and desk.agents["litellm"].name == "openai/gpt-4o-mini"
 
 

@@ -109,7 +109,7 @@ def test_session_builds_the_agent_from_toml_and_flags(tmp_path, monkeypatch, cap
     assert code == 0
     assert built["litellm"] == {"seed": 0, "model": "openai/from-flag", "api_base": "http://toml:1/v1",
                                 "timeout_s": 30.0, "stream": False, "temperature": 0.5}
-    assert set(built) == {"litellm", "offline", "optuna"}  # the agents n switches between
+    assert set(built) == {"litellm", "offline", "optuna", "optuna+litellm"}  # the agents n switches between (a model is set)
     assert "hyper-parameters only" in agent.contexts[0].program_md
     experiments = [r for r in read_records(Path(ws.path) / "records.jsonl") if r["kind"] == "experiment"]
     assert experiments[1]["program"] == "programs/hyperparameters.md"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from cockpit.agents.base import Agent, AgentExhausted, AgentFatal, ProposalContext
 
-AGENT_NAMES = ("offline", "litellm", "optuna")
+AGENT_NAMES = ("offline", "litellm", "optuna", "optuna+litellm")
 
 
 def make_agent(name: str, seed: int = 0, **options) -> Agent:
@@ -20,7 +20,8 @@ def make_agent(name: str, seed: int = 0, **options) -> Agent:
     ``model`` (required) and the keyword arguments of ``LiteLLMAgent`` (api_base,
     temperature, timeout_s, max_retries, stream, max_input_tokens, ...); ``optuna``
     takes ``storage`` (the study's journal file, required), ``study_name`` (the
-    session tag) and ``sampler`` ("tpe", "cmaes" or "random"; default "tpe").
+    session tag) and ``sampler`` ("tpe", "cmaes" or "random"; default "tpe");
+    ``optuna+litellm`` takes both sets and ``llm_share`` (cockpit.agents.mixed).
     Raises ValueError for an unknown name, a missing model or options the agent
     does not take.
     """
@@ -41,6 +42,12 @@ def make_agent(name: str, seed: int = 0, **options) -> Agent:
             return LiteLLMAgent(model, **given)
         except TypeError as exc:
             raise ValueError(f"bad option for the litellm agent: {exc}") from exc
+    if name == "optuna+litellm":
+        from cockpit.agents.mixed import make_mixed
+
+        share = given.pop("llm_share", None)
+        sampler_options = {k: given.pop(k) for k in ("storage", "study_name", "sampler") if k in given}
+        return make_mixed(make_agent("optuna", seed, **sampler_options), make_agent("litellm", seed, **given), share)
     if name == "optuna":
         from cockpit.agents.sampler import SamplerAgent
 

@@ -156,6 +156,11 @@ class SamplerAgent:
         except Exception:  # noqa: BLE001 - a study told late loses nothing (docstring)
             pass
 
+    def read_space(self, train_py: str) -> list[Dimension]:
+        """The study's space for ``train_py`` (``_space``), kept in ``space``. Raises SpaceError."""
+        self.space = self._space(self.study(), train_py)
+        return self.space
+
     def _space(self, study: Any, train_py: str) -> list[Dimension]:
         """The study's space: as stored when it started, else read from ``train_py``
         and stored; constants new since then are added."""

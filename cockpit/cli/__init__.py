@@ -2,7 +2,7 @@
 
     cockpit init DIR [--profile cpu|h100|tiny] [--no-prepare]
     cockpit [--workspace DIR] [--headless] [--max-experiments N] [--budget SECONDS]
-            [--tag TAG] [--agent offline|litellm|optuna] [--sampler tpe|cmaes|random] [--model MODEL] [--api-base URL]
+            [--tag TAG] [--agent offline|litellm|optuna|optuna+litellm] [--sampler tpe|cmaes|random] [--model MODEL] [--api-base URL]
             [--program NAME|PATH] [--run-command CMD] [--approve]
     cockpit report [--workspace DIR] [--tag TAG] [--out PATH]
     cockpit status [--workspace DIR]
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cockpit",
         usage=("cockpit [--workspace DIR] [--headless] [--max-experiments N] [--budget SECONDS] "
-               "[--tag TAG]\n               [--agent offline|litellm|optuna] [--sampler S] [--model MODEL] [--api-base URL] "
+               "[--tag TAG]\n               [--agent offline|litellm|optuna|optuna+litellm] [--sampler S] [--model MODEL] [--api-base URL] "
                "[--program NAME|PATH] [--run-command CMD] [--approve]"
                "\n       cockpit init DIR [--profile {cpu,h100,tiny}] [--no-prepare]"
                "\n       cockpit report [--workspace DIR] [--tag TAG] [--out PATH]"
@@ -120,7 +120,7 @@ def _session_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-experiments", metavar="N", type=positive(int),
                         help="stop after N results rows, baseline included (default: forever)")
     parser.add_argument("--tag", type=_tag, help="session tag; branch autoresearch/TAG (default: e.g. nov21-2337)")
-    parser.add_argument("--agent", metavar="offline|litellm|optuna", help="agent proposing edits (default: cockpit.toml's)")
+    parser.add_argument("--agent", metavar="offline|litellm|optuna|optuna+litellm", help="agent proposing edits (default: cockpit.toml's)")
     parser.add_argument("--sampler", choices=("tpe", "cmaes", "random"),
                         help="the optuna agent's sampler (default: cockpit.toml's, else tpe)")
     parser.add_argument("--model", help="litellm model, e.g. openai/gpt-4o-mini (default: cockpit.toml's)")

@@ -22,25 +22,34 @@ def build_agent(settings: AgentSettings, seed: int, workspace: Optional[Workspac
     ValueError (unknown agent)."""
     settings.check()
     options = {} if settings.name == "offline" else settings.options()
-    sampler = options.pop("sampler", None)  # the optuna agent's alone
-    if settings.name == "optuna":
+    sampler = options.pop("sampler", None)  # the optuna agents' alone
+    share = options.pop("llm_share", None)  # the mixed agent's alone
+    if settings.name.startswith("optuna"):
         where = workspace.path if workspace is not None else Path(".")
-        options = dict(storage=storage_path(where, tag), study_name=tag, sampler=sampler)
+        study = dict(storage=storage_path(where, tag), study_name=tag, sampler=sampler)
+        options = {**options, **study, "llm_share": share} if settings.name == "optuna+litellm" else study
     return make_agent(settings.name, seed=seed, **options)
 
 
-SWITCHABLE = ("offline", "optuna", "litellm")  # the agents a session can switch between, in the n key's order
+SWITCHABLE = ("offline", "optuna", "litellm", "optuna+litellm")  # the agents to switch between, in n's order
 
 
 def build_desk(settings: AgentSettings, seed: int, workspace: Optional[Workspace] = None,
                tag: str = "cockpit") -> AgentDesk:
     """The session's agents (cockpit.engine.agent_desk): the chosen one,
     ``settings.name``, and those a person can switch to that need nothing more:
-    the offline and the optuna agent always, the litellm agent when a model is
-    configured. Raises what ``build_agent`` raises for the chosen one."""
+    the offline and the optuna agent always, the litellm and the optuna+litellm
+    agent when a model is configured (the optuna ones keep one study, the session
+    tag's). Raises what ``build_agent`` raises for the chosen one."""
     agents = {settings.name: build_agent(settings, seed, workspace, tag)}
     for name in SWITCHABLE:
-        if name not in agents and (name != "litellm" or settings.model):
+        if name not in agents and ("litellm" not in name or settings.model):
             agents[name] = build_agent(replace(settings, name=name), seed, workspace, tag)
+    mixed = agents.get("optuna+litellm")
+    if mixed is not None:  # one sampler object for the study both propose from
+        if settings.name == "optuna+litellm":
+            agents["optuna"] = mixed.sampler
+        else:
+            mixed.sampler = agents["optuna"]
     ordered = {name: agents[name] for name in SWITCHABLE if name in agents}
     return AgentDesk(ordered or agents, settings.name)

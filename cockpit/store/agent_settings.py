@@ -1,7 +1,7 @@
 """The ``[agent]`` table of cockpit.toml, and the settings' shared error and checks.
 
     [agent]
-    name = "litellm"           # "offline" (default), "litellm" or "optuna"
+    name = "litellm"           # "offline" (default), "litellm", "optuna" or "optuna+litellm"
     model = "openai/gpt-4o-mini"
     api_base = "http://127.0.0.1:8000/v1"
     timeout_s = 120
@@ -35,7 +35,8 @@ class AgentSettings:
     """The ``[agent]`` table; None means "not set" (the agent's own default)."""
 
     name: str = "offline"
-    """Agent: "offline" (no key, no network), "litellm" or "optuna" (a sampler over train.py's constants)."""
+    """Agent: "offline" (no key, no network), "litellm", "optuna" (a sampler over train.py's constants)
+    or "optuna+litellm" (the sampler, with ``llm_share`` of the proposals from the LLM)."""
     model: Optional[str] = None
     """litellm model name, e.g. "openai/gpt-4o-mini" (required for litellm)."""
     api_base: Optional[str] = None
@@ -50,6 +51,8 @@ class AgentSettings:
     """Sampling temperature."""
     sampler: Optional[str] = None
     """The optuna agent's sampler: "tpe" (default), "cmaes" or "random"."""
+    llm_share: Optional[float] = None
+    """optuna+litellm: the share of proposals the LLM writes, above 0 and at most 1 (default 0.3)."""
 
     def options(self) -> dict:
         """The set options (not name) as keyword arguments of ``make_agent``."""
@@ -66,9 +69,11 @@ class AgentSettings:
     def check(self) -> None:
         """Raise SettingsError when the agent cannot be built from these settings
         (litellm without a model, an unknown sampler)."""
-        if self.name == "litellm" and not self.model:
-            raise SettingsError("--agent litellm needs a model: give --model MODEL "
+        if self.name in ("litellm", "optuna+litellm") and not self.model:
+            raise SettingsError(f"--agent {self.name} needs a model: give --model MODEL "
                                 "or set model under [agent] in cockpit.toml")
+        if self.llm_share is not None and not (0.0 < self.llm_share <= 1.0):
+            raise SettingsError(f"[agent] llm_share = {self.llm_share!r}: expected a share above 0 and at most 1")
         if self.sampler is not None and self.sampler not in SAMPLERS:
             raise SettingsError(f"[agent] sampler = {self.sampler!r}: expected one of {', '.join(SAMPLERS)}")
 
