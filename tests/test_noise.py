@@ -71,7 +71,7 @@ async def test_an_improvement_inside_the_noise_is_not_kept_and_a_larger_one_is(t
     ws = make_workspace(tmp_path / "ws")
     # baseline and its 3 re-runs, then exp 1, its confirming re-run, exp 2
     offsets(tmp_path, monkeypatch, 0.0, 0.01, -0.01, 0.0, 0.0, 0.0, 0.0)
-    agent = ScriptedAgent([lr("0.04", "0.041"), lr("0.04", "0.08")])
+    agent = ScriptedAgent([lr("0.04", "0.0428"), lr("0.04", "0.08")])
     reason, events = await run_session(ws, agent, fast_config(max_experiments=3, noise_runs=3))
     assert reason == "max-experiments"
     sigma = statistics.stdev([1.1, 1.11, 1.09, 1.1])
@@ -81,11 +81,11 @@ async def test_an_improvement_inside_the_noise_is_not_kept_and_a_larger_one_is(t
 
     rows = read_rows(ws.results_tsv)
     assert [(r.status, r.description) for r in rows] == [
-        ("keep", "baseline"), ("discard", "MATRIX_LR 0.04 -> 0.041 [within noise]"),
+        ("keep", "baseline"), ("discard", "MATRIX_LR 0.04 -> 0.0428 [within noise]"),
         ("keep", "MATRIX_LR 0.04 -> 0.08")]
-    assert 0 < 1.1 - fake_val(0.041) < 2 * sigma  # the scripted improvement is inside the noise
+    assert sigma < 1.1 - fake_val(0.0428) < 2 * sigma  # inside the noise, above 1 sigma: worth a re-run
     logged = [e for e in events if isinstance(e, RowLogged)]
-    assert logged[1].delta_sigma == pytest.approx((fake_val(0.041) - 1.1) / sigma, rel=1e-3)  # 6 decimals printed
+    assert logged[1].delta_sigma == pytest.approx((fake_val(0.0428) - 1.1) / sigma, rel=1e-3)  # 6 decimals printed
     assert logged[2].delta_sigma == pytest.approx((1.0 - 1.1) / sigma)
 
     records = read_records(ws.records_jsonl)
@@ -96,7 +96,7 @@ async def test_an_improvement_inside_the_noise_is_not_kept_and_a_larger_one_is(t
         "confirming re-run of #1"]
     assert all((ws.path / r["log_path"]).exists() for r in reruns)
     experiment = [r for r in records if r.get("kind") == "experiment"]
-    assert experiment[1]["noise"]["runs"] == pytest.approx([fake_val(0.041)] * 2)
+    assert experiment[1]["noise"]["runs"] == pytest.approx([fake_val(0.0428)] * 2)
     assert experiment[1]["noise"]["verdict"] == "discard" and experiment[2]["noise"]["verdict"] == "keep"
     phases = [e.phase for e in events if isinstance(e, PhaseChanged)]
     assert phases.count("measuring-noise") == 3 and phases.count("confirming") == 1
@@ -105,6 +105,19 @@ async def test_an_improvement_inside_the_noise_is_not_kept_and_a_larger_one_is(t
     aux = [e for e in entries if e["entry"].startswith("aux-")]
     assert len(aux) == 8 and {e["id"] for e in aux if e["entry"] == "aux-train"} == {
         e["id"] for e in aux if e["entry"] == "aux-close"}
+
+
+async def test_an_improvement_under_one_sigma_is_discarded_without_a_re_run(tmp_path, monkeypatch):
+    ws = make_workspace(tmp_path / "ws")
+    offsets(tmp_path, monkeypatch, 0.0, 0.01, -0.01, 0.0, 0.0, 0.0)
+    agent = ScriptedAgent([lr("0.04", "0.041")])
+    await run_session(ws, agent, fast_config(max_experiments=2, noise_runs=3))
+    sigma = statistics.stdev([1.1, 1.11, 1.09, 1.1])
+    assert 0 < 1.1 - fake_val(0.041) < sigma  # better, but by under CONFIRM_FROM = 1 sigma
+    assert [r.description for r in read_rows(ws.results_tsv)][1] == "MATRIX_LR 0.04 -> 0.041 [within noise]"
+    records = read_records(ws.records_jsonl)
+    assert not [r for r in records if r.get("kind") == "rerun" and r["label"].startswith("confirming")]
+    assert [r for r in records if r.get("kind") == "experiment"][1]["noise"]["runs"] == [pytest.approx(fake_val(0.041))]
 
 
 async def test_a_close_improvement_confirmed_by_its_re_run_is_kept_on_the_mean(tmp_path, monkeypatch):

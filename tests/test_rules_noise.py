@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from cockpit.rules.noise import (CONFIRMED, WITHIN_NOISE, Judgement, KeepRule, NoiseFloor, judge, noise_mark,
+from cockpit.rules.noise import (CONFIRM_FROM, CONFIRMED, WITHIN_NOISE, Judgement, KeepRule, NoiseFloor, judge, noise_mark,
                                  rule_of_session, threshold)
 
 
@@ -39,7 +39,11 @@ def test_judge_keeps_only_beyond_the_threshold_and_confirms_a_close_one():
     # sigma 0.25: threshold(1) = 0.5, threshold(2) = 0.3536 (binary fractions: exact boundaries)
     assert judge(2.0, (1.25,), 0.0, 0.25).verdict == "keep"
     assert judge(2.0, (1.5,), 0.0, 0.25).verdict == "confirm"  # delta 0.5 == threshold: not beyond
-    assert judge(2.0, (1.9,), 0.0, 0.25).verdict == "confirm"
+    assert judge(2.0, (1.7,), 0.0, 0.25).verdict == "confirm"  # 1.2 sigma better
+    assert judge(2.0, (1.75,), 0.0, 0.25).verdict == "discard"  # exactly CONFIRM_FROM = 1 sigma: not beyond
+    assert judge(2.0, (1.9,), 0.0, 0.25).verdict == "discard"  # 0.4 sigma: a re-run would not change it
+    assert judge(2.0, (1.9,), 0.0, 0.25, can_confirm=False).threshold == 0.5
+    assert CONFIRM_FROM == 1.0 and judge(2.0, (1.74,), 0.0, 0.25).verdict == "confirm"
     assert judge(2.0, (2.0,), 0.0, 0.25).verdict == "discard"  # no improvement: nothing to confirm
     assert judge(2.0, (1.5,), 0.0, 0.25, can_confirm=False).verdict == "discard"
     assert judge(2.0, (1.5,), 0.0, 0.0).verdict == "keep"  # no noise: strict rule
@@ -83,7 +87,8 @@ def test_the_keep_rule():
     assert strict.decide(1.0, 1.0)[0] == "discard"
     noisy = KeepRule(0.0, 0.25)
     assert noisy.decide(1.75, 2.0)[0] == "discard"  # close, but no re-run possible by default
-    assert noisy.decide(1.75, 2.0, can_confirm=True)[0] == "confirm"
+    assert noisy.decide(1.7, 2.0, can_confirm=True)[0] == "confirm"
+    assert noisy.decide(1.8, 2.0, can_confirm=True)[0] == "discard"  # under 1 sigma: no re-run
     status, judged = noisy.decide(1.5, 2.0, confirm=(1.75,))
     assert status == "keep" and judged.runs == (1.5, 1.75)
     assert KeepRule(0.5, 0.0).decide(1.5, 2.0)[0] == "discard"
