@@ -104,3 +104,16 @@ def test_a_session_through_litellm_against_the_loopback_model(tmp_path, monkeypa
         assert (r["experiment"] in told) is moved, r["description"]
         if moved:
             assert told[r["experiment"]].value == pytest.approx(r["val_bpb"])
+
+
+def test_an_llm_row_marked_by_the_ratchet_is_still_told(tmp_path):
+    from cockpit.agents.base import ProposalContext
+
+    llm = ScriptedAgent([to("MATRIX_LR", "0.05", "search: log 0.01..0.32; " + LR_COMMENT, "a bit more lr")])
+    agent = MixedAgent(SamplerAgent(tmp_path / "s.log", "t", "tpe"), llm, share=1.0)
+    asyncio.run(agent.propose(ProposalContext(train_py=searched_fake(), program_md="p")))
+    agent.observe(RowLogged(1, "abc1234", 1.05, 0.1, "discard", "a bit more lr [within noise]", 1.1))
+    told = [t for t in load(tmp_path / "s.log", "t").trials if t.user_attrs.get("llm")]
+    assert [(t.params, t.value) for t in told] == [({"MATRIX_LR": 0.05}, 1.05)]
+    agent.observe(RowLogged(2, "abc1235", 1.0, 0.1, "discard", "a bit more lr [within noise]", 1.1))
+    assert len([t for t in load(tmp_path / "s.log", "t").trials if t.user_attrs.get("llm")]) == 1  # told once

@@ -39,6 +39,7 @@ from cockpit.rules.search_space import SpaceError, read_space
 
 DEFAULT_SHARE = 0.3  # the published hybrid's LLM share (module docstring)
 TOP = 3  # best configurations shown to the LLM
+PREFIX = 200  # characters of a description that find its row (the row may add " [within noise]" and such)
 
 
 def llm_turn(k: int, share: float) -> bool:
@@ -104,7 +105,7 @@ class MixedAgent:
             return  # the engine says why the reply does not apply and asks again
         old = {d.name: d.param.value for d in self.sampler.space}  # read from ``source`` just now
         if any(name in values and values[name] != value for name, value in old.items()):
-            self._pending[proposal.description[:80]] = {**old, **{n: v for n, v in values.items() if n in old}}
+            self._pending[proposal.description[:PREFIX]] = {**old, **{n: v for n, v in values.items() if n in old}}
 
     def observe(self, event: Any) -> None:
         """The sampler's own telling, and an LLM proposal's row told to the study
@@ -112,9 +113,10 @@ class MixedAgent:
         self.sampler.observe(event)
         if not isinstance(event, RowLogged):
             return
-        values = self._pending.pop(event.description[:80], None)
-        if values is None:
+        key = next((k for k in self._pending if event.description.startswith(k)), None)
+        if key is None:
             return
+        values = self._pending.pop(key)
         try:
             import optuna
 
