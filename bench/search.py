@@ -68,14 +68,17 @@ def run_one(base: Path, method: str, seed: int, n: int, noise_runs: int, work: P
     root = work / f"{method}-s{seed}"
     shutil.copytree(base, root, symlinks=True)
     toml = root / "cockpit.toml"
-    toml.write_text(toml.read_text().replace("# seed = 0 ", f"seed = {seed}  "))
+    text = toml.read_text()
+    if "# seed = 0 " not in text:
+        raise SystemExit(f"{toml}: no '# seed = 0' line to set the seed on (cockpit init's template changed)")
+    toml.write_text(text.replace("# seed = 0 ", f"seed = {seed}  "))
     wall = run_headless(root, *METHODS[method], "--max-experiments", str(n + 1),
                         "--noise-runs", str(noise_runs), "--tag", f"{method}-s{seed}")
     rows = experiments(root)
     every = records(root)
     floor = next((r for r in every if r.get("kind") == "noise-floor"), {})
     keeps = [r for r in rows if r["status"] == "keep"]
-    runs = len(rows) + sum(1 for r in every if r.get("kind") in ("rerun", "noise-rerun", "confirm"))
+    runs = len(rows) + sum(1 for r in every if r.get("kind") == "rerun")
     return {"method": method, "seed": seed, "wall_s": round(wall, 1), "curve": incumbent_curve(rows),
             "best": keeps[-1]["val_bpb"], "holdout": keeps[-1].get("holdout_bpb"),
             "sigma": floor.get("sigma"), "rows": len(rows), "runs": runs,

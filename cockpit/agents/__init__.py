@@ -43,11 +43,11 @@ def make_agent(name: str, seed: int = 0, **options) -> Agent:
         except TypeError as exc:
             raise ValueError(f"bad option for the litellm agent: {exc}") from exc
     if name == "optuna+litellm":
-        from cockpit.agents.mixed import make_mixed
+        from cockpit.agents.mixed import DEFAULT_SHARE, MixedAgent
 
-        share = given.pop("llm_share", None)
+        share = given.pop("llm_share", DEFAULT_SHARE)
         sampler_options = {k: given.pop(k) for k in ("storage", "study_name", "sampler") if k in given}
-        return make_mixed(make_agent("optuna", seed, **sampler_options), make_agent("litellm", seed, **given), share)
+        return MixedAgent(make_agent("optuna", seed, **sampler_options), make_agent("litellm", seed, **given), share)
     if name == "optuna":
         from cockpit.agents.sampler import SamplerAgent
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any, Optional
+from typing import Any
 
 from cockpit.agents.base import AgentFatal, NoFix, ProposalContext
 from cockpit.agents.sampler import SamplerAgent, penalty
@@ -166,7 +166,3 @@ def _values(space: list, trial: Any) -> dict[str, float]:
 def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
-
-def make_mixed(sampler: SamplerAgent, llm: Any, share: Optional[float]) -> MixedAgent:
-    """A MixedAgent at ``share`` (None: DEFAULT_SHARE)."""
-    return MixedAgent(sampler, llm, DEFAULT_SHARE if share is None else share)

@@ -242,7 +242,7 @@ def render_template(profile: str, agent: str = "offline") -> str:
             lines.append(f"# {name} = {toml_value(spec.example if default is None else default)}".ljust(32)
                          + f"# {spec.doc}")
     return ("\n".join(lines) + "\n\n"
-            f'[agent]\nname = "{agent}"' + " " * max(1, 23 - len(agent)) + "# offline | litellm | optuna\n"
+            f'[agent]\nname = "{agent}"' + " " * max(1, 23 - len(agent)) + "# offline | litellm | optuna | optuna+litellm\n"
             '# model = "openai/gpt-4o-mini"  # needed for litellm; API keys come only from the environment\n'
             '# api_base = "http://127.0.0.1:8000/v1"\n'
             "# timeout_s = 120\n# max_retries = 3\n# stream = true\n# temperature = 0.7\n")
