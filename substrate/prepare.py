@@ -7,11 +7,12 @@ train.py does `from prepare import ...`; `python prepare.py` prepares data and
 tokenizer once (cached) and exits 0 when ready, 1 with one clear message otherwise.
 
 Profile: env COCKPIT_PROFILE > `profile` in cockpit.toml beside this file > "h100".
-Env COCKPIT_TIME_BUDGET (float seconds) overrides TIME_BUDGET; COCKPIT_CACHE_DIR
+Env COCKPIT_TIME_BUDGET (float seconds) overrides TIME_BUDGET, COCKPIT_BUDGET_CLOCK
+(wall|cpu) the clock it is counted on (budget_clock()); COCKPIT_CACHE_DIR
 overrides the cache root ~/.cache/cockpit (files under <cache>/<profile>/{data,tokenizer});
 COCKPIT_DATA_URL overrides the base URL of the climbmix shards.
 
-For train.py: PROFILE, MAX_SEQ_LEN, TIME_BUDGET, EVAL_TOKENS, VOCAB_SIZE, Tokenizer,
+For train.py: PROFILE, MAX_SEQ_LEN, TIME_BUDGET, BUDGET_CLOCK, budget_clock, EVAL_TOKENS, VOCAB_SIZE, Tokenizer,
 make_dataloader, evaluate_bpb, get_token_bytes; also CACHE_DIR, DATA_DIR, TOKENIZER_DIR,
 prepare(), harness_info() and PrepareError.
 """
@@ -54,6 +55,7 @@ PROFILES = {
         "TOKENIZER_CHARS": 1_000_000_000, # characters of training text the BPE trainer sees
         "NEEDS_CUDA": True,               # train.py stops at once (FAIL line, exit 1) without CUDA
         "BYTE_COUNT": "upstream",         # val_bpb's bytes per token exactly as upstream's (token_byte_lengths)
+        "BUDGET_CLOCK": "wall",           # the GPU is not shared: wall seconds, as upstream
     },
     "cpu": {  # a 2-core CPU: sizes from the upstream README's small-machine advice
         "MAX_SEQ_LEN": 256,
@@ -65,6 +67,7 @@ PROFILES = {
         "TOKENIZER_CHARS": 1_000_000_000, # i.e. all the KJV training text (~3.6M chars)
         "NEEDS_CUDA": False,              # any device: CUDA, MPS or the CPU
         "BYTE_COUNT": "exact",            # each token's true byte length (token_byte_lengths)
+        "BUDGET_CLOCK": "cpu",            # a shared CPU: load from other processes is not counted
     },
     "tiny": {  # tests and smoke runs: everything in seconds
         "MAX_SEQ_LEN": 64,
@@ -76,6 +79,7 @@ PROFILES = {
         "TOKENIZER_CHARS": 300_000,       # a slice: trains in ~0.1 s
         "NEEDS_CUDA": False,
         "BYTE_COUNT": "exact",
+        "BUDGET_CLOCK": "cpu",
     },
 }
 DEFAULT_PROFILE = "h100"                       # upstream
@@ -225,6 +229,9 @@ try:
         TIME_BUDGET = float(os.environ.get("COCKPIT_TIME_BUDGET") or PROFILES[PROFILE]["TIME_BUDGET"])
     except ValueError:
         raise PrepareError(f"COCKPIT_TIME_BUDGET={os.environ['COCKPIT_TIME_BUDGET']!r} is not a number") from None
+    BUDGET_CLOCK = os.environ.get("COCKPIT_BUDGET_CLOCK") or PROFILES[PROFILE]["BUDGET_CLOCK"]
+    if BUDGET_CLOCK not in ("wall", "cpu"):
+        raise PrepareError(f"COCKPIT_BUDGET_CLOCK={BUDGET_CLOCK!r} is not wall or cpu")
 except PrepareError as e:
     if __name__ != "__main__":
         raise
@@ -238,6 +245,35 @@ NEEDS_CUDA = PROFILES[PROFILE]["NEEDS_CUDA"]
 CACHE_DIR = Path(os.environ.get("COCKPIT_CACHE_DIR") or DEFAULT_CACHE_DIR).expanduser()
 DATA_DIR = CACHE_DIR / PROFILE / "data"
 TOKENIZER_DIR = CACHE_DIR / PROFILE / "tokenizer"
+
+
+def _budget_threads():
+    """The divisor of the CPU clock, fixed when prepare.py is imported: torch's intra-op
+    threads, at most the CPUs this process may run on (so a train.py that asks for more
+    threads than cores does not slow the clock and buy itself more compute)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, torch.get_num_threads()))
+
+
+BUDGET_THREADS = _budget_threads()
+
+
+def budget_clock():
+    """Seconds on the clock TIME_BUDGET is counted on (BUDGET_CLOCK), for differences only.
+    "wall": time.perf_counter(), as upstream (an H100 is not shared). "cpu" (the cpu and
+    tiny profiles): the process's CPU seconds over all its threads (time.process_time())
+    divided by BUDGET_THREADS, so a quiet run trains about as long as on the wall clock
+    while the time the scheduler gives other processes on a shared CPU is not counted.
+    train.py sets OMP_WAIT_POLICY=PASSIVE so that a thread waiting at a barrier for one the
+    load displaced sleeps instead of spinning (spinning would count as CPU seconds).
+    Measured (docs/benchmarks.md "Budget clock"): one busy loop beside the run shifts the
+    cpu profile's val_bpb by +0.186 on the wall clock and by -0.009 on this one."""
+    if BUDGET_CLOCK == "cpu":
+        return time.process_time() / BUDGET_THREADS
+    return time.perf_counter()
 
 # -----------------------------------------------------------------------------
 # Files: shards, atomic writes, hashes, progress bars

@@ -1,5 +1,5 @@
 """
-Pretrain a small GPT for a fixed wall-clock budget, then report val_bpb.
+Pretrain a small GPT for a fixed time budget (wall seconds on h100, CPU seconds on cpu and tiny: prepare.budget_clock), then report val_bpb.
 
 This is the one file the research agent edits: model, optimizer, training loop
 and hyper-parameters all live here. The fixed harness (data, tokenizer,
@@ -38,12 +38,15 @@ from dataclasses import dataclass
 # `kernels` prints no download bars into the run's log.
 os.environ.setdefault("PYTORCH_ALLOC_CONF", "expandable_segments:True")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+# OpenMP threads sleep at a barrier instead of spinning (read when torch loads libgomp): on a
+# CPU budget counted in CPU seconds (prepare.budget_clock) spinning would count as training.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from prepare import (PROFILE, MAX_SEQ_LEN, TIME_BUDGET, CACHE_DIR, NEEDS_CUDA, FA3_KERNELS, Tokenizer,
+from prepare import (PROFILE, MAX_SEQ_LEN, TIME_BUDGET, BUDGET_CLOCK, budget_clock, CACHE_DIR, NEEDS_CUDA, FA3_KERNELS, Tokenizer,
                      make_dataloader, evaluate_bpb, cuda_problem)
 
 # =============================================================================
@@ -656,16 +659,17 @@ def main():
     print(f"model: depth {DEPTH}, width {n_embd}, heads {n_head} (kv {n_kv_head}), vocab {config.vocab_size}, "
           f"windows {windows}, {num_params / 1e6:.1f}M parameters")
     print(f"batch: {TOTAL_BATCH_SIZE:,} tokens per step = {grad_accum_steps} x {DEVICE_BATCH_SIZE} x {MAX_SEQ_LEN}; "
-          f"device {device.type}; profile {PROFILE}, time budget {TIME_BUDGET:g}s")
+          f"device {device.type}; profile {PROFILE}, time budget {TIME_BUDGET:g}s ({BUDGET_CLOCK} clock)")
     train_model = torch.compile(model, dynamic=False) if device.type == "cuda" else model
     train_loader = make_dataloader(tokenizer, DEVICE_BATCH_SIZE, MAX_SEQ_LEN, "train", device=device)
     x, y, epoch = next(train_loader)
 
     # --- the loop: stop once the timed steps have used TIME_BUDGET seconds ---
-    training_time, step, smooth_loss = 0.0, 0, 0.0
+    # training_time is on the harness's budget clock (wall or CPU seconds); MFU and tok/sec on the wall
+    training_time, wall_time, step, smooth_loss = 0.0, 0.0, 0, 0.0
     while True:
         sync()
-        t0 = time.time()
+        t0, c0 = time.perf_counter(), budget_clock()
         for _ in range(grad_accum_steps):
             with autocast:
                 loss = train_model(x, y)
@@ -686,9 +690,10 @@ def main():
             print(f"\nFAIL: training loss is {loss_value} at step {step}; stopping (exit status 1)", flush=True)
             sys.exit(1)
         sync()
-        dt = time.time() - t0
+        dt = time.perf_counter() - t0
         if step >= excluded_steps:
-            training_time += dt
+            training_time += budget_clock() - c0
+            wall_time += dt
         smooth_loss = 0.9 * smooth_loss + 0.1 * loss_value
         debiased_loss = smooth_loss / (1 - 0.9 ** (step + 1))
         mfu = 100 * flops_per_token * TOTAL_BATCH_SIZE / dt / peak_flops
@@ -717,7 +722,7 @@ def main():
         max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         peak_memory_mb = max_rss / (1024 ** 2 if sys.platform == "darwin" else 1024)
     timed_steps = step - excluded_steps
-    mfu_percent = 100 * flops_per_token * TOTAL_BATCH_SIZE * timed_steps / training_time / peak_flops
+    mfu_percent = 100 * flops_per_token * TOTAL_BATCH_SIZE * timed_steps / wall_time / peak_flops
     summary = {
         "val_bpb": f"{val_bpb:.6f}",
         "training_seconds": f"{training_time:.1f}",
@@ -729,6 +734,7 @@ def main():
         "num_params_M": f"{num_params / 1e6:.1f}",
         "depth": f"{DEPTH}",
         "attention": backend,
+        "budget_clock": BUDGET_CLOCK,
     }
     print("---")
     for key, value in summary.items():

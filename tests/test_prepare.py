@@ -18,6 +18,8 @@ import sys
 import threading
 from pathlib import Path
 
+import time
+
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -29,7 +31,7 @@ PREPARE = Path(__file__).resolve().parents[1] / "substrate" / "prepare.py"
 def load_prepare(cache_dir, profile="tiny", path=PREPARE, **env):
     """A fresh module from prepare.py, its constants computed under the given environment."""
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("COCKPIT_PROFILE", "COCKPIT_TIME_BUDGET", "COCKPIT_DATA_URL"):
+        for name in ("COCKPIT_PROFILE", "COCKPIT_TIME_BUDGET", "COCKPIT_DATA_URL", "COCKPIT_BUDGET_CLOCK"):
             mp.delenv(name, raising=False)
         if profile:
             mp.setenv("COCKPIT_PROFILE", profile)
@@ -70,6 +72,29 @@ def test_profile_constants_and_dirs(tmp_path):
     h = load_prepare(tmp_path, profile=None)  # no env, no cockpit.toml beside substrate/prepare.py
     assert (h.PROFILE, h.MAX_SEQ_LEN, h.TIME_BUDGET, h.EVAL_TOKENS, h.VOCAB_SIZE) == \
         ("h100", 2048, 300.0, 40 * 524288, 8192)
+
+
+def test_the_budget_clock_per_profile_and_what_it_counts(tmp_path):
+    """h100 counts wall seconds; cpu and tiny count the process's CPU seconds per thread,
+    so a sleep (time given to other processes) does not advance them and work does."""
+    assert load_prepare(tmp_path, profile=None).BUDGET_CLOCK == "wall"
+    assert load_prepare(tmp_path, "h100", COCKPIT_BUDGET_CLOCK="cpu").BUDGET_CLOCK == "cpu"
+    wall, cpu = load_prepare(tmp_path, "cpu", COCKPIT_BUDGET_CLOCK="wall"), load_prepare(tmp_path, "cpu")
+    assert cpu.BUDGET_CLOCK == "cpu" and load_prepare(tmp_path, "tiny").BUDGET_CLOCK == "cpu"
+    assert 1 <= cpu.BUDGET_THREADS <= min(torch.get_num_threads(), len(os.sched_getaffinity(0)))
+    w0, c0 = wall.budget_clock(), cpu.budget_clock()
+    time.sleep(0.3)
+    w1, c1 = wall.budget_clock(), cpu.budget_clock()
+    assert w1 - w0 >= 0.3 and c1 - c0 < 0.05
+    end = time.process_time() + 0.2
+    while time.process_time() < end:
+        pass
+    assert cpu.budget_clock() - c1 >= 0.2 / cpu.BUDGET_THREADS * 0.9
+
+
+def test_a_budget_clock_that_is_neither_is_one_clear_error(tmp_path):
+    with pytest.raises(Exception, match="COCKPIT_BUDGET_CLOCK='gpu' is not wall or cpu"):
+        load_prepare(tmp_path, "cpu", COCKPIT_BUDGET_CLOCK="gpu")
 
 
 def test_profile_from_cockpit_toml_and_env_precedence(tmp_path):

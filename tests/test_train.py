@@ -27,7 +27,8 @@ STEP_LINE = re.compile(
     r"^step (\d{5}) \((\d+\.\d)%\) \| loss: (\d+\.\d{6}) \| lrm: (\d+\.\d{2}) \| dt: (\d+)ms \| "
     r"tok/sec: (\d{1,3}(?:,\d{3})*) \| mfu: (\d+\.\d)% \| epoch: (\d+) \| remaining: (\d+)s$")
 SUMMARY_KEYS = ["val_bpb", "training_seconds", "total_seconds", "peak_vram_mb", "mfu_percent",
-                "total_tokens_M", "num_steps", "num_params_M", "depth", "attention"]
+                "total_tokens_M", "num_steps", "num_params_M", "depth", "attention",
+                "budget_clock"]
 
 
 def small_model(n_layer=3, n_head=2, n_kv_head=2, n_embd=64, T=32, vocab=97, pattern="SL"):
@@ -288,6 +289,7 @@ def test_tiny_training_run_end_to_end(tiny_workspace):
     assert int(summary["num_steps"]) == len(steps)
     assert int(summary["depth"]) == hparams.HPARAMS["tiny"]["DEPTH"]
     assert summary["attention"] == "sdpa-masked"  # tiny's "SL" windows on the CPU: the dense band mask
+    assert summary["budget_clock"] == "cpu"  # tiny counts CPU seconds (prepare.budget_clock)
     assert "attention: sdpa-masked (device cpu)" in chunks
 
 
