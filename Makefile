@@ -1,6 +1,6 @@
 # The two set-up commands of the README:
 #   make demo   - install, prepare the embedded corpus, open the cockpit on ./workspace
-#   make test   - install, run the whole test suite
+#   make test   - install, run the whole test suite (tests/ray inside a network namespace of its own)
 # PYTHON: the interpreter for the venv; empty, scripts/find_python.sh picks one >= 3.11 or says what to install
 PYTHON ?=
 VENV   ?= .venv
@@ -15,7 +15,7 @@ $(BIN)/cockpit: pyproject.toml
 	echo "$$py -m venv $(VENV)"; $$py -m venv $(VENV) || { \
 	echo "cockpit: '$$py -m venv' failed: on Debian/Ubuntu install python3.X-venv for that Python" >&2; exit 1; }
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,ray]'
 	touch $(BIN)/cockpit
 
 install: $(BIN)/cockpit
@@ -30,7 +30,8 @@ headless: $(WORKSPACE)/prepare.py
 	$(BIN)/cockpit --workspace $(WORKSPACE) --headless
 
 test: $(BIN)/cockpit
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --ignore=tests/ray
+	scripts/in_netns.sh $(BIN)/python -m pytest -q tests/ray
 
 clean:
 	rm -rf $(VENV) $(WORKSPACE)

@@ -75,6 +75,20 @@ def trivial_change(old_source: str, new_source: str) -> Optional[str]:
     return f"{SEEDS} ({listed})"
 
 
+def normal_form(source: str) -> str:
+    """The program ``source`` stands for, as a string two versions share exactly when
+    ``trivial_change`` would call the change between them trivial or nothing: the
+    AST dump (no positions) without docstrings and with seed literals masked. A
+    source that does not parse stands for itself (its text)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return source
+    _drop_docstrings(tree)
+    _SeedMasker().mask(tree)
+    return ast.dump(tree)
+
+
 def _code_tokens(source: str) -> Optional[list[tuple[int, str]]]:
     """The tokens of ``source`` without comments, line breaks and indentation (None if
     it does not tokenize)."""

@@ -8,11 +8,14 @@ with no git identity. Git failures surface as ``RepoError`` with a clear message
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Iterable
+from uuid import uuid4
 
 from git import Actor, Repo
+from gitdb import IStream
 from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 
 COCKPIT_ACTOR = Actor("cockpit", "cockpit@localhost")
@@ -146,6 +149,32 @@ class GitRepo:
             repo.index.add([relpath])
             commit = repo.index.commit(message, author=COCKPIT_ACTOR, committer=COCKPIT_ACTOR, skip_hooks=True)
             return commit.hexsha
+
+    def commit_on(self, parent: str, relpath: str, content: bytes, message: str) -> str:
+        """A commit whose only parent is ``parent`` and whose tree is ``parent``'s with
+        ``relpath`` holding ``content``, made without touching HEAD, the index, the
+        working tree or any branch (the blob through GitPython's object database,
+        then read-tree into a private index, update-index, write-tree, commit-tree).
+        For experiments trained side by side,
+        each on the incumbent it was proposed against; a keep then moves the branch
+        onto it (``move_branch``/``reset_hard``). Returns its full hash; RepoError
+        when git refuses."""
+        author = {"GIT_AUTHOR_NAME": COCKPIT_ACTOR.name, "GIT_AUTHOR_EMAIL": COCKPIT_ACTOR.email,
+                  "GIT_COMMITTER_NAME": COCKPIT_ACTOR.name, "GIT_COMMITTER_EMAIL": COCKPIT_ACTOR.email}
+        with self._open() as repo:
+            index = Path(repo.git_dir) / f"cockpit-index-{os.getpid()}-{uuid4().hex[:8]}"
+            try:
+                with repo.git.custom_environment(GIT_INDEX_FILE=str(index), **author):
+                    sha = repo.odb.store(IStream("blob", len(content), io.BytesIO(content))).hexsha
+                    blob = sha.decode() if isinstance(sha, bytes) else sha
+                    repo.git.read_tree(parent)
+                    repo.git.update_index("--add", "--cacheinfo", f"100644,{blob},{relpath}")
+                    tree = repo.git.write_tree()
+                    return repo.git.commit_tree(tree, "-p", parent, "-m", message)
+            except GitCommandError as exc:
+                raise RepoError(f"cannot commit {relpath} on {short(parent)}: {exc.stderr.strip()}") from None
+            finally:
+                index.unlink(missing_ok=True)
 
     def reset_hard(self, commit: str, preserve: Iterable[str] = ()) -> None:
         """``git reset --hard commit`` on the current branch.

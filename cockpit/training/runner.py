@@ -110,6 +110,11 @@ class Run:
         if self._proc is not None and self._proc.returncode is None and self._killer is None:
             self._killer = asyncio.ensure_future(self._terminate_group())
 
+    def output(self, since: int = 0) -> list[str]:
+        """The redacted output pieces read so far, after the first ``since`` (for a
+        caller that streams them elsewhere: cockpit.training.ray_slots)."""
+        return self._pieces[since:]
+
     async def wait(self) -> RunResult:
         """Start the process, stream it to the end, and return its RunResult.
 
