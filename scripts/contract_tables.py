@@ -43,6 +43,8 @@ CONTRACTS = ROOT / "docs" / "CONTRACTS.md"
 ENVIRONMENT = {
     "COCKPIT_BEST_VAL_BPB": ("substrate/prepare.py (evaluate_bpb), set by cockpit/rules/holdout.py",
                              "score the holdout shard only when val_bpb is below this"),
+    "COCKPIT_BUDGET_CLOCK": ("substrate/prepare.py", "the clock TIME_BUDGET is counted on (wall or cpu), over "
+                             "the profile's BUDGET_CLOCK"),
     "COCKPIT_CACHE_DIR": ("substrate/prepare.py", "where shards, tokenizer and kernels are cached "
                           "(default ~/.cache/cockpit)"),
     "COCKPIT_DATA_URL": ("substrate/prepare.py", "base URL of the climbmix shards (a mirror)"),
@@ -51,10 +53,16 @@ ENVIRONMENT = {
                             "the JSON file the holdout score is written to"),
     "COCKPIT_PASS_ENV": ("cockpit/rules/run_env.py", "more variable names (shell patterns) a run may see"),
     "COCKPIT_PROFILE": ("substrate/prepare.py", "the harness profile (cpu, h100), over cockpit.toml's"),
+    "COCKPIT_RAY_NUM_GPUS": ("cockpit/training/ray_slots.py", "logical GPUs of a local Ray (a CPU machine: "
+                             "tests, benches)"),
+    "COCKPIT_REQUIRE_RAY": ("tests/ray/conftest.py, set by .ci/run", "Ray tests outside a network namespace of "
+                            "their own fail instead of skipping"),
     "COCKPIT_REQUIRE_TMUX": ("tests/test_tmux.py, set by .ci/run", "a missing tmux fails the test instead of "
                              "skipping it"),
     "COCKPIT_RUN_ID": ("cockpit/training/sweep.py, set by cockpit/training/runner.py",
                        "set per run; its leftover processes are found by it"),
+    "COCKPIT_RUN_ROOT": ("cockpit/training/ray_slots.py", "each node's root of run directories "
+                         "(default ~/.cache/cockpit/runs)"),
     "COCKPIT_TIME_BUDGET": ("substrate/prepare.py, set by cockpit/engine/startup.py",
                             "the time budget in seconds, when --budget or cockpit.toml overrides TIME_BUDGET"),
 }
