@@ -23,7 +23,8 @@ for every run (e.g. ``OMP_WAIT_POLICY=PASSIVE``: OpenMP threads that sleep at a 
 instead of spinning, so a thread waiting for one the busy loop displaced burns no CPU
 seconds).
 
-Each cpu-profile run takes ~75 s (60 s budget + start-up + eval): 4 x 5 runs ~25 min.
+A cpu-profile run takes 72-130 s (60 s budget + start-up + eval; longer on the CPU clock
+under load): 4 x 5 runs took 34 min here.
 """
 
 import argparse

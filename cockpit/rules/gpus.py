@@ -1,4 +1,5 @@
-"""Which GPUs a session trains on: ``--gpus N|all|0,2,5`` (and ``gpus`` in cockpit.toml).
+"""Which GPUs a session trains on: the ``N|all|0,2,5`` value of ``--gpus`` (the flag and
+``gpus`` in cockpit.toml come with the fleet engine, issue 16; this is their parser).
 
 Pure parsing and resolution, no device query: the caller passes what is there.
 

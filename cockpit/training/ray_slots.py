@@ -4,8 +4,8 @@ Imported only when a session has more than one experiment in flight (``--gpus``
 N > 1, cockpit.rules.gpus); a one-GPU session never imports Ray. The engine on the
 head owns every ledger; a worker only trains and reports.
 
-* ``start_ray(address)`` joins the cluster at ``address`` (``--ray-address``, else
-  ``RAY_ADDRESS``) or starts a local Ray on this node; ``COCKPIT_RAY_NUM_GPUS``
+* ``start_ray(address)`` joins the cluster at ``address`` (else ``RAY_ADDRESS``; the
+  session's ``--ray-address`` once the fleet engine lands) or starts a local Ray on this node; ``COCKPIT_RAY_NUM_GPUS``
   gives a local Ray that many logical GPUs (a CPU machine: the tests and
   bench/scaling.py; Ray sets ``CUDA_VISIBLE_DEVICES`` per actor all the same).
 * ``GpuSlot`` is an async Ray actor holding one GPU (``num_gpus=1``). ``start``
