@@ -21,7 +21,6 @@ from cockpit.store.results import read_rows
 from cockpit.store.repo import GitRepo
 from cockpit.engine.resume import Resumable, restore
 from cockpit.rules.run_env import hub_offline, run_environment
-from cockpit.store.workspace import harness_budget
 
 FA3 = "fa3:kernels-community/flash-attn3"
 ATTENTION_COMMENT = "attention backend the fake reports"
@@ -159,11 +158,11 @@ async def test_runs_of_train_py_are_offline_on_the_hub_and_prepare_is_not(tmp_pa
     reason, _ = await run_session(ws, ScriptedAgent([lr("0.04", "0.08")]), fast_config(max_experiments=2,
                                                                                       noise_runs=1))
     assert reason == "max-experiments"
-    harness_budget(ws)  # the TIME_BUDGET probe imports prepare.py
     runs = [json.loads(text) for text in seen.read_text().splitlines()]
     train = "1" if user_value is None else user_value
-    # prepare.py, the baseline, its noise re-run, experiment 1, then the probe
-    assert runs == [["prepare.py", user_value], ["train.py", train], ["train.py", train], ["train.py", train],
-                    ["prepare.py", user_value]]
+    # the TIME_BUDGET probe (it imports prepare.py; it runs under --budget too: the clock),
+    # prepare.py, the baseline, its noise re-run, experiment 1
+    assert runs == [["prepare.py", user_value], ["prepare.py", user_value], ["train.py", train],
+                    ["train.py", train], ["train.py", train]]
     assert hub_offline({"HF_HUB_OFFLINE": "0"}) == {} and hub_offline({}) == {"HF_HUB_OFFLINE": "1"}
     assert run_environment(environ={"HF_HUB_OFFLINE": "0"})["HF_HUB_OFFLINE"] == "0"

@@ -74,7 +74,7 @@ def test_the_time_budget_probe_and_prepare_get_no_key(tmp_path, monkeypatch):
     probe = tmp_path / "probe.json"
     ws.prepare_py.write_text(f"import json, os\njson.dump(sorted(os.environ), open({str(probe)!r}, 'w'))\n"
                              + ws.prepare_py.read_text())
-    seconds, _ = harness_budget(ws)
+    seconds, _, _ = harness_budget(ws)
     assert seconds > 0
     names = json.loads(probe.read_text())
     assert names and all(allowed(name) for name in names) and "OPENAI_API_KEY" not in names

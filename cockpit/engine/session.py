@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from cockpit.row import Row
+from cockpit.rules.budget_clock import WALL, BudgetClock
 from cockpit.rules.noise import Judgement, KeepRule
 from cockpit.training.runner import RunResult
 from cockpit.store.programs import ProgramSource
@@ -81,7 +82,8 @@ class SessionFacts:
     budget of every run, seconds: --budget, cockpit.toml, prepare.py's TIME_BUDGET, or
     a resumed session's own), ``harness_sha256`` (of prepare.py, checked before every
     run), ``program`` (where the program.md text is read from, again before every
-    proposal) and whether the session was ``resumed``."""
+    proposal), whether the session was ``resumed``, and the ``clock`` the budget and
+    so the hard limit are counted on (cockpit.rules.budget_clock)."""
 
     tag: str
     branch: str
@@ -90,6 +92,7 @@ class SessionFacts:
     harness_sha256: str
     program: ProgramSource
     resumed: bool = False
+    clock: BudgetClock = WALL
 
 
 STRICT = KeepRule()  # upstream's rule: keep iff strictly lower (no noise floor, no threshold)

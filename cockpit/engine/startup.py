@@ -44,6 +44,7 @@ from cockpit.engine.session import SessionConfig, SessionError, SessionFacts
 from cockpit.rules.standing import running_best
 from cockpit.store.upstream import PREPARE_HINT
 from cockpit.store.repo import GitRepo
+from cockpit.rules.budget_clock import BudgetClock
 from cockpit.store.workspace import Workspace, harness_budget, sha256_file
 
 UNTRACKED = ("results.tsv", "records.jsonl", "logs/", f"{DIRECTORY}/")  # kept out of git (info/exclude if needed)
@@ -81,7 +82,7 @@ class SessionStart:
         if point is None:
             self.repo.refuse_existing_branch(self.config.branch)
         program = session_program(self.config.settings.program, self.ws)
-        budget = await self._resolve_budget()
+        budget, clock = await self._resolve_budget()
         self.repo.exclude(UNTRACKED)
         harness = sha256_file(self.ws.prepare_py)
         restored = None
@@ -90,12 +91,12 @@ class SessionStart:
         else:
             base, budget, restored = self._continue(point, harness, budget)
         facts = SessionFacts(self.config.tag, self.config.branch, base, budget, harness, program,
-                                          resumed=point is not None)
+                             resumed=point is not None, clock=clock)
         self.book.begin(facts)
         self.book.writes.store("the journal", lambda: self.book.journal.append(
             "session", tag=facts.tag, branch=facts.branch, base=facts.base,
             harness_sha256=facts.harness_sha256, agent=self.desk.current.name, profile=self.ws.profile,
-            budget_s=facts.budget_s, pid=os.getpid(), resumed=facts.resumed,
+            budget_s=facts.budget_s, budget_clock=clock.kind, pid=os.getpid(), resumed=facts.resumed,
             results_offset=point.results_offset if point else self._results_size(),
             upstream=bool(point and point.ended == UPSTREAM)))
         self.emit(SessionStarted(facts.tag, facts.branch, self.ws.profile, facts.budget_s,
@@ -246,16 +247,16 @@ class SessionStart:
     def _budget_override(self) -> Optional[float]:
         return self.config.settings.budget_s if self.config.settings.budget_s is not None else self.ws.settings.budget_s
 
-    async def _resolve_budget(self) -> float:
+    async def _resolve_budget(self) -> tuple[float, BudgetClock]:
+        """(seconds, clock): the override's seconds or prepare.py's TIME_BUDGET, and the
+        clock prepare.py counts it on (the probe runs either way: the hard limit follows it)."""
         override = self._budget_override()
-        if override is not None:
-            return override
         if self.ws.layout != "upstream":
             self.emit(EngineMessage("reading TIME_BUDGET from prepare.py"))
-        budget, note = await asyncio.to_thread(harness_budget, self.ws)
+        budget, clock, note = await asyncio.to_thread(harness_budget, self.ws, env=self._env())
         if self.ws.layout == "upstream":
             self.emit(EngineMessage(note))
-        return budget
+        return (override if override is not None else budget), clock
 
     def _env(self) -> dict:
         """What every run of workspace code gets on top of cockpit.rules.run_env's allow-list

@@ -22,6 +22,7 @@ from cockpit.engine.bookkeeping import Bookkeeper
 from cockpit.engine.control import SessionControl
 from cockpit.engine.session import SessionConfig, SessionError
 from cockpit.events import EngineMessage, Emit, RunFinished, RunStarted
+from cockpit.rules.budget_clock import WALL
 from cockpit.rules.holdout import holdout_env
 from cockpit.rules.summary import parse_summary
 from cockpit.store.repo import short
@@ -52,7 +53,9 @@ class Trainer:
 
     def hard_limit_s(self) -> float:
         """Seconds after which a run is killed: the time budget times ``hard_limit_factor``
-        plus ``hard_limit_grace_s`` (cockpit.engine.session.SessionConfig)."""
+        plus ``hard_limit_grace_s`` (cockpit.engine.session.SessionConfig), counted on the
+        budget's clock (SessionFacts.clock: on the CPU clock, the run's CPU seconds per
+        thread with a wall backstop, cockpit.training.budget_limit)."""
         return self.book.budget_s * self.config.hard_limit_factor + self.config.hard_limit_grace_s
 
     async def train(self, n: int, commit: str, label: str, log_name: str, scores: Path, best: Optional[float],
@@ -68,7 +71,8 @@ class Trainer:
         self.emit(RunStarted(n, short(commit), label, self.book.budget_s, str(self.ws.path / log_name)))
         run = Run(self.config.run_command, self.ws.path, self.ws.path / log_name,
                   env={**self.env(), **holdout_env(scores, best)}, hard_limit_s=self.hard_limit_s(),
-                  kill_grace_s=self.config.kill_grace_s, experiment=n, emit=self.emit, on_start=on_start)
+                  kill_grace_s=self.config.kill_grace_s, experiment=n, emit=self.emit, on_start=on_start,
+                  limit_clock=self.book.facts.clock if self.book.facts else WALL)
         started()
         self.book.times.run_started()
         guard = self._guard()

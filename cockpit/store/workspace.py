@@ -11,6 +11,7 @@ settings and ``layout == "upstream"`` (see cockpit.store.upstream).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ from typing import Optional
 from git.exc import GitError
 
 from cockpit.store.repo import init_repo
+from cockpit.rules.budget_clock import WALL, BudgetClock
 from cockpit.rules.run_env import run_environment
 from cockpit.store.settings import (PROFILE_NAMES, AgentSettings, Settings, SettingsError, parse_settings,
                                     render_template)
@@ -257,25 +259,30 @@ def _prepare_in_terminal(workspace: Workspace) -> int:
         return proc.wait()
 
 
-def harness_budget(workspace: Workspace, timeout_s: float = 300.0) -> tuple[float, str]:
-    """(seconds, note): the harness's TIME_BUDGET. A cockpit workspace's prepare.py
-    is imported in a child Python (cockpit itself never imports torch); an upstream
-    one is read with ``ast`` (never imported; 300 s when absent). Raises
-    WorkspaceError when the child fails."""
+def harness_budget(workspace: Workspace, timeout_s: float = 300.0,
+                   env: Optional[dict] = None) -> tuple[float, BudgetClock, str]:
+    """(seconds, clock, note): the harness's TIME_BUDGET and the clock it is counted on
+    (prepare.py's BUDGET_CLOCK and BUDGET_THREADS; wall seconds when it names none). A
+    cockpit workspace's prepare.py is imported in a child Python with ``env`` on top of
+    the run environment (cockpit itself never imports torch); an upstream one is read
+    with ``ast`` (never imported; 300 s when absent, the wall clock). Raises
+    WorkspaceError when the child fails or says something else."""
     if workspace.layout == "upstream":
-        return read_time_budget(workspace.prepare_py)
-    code = "import prepare; print(float(prepare.TIME_BUDGET))"
+        seconds, note = read_time_budget(workspace.prepare_py)
+        return seconds, WALL, note
+    code = ("import json, prepare; print(json.dumps([float(prepare.TIME_BUDGET), "
+            "getattr(prepare, 'BUDGET_CLOCK', 'wall'), getattr(prepare, 'BUDGET_THREADS', 1)]))")
     try:
         done = subprocess.run([sys.executable, "-c", code], cwd=workspace.path, capture_output=True,
-                              text=True, timeout=timeout_s, stdin=subprocess.DEVNULL, env=run_environment())
+                              text=True, timeout=timeout_s, stdin=subprocess.DEVNULL, env=run_environment(env))
     except subprocess.TimeoutExpired:
         raise WorkspaceError(f"reading TIME_BUDGET from prepare.py took over {timeout_s:.0f}s") from None
     lines = done.stdout.strip().splitlines()
     try:
         if done.returncode == 0 and lines:
-            return float(lines[-1]), "TIME_BUDGET read from prepare.py"
-    except ValueError:
-        pass
+            seconds, kind, threads = json.loads(lines[-1])
+            return float(seconds), BudgetClock(kind, threads), "TIME_BUDGET read from prepare.py"
+    except (ValueError, TypeError) as exc:
+        raise WorkspaceError(f"prepare.py's TIME_BUDGET, BUDGET_CLOCK or BUDGET_THREADS: {exc}") from None
     why = (done.stderr.strip().splitlines() or ["no output"])[-1]
     raise WorkspaceError(f"cannot read TIME_BUDGET from prepare.py: {why}")
-

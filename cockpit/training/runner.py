@@ -38,6 +38,7 @@ from cockpit.events import Emit, LogLine, StepLogged
 from cockpit.rules.redact import redact, secret_values
 from cockpit.rules.run_env import run_environment
 from cockpit.rules.summary import flush_tail, parse_step_line, split_lines
+from cockpit.training.budget_limit import CHECK_S, WALL, BudgetClock, LimitWatch
 from cockpit.training.orphans import become_subreaper, foreign_children, start_ticks, sweep_orphans, ticks_now
 from cockpit.training.run_result import RunResult, RunnerError
 from cockpit.training.sweep import RUN_ID_ENV, sweep
@@ -59,6 +60,9 @@ class Run:
     means no limit; a limit that is not a positive, finite number of seconds
     raises ValueError (``inf`` would lift it, ``nan`` would kill every run at once). Events carry ``experiment``; ``emit`` None reports nothing.
     ``on_start(pid)`` is called once the process (and its process group) exists.
+    ``limit_clock`` is the clock the hard limit is counted on, the time budget's
+    (cockpit.training.budget_limit: wall seconds, or the group's CPU seconds per thread
+    with a wall backstop).
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class Run:
         experiment: int = 0,
         emit: Optional[Emit] = None,
         on_start: Optional[Callable[[int], None]] = None,
+        limit_clock: BudgetClock = WALL,
     ) -> None:
         self.command = list(command)
         self.cwd = Path(cwd)
@@ -83,6 +88,7 @@ class Run:
         if hard_limit_s is not None and not (math.isfinite(hard_limit_s) and hard_limit_s > 0):
             raise ValueError(f"hard limit must be a positive, finite number of seconds, not {hard_limit_s!r}")
         self.hard_limit_s = hard_limit_s
+        self.limit_clock = limit_clock
         self.kill_grace_s = kill_grace_s
         self.experiment = experiment
         self.emit = emit
@@ -149,8 +155,7 @@ class Run:
         with open(self.log_path, "wb", buffering=0) as log:  # unbuffered: a failed write leaves nothing to flush
             pump = asyncio.ensure_future(self._pump(log))
             exited = asyncio.ensure_future(self._wait_exit())
-            done, _ = await asyncio.wait({exited}, timeout=self.hard_limit_s)
-            if not done:
+            if not await self._within_limit(exited):
                 timed_out = not self._stopped
                 if self._killer is None:
                     self._killer = asyncio.ensure_future(self._terminate_group())
@@ -162,6 +167,20 @@ class Run:
         return RunResult(returncode, timed_out, self._stopped, "".join(self._pieces),
                          started, ended, self._first_step, self._last_step, self._log_error, len(self._strays),
                          self._counted_start)
+
+    async def _within_limit(self, exited: asyncio.Future) -> bool:
+        """Wait for ``exited``; False when the hard limit (on ``limit_clock``) came first."""
+        assert self._proc is not None
+        if self.hard_limit_s is None or not self.limit_clock.counts_cpu():
+            done, _ = await asyncio.wait({exited}, timeout=self.hard_limit_s)
+            return bool(done)
+        watch = LimitWatch(self.limit_clock, self.hard_limit_s)
+        while True:
+            done, _ = await asyncio.wait({exited}, timeout=CHECK_S)
+            if done:
+                return True
+            if watch.over(self._proc.pid):  # the group's id is the child's pid (its own session)
+                return False
 
     async def _wait_exit(self) -> int:
         """The child's exit status, as soon as it exits. (asyncio's ``Process.wait()``
