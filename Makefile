@@ -29,8 +29,10 @@ demo: $(WORKSPACE)/prepare.py
 headless: $(WORKSPACE)/prepare.py
 	$(BIN)/cockpit --workspace $(WORKSPACE) --headless
 
+# Two workers, one test file each at a time; the real-terminal tests alone after them.
 test: $(BIN)/cockpit
-	$(BIN)/python -m pytest -q --ignore=tests/ray
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not serial" --ignore=tests/ray
+	$(BIN)/python -m pytest -q -m serial --ignore=tests/ray
 	scripts/in_netns.sh $(BIN)/python -m pytest -q tests/ray
 
 clean:

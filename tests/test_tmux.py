@@ -38,6 +38,7 @@ from engine_support import FAKES, make_workspace, process_alive, processes_in
 REQUIRED = os.environ.get("COCKPIT_REQUIRE_TMUX") == "1"
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.serial,  # alone, after the parallel part of `make test`
     pytest.mark.skipif(shutil.which("tmux") is None and not REQUIRED,
                        reason="needs the tmux binary (apt-get install tmux)"),
 ]

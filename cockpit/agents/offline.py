@@ -165,6 +165,7 @@ class OfflineAgent:
     """Deterministic hyper-parameter search (see module docstring); ``seed`` fixes the order."""
 
     name = "offline"
+    local = True  # it answers from this process at once: a fleet asks it one slot at a time
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed

@@ -64,6 +64,8 @@ class SamplerAgent:
     ``seed``) in the study ``study_name`` kept at ``storage`` (a journal file).
     Raises ValueError for an unknown sampler."""
 
+    local = True  # it answers from this process: a fleet asks it one slot at a time (constant liar for the rest)
+
     def __init__(self, storage: Path, study_name: str, sampler: str = "tpe", seed: int = 0) -> None:
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r} (known: {', '.join(SAMPLERS)})")

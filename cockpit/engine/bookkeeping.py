@@ -92,11 +92,11 @@ class Bookkeeper:
 
     # -------------------------------------------------------------- journal --
 
-    def opened(self, trial: Trial) -> None:
-        """Journal: ``trial`` is committed and about to run (written before the run)."""
+    def opened(self, trial: Trial, parent: Optional[str] = None) -> None:
+        """Journal: ``trial`` is committed on ``parent`` (default the last keep) and about to run."""
         size = self.ws.results_tsv.stat().st_size if self.ws.results_tsv.exists() else 0
         fields = dict(id=entry_id(self.config.tag, trial.n, trial.commit), tag=self.config.tag,
-                      experiment=trial.n, commit=trial.commit, parent=self.state.last_kept if trial.n else "",
+                      experiment=trial.n, commit=trial.commit, parent=(parent or self.state.last_kept) if trial.n else "",
                       description=trial.description, started=trial.started, results_offset=size,
                       log_path=self.log_name(trial.n, trial.commit), harness_sha256=self.harness_sha)
         self.writes.store("the journal", lambda: self.journal.append("open", **fields))
@@ -125,7 +125,7 @@ class Bookkeeper:
         record = {**floor.as_record(self.config.tag), **facts}
         self.writes.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
 
-    def _close(self, trial: Trial) -> None:
+    def close(self, trial: Trial) -> None:
         self.writes.store("the journal", lambda: self.journal.append(
             "close", id=entry_id(self.config.tag, trial.n, trial.commit)))
 
@@ -190,7 +190,7 @@ class Bookkeeper:
         self.times.budget_s = self.budget_s
         timings = self.times.account(result.timings(), propose_s)
         session = self.times.session()
-        record = self._record(
+        record = self.new_record(
             "experiment", n, status, description, trial.started, trial.asked, commit=short(trial.commit),
             parent=short(parent) if n else "", val_bpb=val, memory_gb=mem, diff=trial.diff, summary=summary,
             timings=timings, session=session, queued=trial.asked.queued if trial.asked else {},
@@ -202,18 +202,18 @@ class Bookkeeper:
             errors=list(trial.asked.outcome.errors) if trial.asked else [],
             replies=[r[:20_000] for r in trial.asked.outcome.replies] if trial.asked else [])
         holdout = (extra or {}).get("holdout_bpb") if status == "keep" else None
-        self._log_row(Row(trial.commit, val or 0.0, mem, status, description, n), usage, record, trial,
+        self.log_row(Row(trial.commit, val or 0.0, mem, status, description, n), usage, record, trial,
                       judged.delta_sigma if judged else None, holdout)
         if warning:
             self.emit(EngineMessage(warning, "warning"))
         self.emit(TimeAccounted(n, timings, session))
         fault_point("after-row", n)
-        self._close(trial)
+        self.close(trial)
         if result.stopped and verdict not in ("veto", "abort"):
             raise Stopped
         return status
 
-    def _log_row(self, row: Row, usage: Optional[dict] = None, record: Optional[ExperimentRecord] = None,
+    def log_row(self, row: Row, usage: Optional[dict] = None, record: Optional[ExperimentRecord] = None,
                  trial: Optional[Trial] = None, delta_sigma: Optional[float] = None,
                  holdout_bpb: Optional[float] = None) -> None:
         """Append ``row`` to results.tsv and its ``record`` (if any) to records.jsonl,
@@ -240,7 +240,7 @@ class Bookkeeper:
         state follows the row (``SessionState.log``: a keep row is the reference, a
         " [reverted]" discard of the incumbent puts the keep before it back)."""
         row = replace(source, status=status, description=description, experiment=self.state.rows)
-        self._log_row(row)
+        self.log_row(row)
         return row
 
     def unrun(self, kind: str, trial: Trial, parent: str, reason: str) -> None:
@@ -250,12 +250,12 @@ class Bookkeeper:
         self.reset_to_kept()
         asked = trial.asked
         self.state.usage = add_usage(self.state.usage, asked.outcome.usage if asked else None)
-        record = self._record(
+        record = self.new_record(
             kind, trial.n, kind, trial.description, trial.started, asked, commit=short(trial.commit),
             parent=short(parent), diff=trial.diff, reason=reason, fix_attempt=trial.fix_attempt,
             fix_of=trial.fix_of, timings={"propose_s": asked.outcome.propose_s if asked else 0.0})
         self.writes.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
-        self._close(trial)
+        self.close(trial)
 
     def unqueued(self, kind: str, n: int, asked: Asked, parent: str, reason: str, diff: str) -> None:
         """Record a pipelined proposal that was never committed (``kind`` "vetoed":
@@ -264,7 +264,7 @@ class Bookkeeper:
         ``parent`` is the keep it was asked against, ``diff`` its change there."""
         self.state.usage = add_usage(self.state.usage, asked.outcome.usage)
         description = redact(asked.outcome.proposal.description) if asked.outcome.proposal else "(no proposal)"
-        record = self._record(
+        record = self.new_record(
             kind, n, kind, description, asked.started, asked, parent=short(parent), diff=diff, reason=reason,
             queued=asked.queued, timings={"propose_s": asked.outcome.propose_s})
         self.writes.store("records.jsonl", lambda: append_record(self.ws.records_jsonl, record))
@@ -277,7 +277,7 @@ class Bookkeeper:
         state.drops += 1
         state.usage = add_usage(state.usage, outcome.usage)
         self.emit(EngineMessage(f"proposal dropped after {len(outcome.replies)} invalid replies", "warning"))
-        record = self._record(
+        record = self.new_record(
             "dropped", n, "dropped", "(dropped proposal)", asked.started, asked,
             parent=short(state.last_kept), timings={"propose_s": outcome.propose_s}, fix_attempt=fix_attempt,
             errors=list(outcome.errors), replies=[r[:20_000] for r in outcome.replies])
@@ -287,7 +287,7 @@ class Bookkeeper:
         state.drops = 0
         return True
 
-    def _record(self, kind: str, n: int, status: str, description: str, started: str,
+    def new_record(self, kind: str, n: int, status: str, description: str, started: str,
                 asked: Optional[Asked], **fields) -> ExperimentRecord:
         program = asked.program if asked else None
         return ExperimentRecord(

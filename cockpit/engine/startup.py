@@ -251,7 +251,7 @@ class SessionStart:
         """(seconds, clock): the override's seconds or prepare.py's TIME_BUDGET, and the
         clock prepare.py counts it on (the probe runs either way: the hard limit follows it)."""
         override = self._budget_override()
-        if self.ws.layout != "upstream":
+        if self.ws.layout != "upstream" and override is None:
             self.emit(EngineMessage("reading TIME_BUDGET from prepare.py"))
         budget, clock, note = await asyncio.to_thread(harness_budget, self.ws, env=self._env())
         if self.ws.layout == "upstream":

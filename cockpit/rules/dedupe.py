@@ -47,6 +47,10 @@ class TriedPrograms:
         """``experiment``'s run of ``source`` ended (it stays tried)."""
         self._holder[fingerprint(source)] = (experiment, False)
 
+    def released(self, source: str) -> None:
+        """``source`` never trained (set aside, or replaced by its re-applied version): new again."""
+        self._holder.pop(fingerprint(source), None)
+
     def in_flight(self) -> list[int]:
         """The experiments in flight, in number order."""
         return sorted(n for n, flying in self._holder.values() if flying)

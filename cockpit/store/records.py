@@ -68,6 +68,9 @@ class ExperimentRecord:
     ``attention_backend``: ``fa3:<hub repo>``, ``flex``, ``sdpa``, ``sdpa-masked``;
     "" when unknown: a run that never said, an upstream harness, a record
     written before the field existed, which readers take as "").
+    A fleet session's (``--gpus N``, cockpit.engine.fleet) name where it ran: ``worker``
+    (slot number), ``node`` (Ray node id, 12 hex digits), ``gpu`` (its CUDA_VISIBLE_DEVICES),
+    and ``incumbent_at_decision``, the keep its verdict was made under ("" elsewhere).
     Re-runs that make no row are ``kind`` "rerun" (with ``attention`` too); the
     noise floor ``kind`` "noise-floor" (runs, sigma, mean).
     """
@@ -111,6 +114,10 @@ class ExperimentRecord:
     abort: dict = field(default_factory=dict)
     holdout_bpb: Optional[float] = None
     attention: str = ""
+    worker: str = ""
+    node: str = ""
+    gpu: str = ""
+    incumbent_at_decision: str = ""
 
 
 def append_record(path: str | os.PathLike, record: Union[ExperimentRecord, dict]) -> None:

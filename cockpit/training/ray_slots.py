@@ -14,7 +14,8 @@ head owns every ledger; a worker only trains and reports.
   ~/.cache/cockpit/runs), runs the prepare command there once per node and
   prepare.py version (a file lock makes the slots of one node wait for one
   prepare), then runs the command through cockpit.training.runner.Run: its own
-  process group, the run-environment allow-list, the hard limit, the stray sweep.
+  process group, the run-environment allow-list, the hard limit, the stray sweep;
+  with SIGKILL as its parent-death signal, so a slot that dies takes its run along.
 * ``RemoteRun`` is the head's handle, with Run's interface (``await wait()`` ->
   RunResult, ``kill()``): it polls the slot every ``POLL_S`` seconds for new
   output, writes it to the head's log and re-emits the step and log events. A
@@ -28,6 +29,7 @@ import asyncio
 import fcntl
 import hashlib
 import os
+import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,11 +40,16 @@ from ray.exceptions import RayActorError, RayError
 
 from cockpit.events import Emit
 from cockpit.training.run_result import RunnerError, RunResult
+from cockpit.training.budget_limit import WALL, BudgetClock
 from cockpit.training.runner import Run
 
 RUN_ROOT_ENV = "COCKPIT_RUN_ROOT"
 LOGICAL_GPUS_ENV = "COCKPIT_RAY_NUM_GPUS"
 POLL_S = 0.25  # seconds between the head's polls of a running slot
+# The run dies with its slot: a worker killed (OOM killer, kill -9, its node's raylet gone)
+# must not leave train.py holding the GPU. setpriv (util-linux) sets the parent-death signal
+# and execs the command in place (same pid, same process group); without it, no prefix.
+DIE_WITH_SLOT = ["setpriv", "--pdeathsig", "KILL", "--"] if shutil.which("setpriv") else []
 
 
 class WorkerLost(RuntimeError):
@@ -104,7 +111,7 @@ class GpuSlot:
 
     async def start(self, key: str, files: dict[str, bytes], command: Sequence[str], env: dict,
                     hard_limit_s: Optional[float], kill_grace_s: float, experiment: int,
-                    prepare: Optional[Sequence[str]] = None) -> str:
+                    prepare: Optional[Sequence[str]] = None, limit_clock: BudgetClock = WALL) -> str:
         """Write ``files`` into this node's run directory ``key``, run ``prepare`` there
         first when this node has not yet run it for this prepare.py, then start
         ``command``. Returns the run directory. Raises RunnerError when a file cannot
@@ -119,8 +126,8 @@ class GpuSlot:
         if prepare:
             await self._prepare_once(run_dir, prepare, env, files.get("prepare.py", b""))
         events: list = []
-        run = Run(command, run_dir, run_dir / "run.log", env=env, hard_limit_s=hard_limit_s,
-                  kill_grace_s=kill_grace_s, experiment=experiment, emit=events.append)
+        run = Run([*DIE_WITH_SLOT, *command], run_dir, run_dir / "run.log", env=env, hard_limit_s=hard_limit_s,
+                  kill_grace_s=kill_grace_s, experiment=experiment, emit=events.append, limit_clock=limit_clock)
         task = asyncio.ensure_future(run.wait())
         self.runs[key] = (run, task, events)
         await asyncio.sleep(0)  # let the process start before the first poll
@@ -169,8 +176,9 @@ class RemoteRun:
     def __init__(self, slot, key: str, files: dict[str, bytes], command: Sequence[str], log_path: Path, *,
                  env: Optional[dict] = None, hard_limit_s: Optional[float] = None, kill_grace_s: float = 5.0,
                  experiment: int = 0, emit: Optional[Emit] = None, on_start: Optional[Callable[[int], None]] = None,
-                 prepare: Optional[Sequence[str]] = None) -> None:
+                 prepare: Optional[Sequence[str]] = None, limit_clock: BudgetClock = WALL) -> None:
         self.slot, self.key, self.files, self.command = slot, key, files, list(command)
+        self.limit_clock = limit_clock
         self.log_path, self.env, self.hard_limit_s, self.kill_grace_s = Path(log_path), dict(env or {}), hard_limit_s, kill_grace_s
         self.experiment, self.emit, self.on_start, self.prepare = experiment, emit, on_start, prepare
         self._stopped, self._started = False, False
@@ -187,7 +195,7 @@ class RemoteRun:
         run cannot start there."""
         try:
             await self.slot.start.remote(self.key, self.files, self.command, self.env, self.hard_limit_s,
-                                         self.kill_grace_s, self.experiment, self.prepare)
+                                         self.kill_grace_s, self.experiment, self.prepare, self.limit_clock)
             self._started = True
             if self.on_start is not None:
                 self.on_start(0)

@@ -1,11 +1,12 @@
 """cockpit.training.ray_slots on a real local Ray with 8 logical GPUs (no GPU here): one
 slot per GPU, a run streamed back from its node's run directory, prepare once per node,
-kill, a lost worker, and every socket Ray listens on inside 127.0.0.0/8."""
+kill, a lost worker (its run dies with it), and every socket Ray listens on inside 127.0.0.0/8."""
 
 import asyncio
 import ipaddress
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from cockpit.events import LogLine, StepLogged  # noqa: E402
 from cockpit.rules.summary import parse_summary  # noqa: E402
 from cockpit.training import ray_slots  # noqa: E402
 from cockpit.training.ray_slots import GpuSlot, RemoteRun, WorkerLost  # noqa: E402
+from engine_support import processes_in  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXED_RUN = (ROOT / "bench" / "fixed_run.py").read_bytes()  # the run contract's lines, sleeps, no torch
@@ -108,7 +110,7 @@ def test_kill_stops_the_remote_run(cluster, slots, tmp_path):
 def test_a_worker_killed_mid_run_is_worker_lost(cluster, slots, tmp_path):
     slot = slots[7]  # this test's own: all 8 GPUs are held by the module's slots
     events = []
-    run = remote(slot, "lost", tmp_path, budget="8", events=events)
+    run = remote(slot, "lost", tmp_path, budget="30", events=events)
 
     async def kill_worker():
         task = asyncio.ensure_future(run.wait())
@@ -119,6 +121,13 @@ def test_a_worker_killed_mid_run_is_worker_lost(cluster, slots, tmp_path):
 
     with pytest.raises(WorkerLost, match="experiment 7"):
         asyncio.run(kill_worker())
+    run_dir = next(cluster[1].glob("*/lost"))
+    for _ in range(50):  # the run dies with its slot (parent-death signal), not at its budget's end
+        if not processes_in(run_dir):
+            break
+        time.sleep(0.1)
+    assert processes_in(run_dir) == []
+
 
 
 def test_every_socket_ray_listens_on_is_the_loopback(cluster):

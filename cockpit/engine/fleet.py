@@ -1,0 +1,252 @@
+"""The fleet: one session, N experiments in flight, one per GPU (``--gpus N`` > 1, on Ray).
+
+``FleetEngine(workspace, config, agent, emit, slots)`` runs one session like
+cockpit.engine.ratchet's Engine, over ``slots`` (cockpit.engine.fleet_slots: one per
+GPU). The head owns every ledger (results.tsv, records.jsonl, the journal, git);
+the workers only train. It starts as the serial engine does (SessionStart), then:
+
+* the baseline runs on every GPU at once: the first slot's run is row 0, all N
+  values are the noise floor (records ``kind`` "noise-floor", with each worker's);
+* each slot loops: take a proposal (a re-applied winner first, else the agent's,
+  asked while the slot's previous run trained, so no GPU waits for the model),
+  commit it on the incumbent of that moment (GitRepo.commit_on: HEAD untouched),
+  train it on the slot, decide (cockpit.rules.fleet_rule): kept iff its parent is
+  still the incumbent and it beats it; a run that beat its own parent after the
+  incumbent moved is a discard ``[stale]`` and its change goes onto the new
+  incumbent as a new experiment ``[rebased]``;
+* a proposal whose train.py is in flight or was tried (cockpit.rules.dedupe) is
+  refused before it costs a GPU and the agent asked again (told what is in flight);
+* a worker or node lost mid-run is one crash row ``[worker lost]``; the slot is dropped.
+
+Commands: Stop (every run killed, each gets its row), Pause, Resume, Steer; the
+others are refused in one line (a fleet session does not take them yet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Optional
+
+from cockpit.agents.base import Agent
+from cockpit.clock import now_iso
+from cockpit.commands import Command, Pause, Resume, Steer, Stop
+from cockpit.engine.agent_desk import AgentDesk
+from cockpit.engine.bookkeeping import PRESERVED, Bookkeeper
+from cockpit.engine.control import SessionControl, Stopped
+from cockpit.engine.fleet_asking import FleetAsker, Job
+from cockpit.engine.fleet_slots import FleetSlot
+from cockpit.engine.proposing import Proposer
+from cockpit.engine.ratchet import EXPECTED_ERRORS
+from cockpit.engine.session import SessionConfig, SessionError, Trial
+from cockpit.engine.startup import SessionStart
+from cockpit.engine.trainer import Trainer
+from cockpit.events import EngineMessage, Emit, Event, SessionEnded
+from cockpit.row import Row
+from cockpit.rules.fleet_rule import WORKER_LOST, fleet_verdict
+from cockpit.rules.noise import NoiseFloor
+from cockpit.rules.redact import redact_event
+from cockpit.rules.summary import parse_summary, summary_memory_gb, summary_val_bpb
+from cockpit.store.repo import GitRepo, short
+from cockpit.store.workspace import Workspace
+from cockpit.training.run_result import RunnerError, RunResult
+
+
+class FleetEngine:
+    """One fleet session (module docstring). ``run()`` once; ``send()`` from the same loop.
+    ``figures()`` gives the session's throughput facts (bench/scaling.py)."""
+
+    def __init__(self, workspace: Workspace, config: SessionConfig, agent: "Agent | AgentDesk", emit: Emit,
+                 slots: list[FleetSlot]) -> None:
+        if len(slots) < 1:
+            raise ValueError("a fleet needs at least one slot")
+        self.ws, self.config, self._emit, self.slots = workspace, config, emit, list(slots)
+        self.desk = AgentDesk.of(agent)
+        self.repo = GitRepo(workspace.path)
+        self.control = SessionControl(self.emit)
+        self.book = Bookkeeper(workspace, config, self.desk.current.name, self.repo, self.emit)
+        self.proposer = Proposer(workspace, config, self.repo, self.book, self.control, self.desk, self.emit)
+        self.start_up = SessionStart(workspace, self.repo, config, self.book, self.control, self.emit, self.desk)
+        self.trainer = Trainer(workspace, config, self.book, self.control, self.emit, self.start_up.train_env)
+        self.flying: dict[int, str] = {}  # experiment in flight -> its description
+        self.asker = FleetAsker(config, self.book, self.repo, self.proposer, self.control, self.desk, self.emit)
+        self.tried = self.asker.tried
+        self.runs: dict[int, object] = {}  # experiment (or -1 - slot for a baseline re-run) -> its RemoteRun
+        self.vals: dict[str, Optional[float]] = {}  # commit (full) -> its val_bpb, for stale runs' parents
+        self.busy_s = [0.0] * len(self.slots)  # seconds each slot spent running train.py
+        self.fleet_started: Optional[float] = None
+
+    # ------------------------------------------------------------ commands --
+
+    def send(self, command: Command) -> None:
+        """Apply ``command`` now: Stop kills every run in flight; Pause, Resume, Steer as
+        the serial engine; anything else is refused with one warning."""
+        if isinstance(command, (Stop, Pause, Resume, Steer)):
+            self.control.apply(command)
+            if isinstance(command, Stop):
+                for run in list(self.runs.values()):
+                    run.kill()
+        else:
+            self.emit(EngineMessage(f"{type(command).__name__}: not in a fleet session yet", "warning"))
+
+    def emit(self, event: Event) -> None:
+        self._emit(redact_event(event))
+
+    # ------------------------------------------------------------- session --
+
+    async def run(self) -> str:
+        """Run the session to its end; returns the SessionEnded reason."""
+        reason = "error: unexpected"
+        try:
+            reason = await self._session()
+        except Stopped:
+            reason = "stopped"
+        except EXPECTED_ERRORS as exc:
+            reason = f"error: {exc}"
+            self.emit(EngineMessage(str(exc), "error"))
+        finally:
+            for run in list(self.runs.values()):
+                run.kill()
+            self.start_up.finish(reason)
+        self.emit(SessionEnded(reason, self.book.state.rows, self.book.state.usage))
+        return reason
+
+    async def _session(self) -> str:
+        await self.start_up.start(False)
+        await self._baselines()
+        self.fleet_started = time.monotonic()
+        self.busy_s = [0.0] * len(self.slots)  # idle share counts from here
+        await asyncio.gather(*(self._slot_loop(slot) for slot in self.slots))
+        if self.control.stopped:
+            raise Stopped
+        return "agent-exhausted" if self.asker.exhausted else "max-experiments"
+
+    def figures(self) -> dict:
+        """{"rows", "duplicates_refused", "idle_share": [per slot, 0..1], "elapsed_s"} since
+        the baselines ended (idle = the slot ran no train.py)."""
+        elapsed = time.monotonic() - self.fleet_started if self.fleet_started else 0.0
+        idle = [max(0.0, 1.0 - busy / elapsed) if elapsed > 0 else 0.0 for busy in self.busy_s]
+        return {"rows": self.book.state.rows, "duplicates_refused": self.asker.duplicates_refused,
+                "idle_share": idle, "elapsed_s": elapsed}
+
+    # ------------------------------------------------------------ baseline --
+
+    async def _baselines(self) -> None:
+        """The baseline on every slot at once: row 0 from the first, the noise floor from all."""
+        base, source = self.book.state.last_kept, self.ws.train_py.read_text(encoding="utf-8")
+        trial = Trial(0, base, "baseline", "", now_iso())
+        self.book.opened(trial)
+        self.tried.started(source, 0)
+        done = await asyncio.gather(*(self._train(slot, trial, source, aux=slot.index > 0) for slot in self.slots))
+        self.tried.ended(source, 0)
+        result, summary = done[0]
+        self._conclude(self.slots[0], trial, Job(0, source, "baseline", None, base, source), result, summary)
+        if self.book.state.best is None:
+            raise SessionError(f"the baseline run crashed (exit {result.returncode}): {result.failure()}")
+        vals = [summary_val_bpb(s) for r, s in done if r.returncode == 0]
+        floor = NoiseFloor(tuple(v for v in vals if v is not None))
+        if len(floor.runs) >= 2 and self.config.settings.noise_runs > 0:
+            self.book.record_noise(floor, workers=[s.worker for s in self.slots])
+            self.emit(EngineMessage(f"noise floor from the baseline on {len(floor.runs)} GPUs: "
+                                    f"sigma {floor.sigma:.6f}"))
+
+    # --------------------------------------------------------------- slots --
+
+    async def _slot_loop(self, slot: FleetSlot) -> None:
+        """Take, commit, train, decide on ``slot`` until the session is full, exhausted or stopped."""
+        ahead: Optional[asyncio.Task] = None
+        try:
+            while not self.control.stopped:
+                await self.control.wait_if_paused(self.book.state.rows)
+                job = self.asker.onto_incumbent(self.asker.rebase_queue.popleft()) if self.asker.rebase_queue else None
+                if job is None:
+                    job = self.asker.onto_incumbent(await (ahead or self.asker.ask(slot.worker)))
+                    ahead = None
+                if job is None:
+                    if self.asker.exhausted or self.asker.next_n is None:
+                        return
+                    continue
+                trial = self._commit(job)
+                if ahead is None:  # the next proposal, asked while this trains (one in hand after a rebased run)
+                    ahead = asyncio.ensure_future(self.asker.ask(slot.worker))
+                result, summary = await self._train(slot, trial, job.source)
+                if self._conclude(slot, trial, job, result, summary) == "lost":
+                    return  # the slot's worker is gone: the session goes on with the others
+        except Stopped:
+            return
+        finally:
+            if ahead is not None and ahead.done() and not ahead.cancelled() and ahead.exception() is None:
+                self.asker.set_aside(ahead.result(), "the session ended before it ran")
+            elif ahead is not None:
+                ahead.cancel()
+
+    def _commit(self, job: Job) -> Trial:
+        """Commit ``job`` on its parent (HEAD untouched) and journal it."""
+        commit = self.repo.commit_on(job.parent, "train.py", job.source.encode("utf-8"), job.description)
+        trial = Trial(job.n, commit, job.description, self.repo.diff(job.parent, commit), now_iso(), job.asked)
+        self.book.opened(trial, job.parent)
+        return trial
+
+    async def _train(self, slot: FleetSlot, trial: Trial, source: str, aux: bool = False) -> tuple[RunResult, dict]:
+        """Train ``source`` (``trial``'s train.py) on ``slot``; a lost worker or a run that
+        cannot start is a crash result saying so. Returns (result, parsed summary)."""
+        n = trial.n
+        key = f"{self.config.tag}-{n:04d}-{short(trial.commit)}" + (f"-{slot.worker}" if aux else "")
+        log_name = f"logs/{key}.log" if aux else self.book.log_name(n, trial.commit)
+        files = {name: (self.ws.path / name).read_bytes() for name in ("prepare.py",)}
+        files["train.py"] = source.encode("utf-8")
+        run = slot.launch(key, files, self.config.run_command, self.ws.path / log_name, env=self.start_up.train_env(),
+                          hard_limit_s=self.trainer.hard_limit_s(), kill_grace_s=self.config.kill_grace_s,
+                          experiment=n, emit=None if aux else self.emit, prepare=self.config.prepare_command,
+                          limit_clock=self.book.facts.clock)
+        runs_key = n if not aux else -1 - slot.index
+        self.runs[runs_key] = run
+        if not aux:
+            self.flying[n] = trial.description
+            self.book.state.log_names[n] = log_name
+        began = time.monotonic()
+        try:
+            result = await run.wait()
+        except RunnerError as exc:  # WorkerLost is one
+            lost = type(exc).__name__ == "WorkerLost"
+            result = RunResult(-1, False, False, str(exc), began, time.monotonic(), None, None,
+                               log_error="lost" if lost else "")
+        finally:
+            self.busy_s[slot.index] += time.monotonic() - began
+            self.runs.pop(runs_key, None)
+            self.flying.pop(n, None)
+        return result, parse_summary(result.text)
+
+    def _conclude(self, slot: FleetSlot, trial: Trial, job: Job, result: RunResult, summary: dict) -> str:
+        """Decide, move the branch on a keep, queue a winner of a moved incumbent again,
+        append the row and the record. Returns the status, or "lost" for a lost worker."""
+        state = self.book.state
+        lost = result.log_error == "lost"
+        failed = lost or result.stopped or result.timed_out or result.returncode != 0
+        val = None if failed else summary_val_bpb(summary)
+        incumbent = state.last_kept
+        verdict = fleet_verdict(val, job.parent, self.vals.get(job.parent), incumbent, state.best, self.book.rule)
+        if verdict.status == "keep" and trial.n > 0:
+            self.repo.reset_hard(trial.commit, preserve=PRESERVED)  # a fast-forward: its parent is the incumbent
+        self.vals[trial.commit] = val
+        if trial.n > 0:
+            self.tried.ended(job.source, trial.n)
+            self.asker.pending.pop(trial.n, None)
+        mark = WORKER_LOST if lost else verdict.mark
+        mem = summary_memory_gb(summary) if val is not None else 0.0
+        usage = trial.asked.outcome.usage if trial.asked else None
+        record = self.book.new_record(
+            "experiment", trial.n, verdict.status, trial.description + mark, trial.started, trial.asked,
+            commit=short(trial.commit), parent=short(job.parent) if trial.n else "", val_bpb=val, memory_gb=mem,
+            diff=trial.diff, summary=summary, timings=result.timings(), returncode=result.returncode,
+            timed_out=result.timed_out, stopped=result.stopped, log_path=state.log_names.get(trial.n, ""),
+            worker=slot.worker, node=slot.node, gpu=slot.gpu, incumbent_at_decision=short(incumbent),
+            errors=list(trial.asked.outcome.errors) if trial.asked else [],
+            replies=[r[:20_000] for r in trial.asked.outcome.replies] if trial.asked else [])
+        self.book.log_row(Row(trial.commit, val or 0.0, mem, verdict.status, trial.description + mark, trial.n),
+                          usage, record, trial)
+        self.book.close(trial)
+        if verdict.rebase:
+            self.asker.queue_rebased(trial, job)
+        return "lost" if lost else verdict.status
+
