@@ -8,17 +8,19 @@ the SEARCH/REPLACE format: a real reply through litellm's real HTTP path, with
 usage figures, at the speed of a thinking model. Non-streaming only (the bench
 sets ``stream = false``). Used as a context manager::
 
-    with LoopbackModel(delay_s=30) as model:
+    with LoopbackModel(delay_s=30, spread=True) as model:
         ...  # api_base = model.api_base
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Optional
 
 from cockpit.row import Row
 from cockpit.agents.offline import plan_moves, render_reply
@@ -28,10 +30,11 @@ _HISTORY = re.compile(r"^#\d+ (keep|discard|crash) \S+ (.*)$", re.M)
 _SECTION = re.compile(r"## (Training right now|Proposals the human vetoed)[^\n]*\n((?:- .*\n?)*)")
 
 
-def answer(prompt: str, seed: int = 0) -> str:
+def answer(prompt: str, seed: int = 0, pick: Optional[random.Random] = None) -> str:
     """The reply for a user prompt: the first untried move on the train.py shown
-    (history, vetoed and in-flight descriptions count as tried). Raises
-    ValueError when the prompt shows no train.py or no move is left."""
+    (history, vetoed and in-flight descriptions count as tried), or with ``pick`` one
+    of them at random (as a model sampled at a temperature would: N asks at once then
+    seldom collide). Raises ValueError when the prompt shows no train.py or no move is left."""
     found = _TRAIN_PY.search(prompt)
     if not found:
         raise ValueError("no train.py in the prompt")
@@ -41,15 +44,16 @@ def answer(prompt: str, seed: int = 0) -> str:
     moves = plan_moves(found.group(1) + "\n", history, seed)
     if not moves:
         raise ValueError("no untried move left")
-    return render_reply(moves[0])
+    return render_reply(pick.choice(moves) if pick is not None else moves[0])
 
 
 class LoopbackModel:
     """The server (see module docstring); ``calls`` counts answered requests."""
 
-    def __init__(self, delay_s: float = 30.0) -> None:
+    def __init__(self, delay_s: float = 30.0, spread: bool = False) -> None:
         self.delay_s = delay_s
         self.calls = 0
+        self.pick = random.Random(0) if spread else None  # spread: a random untried move per answer
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -68,6 +72,7 @@ class LoopbackModel:
 
     def _handler(self):
         model = self
+        lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
@@ -78,7 +83,8 @@ class LoopbackModel:
                 prompt = "\n".join(m.get("content", "") for m in body.get("messages", []) if m.get("role") == "user")
                 time.sleep(model.delay_s)
                 try:
-                    text, status = answer(prompt), 200
+                    with lock:
+                        text, status = answer(prompt, pick=model.pick), 200
                 except ValueError as exc:
                     text, status = f"I have nothing to propose: {exc}", 200
                 model.calls += 1

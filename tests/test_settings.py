@@ -197,7 +197,7 @@ def test_every_declared_setting_is_parsed_flagged_templated_and_tabled():
     template, table = render_template("cpu"), settings_table()
     flags = {a.dest: a for a in build_parser()._actions}
     for name, default, spec in specs():
-        value = odd[spec.kind](default)
+        value = spec.example if spec.accept is not None else odd[spec.kind](default)  # gpus: its own rule
         settings, _ = parse_settings({name: value}, "x")
         assert getattr(settings, name) == value, name
         assert f"| `{name}` |" in table
@@ -209,3 +209,22 @@ def test_every_declared_setting_is_parsed_flagged_templated_and_tabled():
             assert getattr(Settings().with_flags(typed), name) == (not spec.off if spec.kind is bool else value)
             assert getattr(Settings().with_flags(argparse.Namespace()), name) == default  # not typed: the file's
     assert [f.name for f in dataclasses.fields(Settings)] == [name for name, _, _ in specs()]
+
+
+@pytest.mark.parametrize("value, ok", [(8, True), ("all", True), ("0,2,5", True), ("2", True), (0, False),
+                                       ("many", False), (True, False), (2.5, False), ("0,0", False)])
+def test_gpus_in_cockpit_toml_takes_what_the_flag_takes(value, ok):
+    if ok:
+        assert parse_settings({"gpus": value}, "x")[0].gpus == value
+    else:
+        with pytest.raises(SettingsError, match="gpus must be"):
+            parse_settings({"gpus": value}, "x")
+
+
+def test_gpus_beyond_one_without_headless_is_one_line(tmp_path, capsys):
+    ws = make_workspace(tmp_path / "ws")
+    assert main(["--workspace", str(ws.path), "--gpus", "2"]) == 1
+    assert "--gpus 2 runs headless for now (add --headless)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--workspace", str(ws.path), "--headless", "--gpus", "none"])
+    assert "expected a number of GPUs" in capsys.readouterr().err

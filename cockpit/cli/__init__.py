@@ -41,6 +41,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from cockpit.training.run_result import RunnerError
 from cockpit.cli.session import run_session, serve
 from cockpit.serve.attach import DaemonError
 from cockpit.store.programs import ProgramError
@@ -129,6 +130,9 @@ def _session_flags(parser: argparse.ArgumentParser) -> None:
                         help="training command, shell-quoted (default: python -u train.py; "
                              "upstream layout: uv run train.py)")
     add_setting_flags(parser)
+    parser.add_argument("--ray-address", metavar="ADDR",
+                        help="with --gpus N > 1: join the Ray cluster at ADDR (default: RAY_ADDRESS, else a local "
+                             "Ray on this node)")
     parser.add_argument("--new-session", action="store_true",
                         help="start a new session from the current best even when the last one was interrupted "
                              "(default: the same command continues an interrupted or stopped session)")
@@ -155,7 +159,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from cockpit.tools.doctor import doctor
             return doctor(args.profile)
         return run_session(args)
-    except (WorkspaceError, ValueError, ProgramError, RunDirError, DaemonError, NoNetworkError) as exc:
+    except (WorkspaceError, ValueError, ProgramError, RunDirError, DaemonError, NoNetworkError, RunnerError) as exc:
         print(f"cockpit: {exc}", file=sys.stderr)
         return 1
 

@@ -27,6 +27,7 @@ from cockpit.serve.attach import AttachedEngine, attach_or_start, start_daemon
 from cockpit.serve.headless import HeadlessPrinter
 from cockpit.store.programs import ProgramError
 from cockpit.store.rundir import RunDir
+from cockpit.rules.gpus import parse_gpus
 from cockpit.store.settings import flag_settings
 from cockpit.store.upstream import DEFAULT_RUN_COMMAND
 from cockpit.store.workspace import Workspace, load_workspace
@@ -39,7 +40,7 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 SESSION_FLAGS = (("max_experiments", "--max-experiments"), ("tag", "--tag"),
                  ("agent", "--agent"), ("model", "--model"), ("api_base", "--api-base"), ("sampler", "--sampler"),
                  ("run_command", "--run-command"), ("new_session", "--new-session"),
-                 ("resume_upstream", "--resume-upstream"), *flag_settings())
+                 ("resume_upstream", "--resume-upstream"), ("ray_address", "--ray-address"), *flag_settings())
 APPROVE_HEADLESS = ("--approve needs the cockpit UI to approve or veto proposals; in headless mode nothing "
                     "could, and the session would wait forever (drop --approve or --headless)")
 
@@ -166,12 +167,32 @@ def run_session(args: argparse.Namespace) -> int:
     if args.headless and args.approve:  # refused before the workspace is even read
         raise ValueError(APPROVE_HEADLESS)
     workspace = load_workspace(args.workspace)
+    gpus = parse_gpus(str(workspace.settings.with_flags(args).gpus or 1))
+    if not gpus.local and not args.headless:
+        raise ValueError(f"--gpus {gpus} runs headless for now (add --headless); the cockpit's workers strip "
+                         "comes with a later release")
     if args.headless:
         config, agent = session_setup(args, workspace, headless=True)
+        if not gpus.local:
+            return _headless(workspace, fleet_factory(workspace, config, agent, gpus, args.ray_address), config.tag)
         from cockpit.engine.ratchet import Engine  # the engine's modules only where it runs here
 
         return _headless(workspace, lambda emit: Engine(workspace, config, agent, emit), config.tag)
     return _cockpit(args, workspace)
+
+
+def fleet_factory(workspace: Workspace, config, agent, gpus, address: Optional[str]):
+    """The engine factory of ``--gpus N`` > 1: Ray started (or joined at ``address``) and one
+    slot per GPU made first (cockpit.engine.fleet_slots; RunnerError or GpuSpecError: one
+    line), then cockpit.engine.fleet's FleetEngine over them."""
+    from cockpit.engine.fleet import FleetEngine
+    from cockpit.engine.fleet_slots import ray_fleet
+
+    slots = ray_fleet(gpus, address)
+    print(f"cockpit: {len(slots)} GPU slots on Ray: " + ", ".join(f"{s.worker} {s.host}/{s.node[:6]} "
+                                                                 f"CUDA_VISIBLE_DEVICES={s.gpu or '-'}" for s in slots),
+          file=sys.stderr)
+    return lambda emit: FleetEngine(workspace, config, agent, emit, slots)
 
 
 def _headless(workspace: Workspace, engine_factory, tag: str) -> int:

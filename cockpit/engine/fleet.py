@@ -89,6 +89,8 @@ class FleetEngine:
         else:
             self.emit(EngineMessage(f"{type(command).__name__}: not in a fleet session yet", "warning"))
 
+    command_now = send  # the signal handlers' path (cockpit.cli.session): commands apply at once here
+
     def emit(self, event: Event) -> None:
         self._emit(redact_event(event))
 
@@ -107,16 +109,27 @@ class FleetEngine:
         finally:
             for run in list(self.runs.values()):
                 run.kill()
+            if self.fleet_started is not None:  # records.jsonl kind "fleet": the session's throughput facts
+                self.book.append_record({"kind": "fleet", "tag": self.config.tag, "reason": reason, **self.figures(),
+                                         "workers": [dict(worker=s.worker, node=s.node, host=s.host, gpu=s.gpu)
+                                                     for s in self.slots]})
             self.start_up.finish(reason)
         self.emit(SessionEnded(reason, self.book.state.rows, self.book.state.usage))
         return reason
 
     async def _session(self) -> str:
         await self.start_up.start(False)
-        await self._baselines()
+        # each slot's first proposal is asked while the baselines train (on the base: their parent)
+        first = [asyncio.ensure_future(self.asker.ask(slot.worker)) for slot in self.slots]
+        try:
+            await self._baselines()
+        except BaseException:
+            for task in first:
+                task.cancel()
+            raise
         self.fleet_started = time.monotonic()
         self.busy_s = [0.0] * len(self.slots)  # idle share counts from here
-        await asyncio.gather(*(self._slot_loop(slot) for slot in self.slots))
+        await asyncio.gather(*(self._slot_loop(slot, ahead) for slot, ahead in zip(self.slots, first)))
         if self.control.stopped:
             raise Stopped
         return "agent-exhausted" if self.asker.exhausted else "max-experiments"
@@ -152,9 +165,9 @@ class FleetEngine:
 
     # --------------------------------------------------------------- slots --
 
-    async def _slot_loop(self, slot: FleetSlot) -> None:
-        """Take, commit, train, decide on ``slot`` until the session is full, exhausted or stopped."""
-        ahead: Optional[asyncio.Task] = None
+    async def _slot_loop(self, slot: FleetSlot, ahead: Optional[asyncio.Task] = None) -> None:
+        """Take, commit, train, decide on ``slot`` until the session is full, exhausted or
+        stopped; ``ahead`` is the ask already under way for it."""
         try:
             while not self.control.stopped:
                 await self.control.wait_if_paused(self.book.state.rows)
@@ -163,7 +176,7 @@ class FleetEngine:
                     job = self.asker.onto_incumbent(await (ahead or self.asker.ask(slot.worker)))
                     ahead = None
                 if job is None:
-                    if self.asker.exhausted or self.asker.next_n is None:
+                    if self.asker.exhausted or self.asker.full():
                         return
                     continue
                 trial = self._commit(job)
@@ -193,7 +206,8 @@ class FleetEngine:
         n = trial.n
         key = f"{self.config.tag}-{n:04d}-{short(trial.commit)}" + (f"-{slot.worker}" if aux else "")
         log_name = f"logs/{key}.log" if aux else self.book.log_name(n, trial.commit)
-        files = {name: (self.ws.path / name).read_bytes() for name in ("prepare.py",)}
+        files = {name: (self.ws.path / name).read_bytes()  # the harness and the profile it reads
+                 for name in ("prepare.py", "cockpit.toml") if (self.ws.path / name).exists()}
         files["train.py"] = source.encode("utf-8")
         run = slot.launch(key, files, self.config.run_command, self.ws.path / log_name, env=self.start_up.train_env(),
                           hard_limit_s=self.trainer.hard_limit_s(), kill_grace_s=self.config.kill_grace_s,

@@ -12,6 +12,7 @@ as a new experiment ``[rebased]``. What will not train is recorded ``superseded`
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections import deque
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -59,19 +60,28 @@ class FleetAsker:
         self.tried = TriedPrograms()
         self.rebase_queue: deque[Job] = deque()
         self.next_n: Optional[int] = 1
+        self.free: list[int] = []  # numbers of set-aside proposals, handed out again (smallest first)
         self.exhausted = False
         self.duplicates_refused = 0
         self._one_at_a_time = asyncio.Lock()
         self.pending: dict[int, str] = {}  # experiment -> description, from its number to its row
 
     def number(self) -> Optional[int]:
-        """The next experiment number, or None when max experiments are taken."""
+        """The next experiment number: a set-aside proposal's first (its ``superseded``
+        record shares it with the experiment that trains under it, as the serial
+        pipeline's do), else a new one; None when max experiments are taken."""
+        if self.free:
+            return heapq.heappop(self.free)
         limit = self.config.max_experiments
         if self.next_n is None or (limit is not None and self.next_n >= limit):
             self.next_n = None
             return None
         n, self.next_n = self.next_n, self.next_n + 1
         return n
+
+    def full(self) -> bool:
+        """True when no experiment number is left to hand out."""
+        return self.next_n is None and not self.free
 
     async def ask(self, worker: str) -> Optional[Job]:
         """A proposal against the incumbent of now, none of whose train.py is in flight or
@@ -86,7 +96,7 @@ class FleetAsker:
     async def _ask(self, worker: str) -> Optional[Job]:
         refused: list[str] = []
         for _ in range(self.config.max_reasks + 1):
-            if self.next_n is None:
+            if self.full():
                 return None
             parent = self.book.state.last_kept
             base_source = self.repo.show_file(parent, "train.py")
@@ -106,7 +116,7 @@ class FleetAsker:
                 return None
             asked = Asked(outcome, program, started, context.steering)
             if outcome.proposal is None:
-                self.book.drop(self.book.state.rows, asked)
+                self.proposer.dropped(self.book.state.rows, asked)  # the Nth in a row pauses the session
                 return None
             why = self.tried.refusal(outcome.new_source)
             if why is None:
@@ -156,6 +166,7 @@ class FleetAsker:
             return
         self.tried.released(job.source)
         self.pending.pop(job.n, None)
+        heapq.heappush(self.free, job.n)
         self.emit(EngineMessage(f"#{job.n} ({job.description}) is set aside: {reason}"))
         self.book.unqueued("superseded", job.n, job.asked, job.parent, reason,
                            unified_diff(job.base_source, job.source))

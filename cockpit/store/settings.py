@@ -27,6 +27,7 @@ from typing import Any, Callable, Optional
 
 from cockpit.store.agent_settings import AgentSettings, SettingsError, nearest, parse_agent
 from cockpit.store.programs import is_name
+from cockpit.rules.gpus import GpuSpecError, parse_gpus
 
 __all__ = ["Settings", "Spec", "SettingsError", "AgentSettings", "parse_agent", "parse_settings", "PROFILE_NAMES",
            "add_setting_flags", "flag_settings", "render_template", "settings_table", "nearest"]
@@ -58,6 +59,26 @@ def positive(kind: type) -> Callable[[str], Any]:
             raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
         return value
     return parse
+
+
+def gpus_value(value: Any) -> bool:
+    """True for a ``gpus`` value cockpit.rules.gpus parses (an int >= 1 from TOML, or a string)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return False
+    try:
+        parse_gpus(str(value))
+    except GpuSpecError:
+        return False
+    return True
+
+
+def gpus_flag(text: str) -> str:
+    """argparse type of ``--gpus``: the text when cockpit.rules.gpus parses it."""
+    try:
+        parse_gpus(text)
+    except GpuSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def program_spec(spec: str) -> str:
@@ -96,11 +117,15 @@ class Spec:
     """Shown, commented out, in the cockpit.toml ``cockpit init`` writes."""
     example: Any = None
     """The template's value for a setting whose default is "not set"."""
+    accept: Optional[Callable[[Any], bool]] = None
+    """The rule of a setting no kind says (``gpus``: 8, "all" or "0,2,5"), instead of kind's."""
 
     def check(self, value: Any) -> bool:
         """True when ``value`` (from TOML) meets this setting's rule."""
         if value is None:
             return self.optional
+        if self.accept is not None:
+            return self.accept(value)
         if self.kind is bool:
             return isinstance(value, bool)
         if isinstance(value, bool) or not isinstance(value, (int, float) if self.kind is float else self.kind):
@@ -160,6 +185,10 @@ class Settings:
     abort_margin: float = setting(0.05, Spec(
         "smoothed training loss (nats) a run may trail the incumbent's by",
         "a finite number, 0 or more", float, low=0.0))
+    gpus: Optional[str] = setting(None, Spec(
+        "experiments in flight, one per GPU: N, all, or device indices 0,2,5 (more than one runs on Ray; "
+        "default: 1, no Ray)", "a number of GPUs (1 or more), \"all\" or indices like \"0,2,5\"", str,
+        optional=True, flag="--gpus", metavar="N|all|0,2,5", parse_flag=gpus_flag, accept=gpus_value, example=8))
     network: bool = setting(True, Spec(
         "runs of workspace code have a network (false: a network namespace of their own)",
         "true or false (false: runs without a network)", bool, flag="--no-network", off=True))

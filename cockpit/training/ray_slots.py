@@ -52,8 +52,9 @@ POLL_S = 0.25  # seconds between the head's polls of a running slot
 DIE_WITH_SLOT = ["setpriv", "--pdeathsig", "KILL", "--"] if shutil.which("setpriv") else []
 
 
-class WorkerLost(RuntimeError):
-    """The Ray worker running an experiment (or its node) went away before the run ended."""
+class WorkerLost(RunnerError):
+    """The Ray worker running an experiment (or its node) went away before the run ended
+    (a RunnerError: the engine turns either into a crash row saying why)."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ class GpuSlot:
         except OSError as exc:
             raise RunnerError(f"cannot write the run directory {run_dir} on {self.info_.host}: {exc}") from None
         if prepare:
-            await self._prepare_once(run_dir, prepare, env, files.get("prepare.py", b""))
+            await self._prepare_once(run_dir, prepare, env, files.get("prepare.py", b"") + files.get("cockpit.toml", b""))
         events: list = []
         run = Run([*DIE_WITH_SLOT, *command], run_dir, run_dir / "run.log", env=env, hard_limit_s=hard_limit_s,
                   kill_grace_s=kill_grace_s, experiment=experiment, emit=events.append, limit_clock=limit_clock)
@@ -135,7 +136,8 @@ class GpuSlot:
 
     async def _prepare_once(self, run_dir: Path, prepare: Sequence[str], env: dict, harness: bytes) -> None:
         """Run ``prepare`` in ``run_dir`` unless this node already did for this
-        prepare.py (a marker per sha256 under the node's root, behind a file lock)."""
+        ``harness`` (prepare.py and cockpit.toml, whose profile it reads: a marker per
+        sha256 under the node's root, behind a file lock)."""
         marker = self.root / f"prepared-{hashlib.sha256(harness).hexdigest()[:16]}"
         with open(self.root / "prepare.lock", "w") as lock:
             await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)

@@ -7,7 +7,6 @@ twice, each record naming its worker, node and GPU."""
 
 import asyncio
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,13 +18,13 @@ from cockpit.commands import Stop  # noqa: E402
 from cockpit.engine.fleet import FleetEngine  # noqa: E402
 from cockpit.engine.fleet_slots import ray_fleet  # noqa: E402
 from cockpit.engine.session import SessionConfig  # noqa: E402
-from cockpit.rules.dedupe import fingerprint  # noqa: E402
 from cockpit.rules.gpus import GpuSpec  # noqa: E402
 from cockpit.store.records import read_records  # noqa: E402
 from cockpit.store.results import read_rows  # noqa: E402
 from cockpit.store.settings import Settings  # noqa: E402
 from cockpit.training import ray_slots  # noqa: E402
 from engine_support import make_workspace  # noqa: E402
+from fleet_checks import check_ledger  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -48,10 +47,6 @@ def fixed_workspace(root: Path):
     return make_workspace(root, train_py=(ROOT / "bench" / "fixed_run.py").read_text())
 
 
-def git(ws, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=ws.path, capture_output=True, text=True, check=True).stdout
-
-
 def test_a_fleet_session_keeps_one_honest_ledger(fleet, tmp_path):
     ws = fixed_workspace(tmp_path / "ws")
     events: list = []
@@ -60,34 +55,18 @@ def test_a_fleet_session_keeps_one_honest_ledger(fleet, tmp_path):
     engine = FleetEngine(ws, config, OfflineAgent(), events.append, fleet)
     reason = asyncio.run(asyncio.wait_for(engine.run(), timeout=240))
     assert reason in ("max-experiments", "agent-exhausted")
+    experiments = check_ledger(ws, "fleet")
     rows = read_rows(ws.results_tsv)
-    records = [r for r in read_records(ws.records_jsonl) if r["tag"] == "fleet"]
-    experiments = [r for r in records if r["kind"] == "experiment"]
-    superseded = [r for r in records if r["kind"] == "superseded"]
-    assert len(rows) == len(experiments) >= 8  # one row per experiment that trained
-    numbers = sorted(r["experiment"] for r in experiments + superseded)
-    assert numbers == list(range(len(numbers)))  # every number handed out ends as a row or a record
-    assert {r["worker"] for r in experiments} <= {"gpu0", "gpu1", "gpu2", "gpu3"}
-    assert len({r["worker"] for r in experiments}) == 4  # every GPU trained
+    assert len(rows) >= 8
+    assert {r["worker"] for r in experiments} == {"gpu0", "gpu1", "gpu2", "gpu3"}  # every GPU trained
     assert all(r["node"] and r["gpu"] != "" for r in experiments)
+    records = read_records(ws.records_jsonl)
     floor = [r for r in records if r["kind"] == "noise-floor"]
     assert len(floor) == 1 and len(floor[0]["runs"]) == 4  # the baseline on every GPU
-
-    # the ratchet invariant, from results.tsv, records.jsonl and git
+    fleet = [r for r in records if r["kind"] == "fleet"]
+    assert len(fleet) == 1 and fleet[0]["duplicates_refused"] == 0 and len(fleet[0]["workers"]) == 4
     keeps = [r for r in experiments if r["status"] == "keep"]
-    assert keeps[0]["experiment"] == 0
-    for before, keep in zip(keeps, keeps[1:]):
-        assert keep["parent"] == before["commit"]
-        assert keep["val_bpb"] < before["val_bpb"]
-        assert keep["incumbent_at_decision"] == before["commit"]
-    line = git(ws, "log", "--format=%h", "--first-parent", "autoresearch/fleet").split()
-    assert [c[:7] for c in line[:len(keeps) - 1]] == [k["commit"][:7] for k in reversed(keeps[1:])]
-    # no train.py trained twice
-    trained = [git(ws, "show", f"{r['commit']}:train.py") for r in experiments]
-    assert len({fingerprint(text) for text in trained}) == len(trained)
     stale = [r for r in experiments if r["description"].endswith("[stale]")]
-    for r in stale:  # judged against its own parent, which was no longer the incumbent
-        assert r["status"] == "discard" and r["parent"] != r["incumbent_at_decision"]
     figures = engine.figures()
     assert figures["rows"] == len(rows) and len(figures["idle_share"]) == 4
     print(json.dumps({"rows": len(rows), "keeps": len(keeps), "stale": len(stale),

@@ -1,10 +1,11 @@
 """cockpit.training.ray_slots across a simulated two-node cluster (ray.cluster_utils.Cluster:
 a head and a worker node on this machine, 2 logical GPUs each): runs land in each node's
 own run directory, and a node removed mid-run turns its runs into WorkerLost while the
-other node's runs finish."""
+other node's runs finish; a fleet session over both nodes that loses one."""
 
 import asyncio
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,14 @@ from ray.cluster_utils import Cluster  # noqa: E402
 from cockpit.events import StepLogged  # noqa: E402
 from cockpit.training import ray_slots  # noqa: E402
 from cockpit.training.ray_slots import GpuSlot, RemoteRun, WorkerLost  # noqa: E402
+from cockpit.agents.offline import OfflineAgent  # noqa: E402
+from cockpit.engine.fleet import FleetEngine  # noqa: E402
+from cockpit.engine.fleet_slots import ray_fleet  # noqa: E402
+from cockpit.engine.session import SessionConfig  # noqa: E402
+from cockpit.rules.gpus import GpuSpec  # noqa: E402
+from cockpit.store.settings import Settings  # noqa: E402
+from engine_support import make_workspace, processes_in  # noqa: E402
+from fleet_checks import check_ledger  # noqa: E402
 
 FIXED_RUN = (Path(__file__).resolve().parents[2] / "bench" / "fixed_run.py").read_bytes()
 pytestmark = pytest.mark.slow
@@ -62,3 +71,42 @@ def test_runs_on_both_nodes_and_a_lost_node_loses_only_its_runs(two_nodes):
         else:
             assert not isinstance(outcome, BaseException), outcome
             assert outcome.returncode == 0 and "val_bpb" in outcome.text
+
+
+def test_a_fleet_session_loses_a_node_and_keeps_its_ledger(two_nodes):
+    """A fleet session over both nodes (4 GPU slots); the worker node is removed while its
+    runs train: each becomes one crash row ``[worker lost]``, the session ends on the head
+    node's two slots with one row per experiment and the ratchet invariant intact, and no
+    process is left in the lost node's run directories."""
+    cluster, worker, tmp_path = two_nodes
+    slots = ray_fleet(GpuSpec(4))
+    worker_node = next(n["NodeID"] for n in ray.nodes() if n["NodeManagerPort"] == worker.node_manager_port)[:12]
+    lost_slots = {s.worker for s in slots if s.node == worker_node}
+    assert len(lost_slots) == 2
+    ws = make_workspace(tmp_path / "ws", train_py=FIXED_RUN.decode())
+    config = SessionConfig(tag="nodes", max_experiments=14, hard_limit_grace_s=20, kill_grace_s=1,
+                           settings=Settings(budget_s=3.0, noise_runs=3))
+    engine = FleetEngine(ws, config, OfflineAgent(), lambda event: None, slots)
+
+    async def lose_the_worker_node_mid_session() -> str:
+        task = asyncio.ensure_future(engine.run())
+        while engine.book.state.rows < 5 or len(engine.flying) < 4:  # the baseline, a round, all four busy
+            assert not task.done(), task.result()
+            await asyncio.sleep(0.05)
+        cluster.remove_node(worker)
+        return await asyncio.wait_for(task, timeout=180)
+
+    assert asyncio.run(lose_the_worker_node_mid_session()) in ("max-experiments", "agent-exhausted")
+    experiments = check_ledger(ws, "nodes")
+    lost = [r for r in experiments if r["description"].endswith("[worker lost]")]
+    assert len(lost) == 2 and {r["worker"] for r in lost} == lost_slots
+    assert all(r["status"] == "crash" and r["node"] == worker_node for r in lost)
+    last_lost = max(r["experiment"] for r in lost)
+    after = [r for r in experiments if r["experiment"] > last_lost]
+    assert after and {r["worker"] for r in after}.isdisjoint(lost_slots)  # the session went on without them
+    node_runs = tmp_path / "runs" / worker_node
+    for _ in range(50):
+        if not any(processes_in(d) for d in node_runs.iterdir() if d.is_dir()):
+            break
+        time.sleep(0.1)
+    assert [d.name for d in node_runs.iterdir() if d.is_dir() and processes_in(d)] == []
