@@ -137,6 +137,17 @@ def format_status(status: Status) -> str:
     return "\n".join(lines)
 
 
+def _alive(pid: int) -> bool:
+    """True while process ``pid`` exists and has not exited (a zombie has: its parent reaps it)."""
+    try:
+        os.kill(pid, 0)
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except ProcessLookupError:
+        return False
+    except (OSError, IndexError):  # PermissionError: it exists, another user's
+        return True  # no /proc (macOS): kill(pid, 0) said it exists
+
+
 def stop_engine(workspace: Path, wait_s: float = STOP_WAIT_S, say=print) -> bool:
     """Stop the engine running on ``workspace`` and wait until it is gone. Returns
     False when none runs. Raises TimeoutError when it is still there after ``wait_s``
@@ -155,7 +166,7 @@ def stop_engine(workspace: Path, wait_s: float = STOP_WAIT_S, say=print) -> bool
     except ProcessLookupError:
         pass
     deadline = time.monotonic() + wait_s
-    while rundir.engine_running():
+    while rundir.engine_running() or _alive(pid):  # the lock goes first, the process after it
         if time.monotonic() > deadline:
             raise TimeoutError(f"the engine (pid {pid}) is still running after {wait_s:.0f}s; "
                                f"see {rundir.engine_log}")
