@@ -26,16 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loopback_model import LoopbackModel  # noqa: E402
+from loopback_model import AGENT, LoopbackModel  # noqa: E402
 from session_bench import experiments, make_workspace, run_headless, table  # noqa: E402
-
-AGENT = """[agent]
-name = "litellm"
-model = "openai/bench-model"
-api_base = "{api_base}"
-stream = false
-timeout_s = 300
-"""
 
 
 def session(root: Path, budget: float, count: int, model_s: float, pipeline: bool) -> dict:

@@ -25,6 +25,14 @@ from typing import Optional
 from cockpit.row import Row
 from cockpit.agents.offline import plan_moves, render_reply
 
+AGENT = """[agent]
+name = "litellm"
+model = "openai/bench-model"
+api_base = "{api_base}"
+stream = false
+timeout_s = 300
+"""  # the cockpit.toml [agent] table of a bench session on this model (format with api_base)
+
 _TRAIN_PY = re.compile(r"## Current train\.py\n```python\n(.*?)\n```", re.S)
 _HISTORY = re.compile(r"^#\d+ (keep|discard|crash) \S+ (.*)$", re.M)
 _SECTION = re.compile(r"## (Training right now|Proposals the human vetoed)[^\n]*\n((?:- .*\n?)*)")

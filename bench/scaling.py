@@ -33,16 +33,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from loopback_model import LoopbackModel  # noqa: E402
+from loopback_model import AGENT, LoopbackModel  # noqa: E402
 from session_bench import make_workspace, run_headless  # noqa: E402
-
-AGENT = """[agent]
-name = "litellm"
-model = "openai/bench-model"
-api_base = "{api_base}"
-stream = false
-timeout_s = 300
-"""
 
 
 def in_own_netns() -> bool:

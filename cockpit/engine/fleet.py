@@ -37,7 +37,7 @@ from cockpit.engine.control import SessionControl, Stopped
 from cockpit.engine.fleet_asking import FleetAsker, Job
 from cockpit.engine.fleet_slots import FleetSlot
 from cockpit.engine.proposing import Proposer
-from cockpit.engine.ratchet import EXPECTED_ERRORS
+from cockpit.engine.outcome import session_reason
 from cockpit.engine.session import SessionConfig, SessionError, Trial
 from cockpit.engine.startup import SessionStart
 from cockpit.engine.trainer import Trainer
@@ -49,7 +49,7 @@ from cockpit.rules.redact import redact_event
 from cockpit.rules.summary import parse_summary, summary_memory_gb, summary_val_bpb
 from cockpit.store.repo import GitRepo, short
 from cockpit.store.workspace import Workspace
-from cockpit.training.run_result import RunnerError, RunResult
+from cockpit.training.run_result import RunnerError, RunResult, WorkerLost
 
 
 class FleetEngine:
@@ -68,13 +68,17 @@ class FleetEngine:
         self.proposer = Proposer(workspace, config, self.repo, self.book, self.control, self.desk, self.emit)
         self.start_up = SessionStart(workspace, self.repo, config, self.book, self.control, self.emit, self.desk)
         self.trainer = Trainer(workspace, config, self.book, self.control, self.emit, self.start_up.train_env)
-        self.flying: dict[int, str] = {}  # experiment in flight -> its description
         self.asker = FleetAsker(config, self.book, self.repo, self.proposer, self.control, self.desk, self.emit)
         self.tried = self.asker.tried
         self.runs: dict[int, object] = {}  # experiment (or -1 - slot for a baseline re-run) -> its RemoteRun
         self.vals: dict[str, Optional[float]] = {}  # commit (full) -> its val_bpb, for stale runs' parents
         self.busy_s = [0.0] * len(self.slots)  # seconds each slot spent running train.py
         self.fleet_started: Optional[float] = None
+
+    @property
+    def flying(self) -> dict[int, str]:
+        """The experiments training now (baseline re-runs aside): number -> description."""
+        return {n: self.asker.pending.get(n, "baseline") for n in sorted(self.runs) if n >= 0}
 
     # ------------------------------------------------------------ commands --
 
@@ -100,12 +104,7 @@ class FleetEngine:
         """Run the session to its end; returns the SessionEnded reason."""
         reason = "error: unexpected"
         try:
-            reason = await self._session()
-        except Stopped:
-            reason = "stopped"
-        except EXPECTED_ERRORS as exc:
-            reason = f"error: {exc}"
-            self.emit(EngineMessage(str(exc), "error"))
+            reason = await session_reason(self._session(), self.emit)
         finally:
             for run in list(self.runs.values()):
                 run.kill()
@@ -152,11 +151,11 @@ class FleetEngine:
         self.tried.started(source, 0)
         done = await asyncio.gather(*(self._train(slot, trial, source, aux=slot.index > 0) for slot in self.slots))
         self.tried.ended(source, 0)
-        result, summary = done[0]
-        self._conclude(self.slots[0], trial, Job(0, source, "baseline", None, base, source), result, summary)
+        result, summary, lost = done[0]
+        self._conclude(self.slots[0], trial, Job(0, source, "baseline", None, base, source), result, summary, lost)
         if self.book.state.best is None:
             raise SessionError(f"the baseline run crashed (exit {result.returncode}): {result.failure()}")
-        vals = [summary_val_bpb(s) for r, s in done if r.returncode == 0]
+        vals = [summary_val_bpb(s) for r, s, _ in done if r.returncode == 0]
         floor = NoiseFloor(tuple(v for v in vals if v is not None))
         if len(floor.runs) >= 2 and self.config.settings.noise_runs > 0:
             self.book.record_noise(floor, workers=[s.worker for s in self.slots])
@@ -182,8 +181,7 @@ class FleetEngine:
                 trial = self._commit(job)
                 if ahead is None:  # the next proposal, asked while this trains (one in hand after a rebased run)
                     ahead = asyncio.ensure_future(self.asker.ask(slot.worker))
-                result, summary = await self._train(slot, trial, job.source)
-                if self._conclude(slot, trial, job, result, summary) == "lost":
+                if self._conclude(slot, trial, job, *await self._train(slot, trial, job.source)) == "lost":
                     return  # the slot's worker is gone: the session goes on with the others
         except Stopped:
             return
@@ -200,9 +198,11 @@ class FleetEngine:
         self.book.opened(trial, job.parent)
         return trial
 
-    async def _train(self, slot: FleetSlot, trial: Trial, source: str, aux: bool = False) -> tuple[RunResult, dict]:
+    async def _train(self, slot: FleetSlot, trial: Trial, source: str,
+                     aux: bool = False) -> tuple[RunResult, dict, bool]:
         """Train ``source`` (``trial``'s train.py) on ``slot``; a lost worker or a run that
-        cannot start is a crash result saying so. Returns (result, parsed summary)."""
+        cannot start is a crash result saying so. Returns (result, parsed summary, whether
+        the slot's worker was lost)."""
         n = trial.n
         key = f"{self.config.tag}-{n:04d}-{short(trial.commit)}" + (f"-{slot.worker}" if aux else "")
         log_name = f"logs/{key}.log" if aux else self.book.log_name(n, trial.commit)
@@ -216,26 +216,24 @@ class FleetEngine:
         runs_key = n if not aux else -1 - slot.index
         self.runs[runs_key] = run
         if not aux:
-            self.flying[n] = trial.description
             self.book.state.log_names[n] = log_name
-        began = time.monotonic()
+        began, lost = time.monotonic(), False
         try:
             result = await run.wait()
-        except RunnerError as exc:  # WorkerLost is one
-            lost = type(exc).__name__ == "WorkerLost"
-            result = RunResult(-1, False, False, str(exc), began, time.monotonic(), None, None,
-                               log_error="lost" if lost else "")
+        except RunnerError as exc:  # a run that cannot start there, or WorkerLost
+            lost = isinstance(exc, WorkerLost)
+            result = RunResult(-1, False, False, str(exc), began, time.monotonic(), None, None)
         finally:
             self.busy_s[slot.index] += time.monotonic() - began
             self.runs.pop(runs_key, None)
-            self.flying.pop(n, None)
-        return result, parse_summary(result.text)
+        return result, parse_summary(result.text), lost
 
-    def _conclude(self, slot: FleetSlot, trial: Trial, job: Job, result: RunResult, summary: dict) -> str:
+    def _conclude(self, slot: FleetSlot, trial: Trial, job: Job, result: RunResult, summary: dict,
+                  lost: bool = False) -> str:
         """Decide, move the branch on a keep, queue a winner of a moved incumbent again,
-        append the row and the record. Returns the status, or "lost" for a lost worker."""
+        append the row and the record. Returns the status, or "lost" when ``lost`` (the
+        slot's worker went away)."""
         state = self.book.state
-        lost = result.log_error == "lost"
         failed = lost or result.stopped or result.timed_out or result.returncode != 0
         val = None if failed else summary_val_bpb(summary)
         incumbent = state.last_kept

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from cockpit.rules.budget_clock import BudgetClock
+from cockpit.rules.budget_clock import WALL, BudgetClock
 from cockpit.rules.gpus import GpuSpec
 from cockpit.training.run_result import RunnerError
 
@@ -38,15 +38,14 @@ class FleetSlot:
     def launch(self, key: str, files: dict[str, bytes], command: Sequence[str], log_path: Path, *,
                env: dict, hard_limit_s: float, kill_grace_s: float, experiment: int,
                emit: Optional[Callable] = None, on_start: Optional[Callable[[int], None]] = None,
-               prepare: Optional[Sequence[str]] = None, limit_clock: Optional[BudgetClock] = None):
+               prepare: Optional[Sequence[str]] = None, limit_clock: BudgetClock = WALL):
         """A RemoteRun of ``command`` in this slot's node-local run directory ``key``
         (``files`` written there), its output copied to the head's ``log_path``."""
         from cockpit.training.ray_slots import RemoteRun
 
-        extra = {"limit_clock": limit_clock} if limit_clock is not None else {}
         return RemoteRun(self.actor, key, files, command, log_path, env=env, hard_limit_s=hard_limit_s,
                          kill_grace_s=kill_grace_s, experiment=experiment, emit=emit, on_start=on_start,
-                         prepare=prepare, **extra)
+                         prepare=prepare, limit_clock=limit_clock)
 
 
 def ray_fleet(spec: GpuSpec, address: Optional[str] = None, run_root: Optional[str] = None) -> list[FleetSlot]:

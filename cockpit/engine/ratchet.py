@@ -43,23 +43,20 @@ from cockpit.commands import Command
 from cockpit.events import (EngineMessage, Emit, Event, LogLine, PhaseChanged, ProposalReady, SessionEnded,
                             StepLogged)
 from cockpit.engine.faults import fault_point
-from cockpit.store.ledger import LedgerError
 from cockpit.store.results import clean_description
-from cockpit.store.journal import JournalError
 from cockpit.rules.holdout import read_holdout
 from cockpit.engine.measuring import Measurer
+from cockpit.engine.outcome import EXPECTED_ERRORS, session_reason
 from cockpit.engine.pipeline import ProposalQueue
-from cockpit.store.programs import ProgramError
 from cockpit.engine.proposing import Asked, Proposer
 from cockpit.rules.redact import redact, redact_event
-from cockpit.store.repo import GitRepo, RepoError, short
-from cockpit.training.runner import RunnerError, RunResult
+from cockpit.store.repo import GitRepo, short
+from cockpit.training.runner import RunResult
 from cockpit.engine.session import SessionConfig, SessionError, Trial, decide, fixable
 from cockpit.engine.startup import SessionStart
 from cockpit.engine.trainer import Trainer
-from cockpit.store.workspace import Workspace, WorkspaceError
+from cockpit.store.workspace import Workspace
 
-EXPECTED_ERRORS = (SessionError, JournalError, RepoError, WorkspaceError, LedgerError, RunnerError, ProgramError)
 
 __all__ = ["Engine", "SessionConfig", "SessionError", "decide", "EXPECTED_ERRORS"]
 
@@ -120,12 +117,7 @@ class Engine:
         listener = asyncio.ensure_future(self.inbox.listen())
         reason = "error: unexpected"
         try:
-            reason = await self._session()
-        except Stopped:
-            reason = "stopped"
-        except EXPECTED_ERRORS as exc:
-            reason = f"error: {exc}"
-            self.emit(EngineMessage(str(exc), "error"))
+            reason = await session_reason(self._session(), self.emit)
         finally:
             listener.cancel()
             self.control.kill_current()

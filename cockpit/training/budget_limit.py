@@ -18,9 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from cockpit.rules.budget_clock import WALL, BudgetClock
-
-__all__ = ["WALL", "BudgetClock", "CHECK_S", "LimitWatch", "WALL_BACKSTOP", "group_cpu_seconds"]
+from cockpit.rules.budget_clock import BudgetClock
 
 WALL_BACKSTOP = 4.0  # wall seconds per hard-limit second on the CPU clock: a hung run still ends
 CHECK_S = 0.5  # seconds between reads of the group's CPU time

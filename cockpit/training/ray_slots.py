@@ -39,8 +39,8 @@ import ray
 from ray.exceptions import RayActorError, RayError
 
 from cockpit.events import Emit
-from cockpit.training.run_result import RunnerError, RunResult
-from cockpit.training.budget_limit import WALL, BudgetClock
+from cockpit.training.run_result import RunnerError, RunResult, WorkerLost
+from cockpit.rules.budget_clock import WALL, BudgetClock
 from cockpit.training.runner import Run
 
 RUN_ROOT_ENV = "COCKPIT_RUN_ROOT"
@@ -50,11 +50,6 @@ POLL_S = 0.25  # seconds between the head's polls of a running slot
 # must not leave train.py holding the GPU. setpriv (util-linux) sets the parent-death signal
 # and execs the command in place (same pid, same process group); without it, no prefix.
 DIE_WITH_SLOT = ["setpriv", "--pdeathsig", "KILL", "--"] if shutil.which("setpriv") else []
-
-
-class WorkerLost(RunnerError):
-    """The Ray worker running an experiment (or its node) went away before the run ended
-    (a RunnerError: the engine turns either into a crash row saying why)."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,11 @@ class RunnerError(RuntimeError):
     """The command could not be started (missing interpreter, bad working directory)."""
 
 
+class WorkerLost(RunnerError):
+    """The Ray worker running an experiment (or its node) went away before the run ended
+    (cockpit.training.ray_slots; the fleet makes it a crash row ``[worker lost]``)."""
+
+
 @dataclass(frozen=True)
 class RunResult:
     """How a run ended. Times are ``time.monotonic()`` seconds; ``first_step`` /

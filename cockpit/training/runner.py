@@ -38,7 +38,8 @@ from cockpit.events import Emit, LogLine, StepLogged
 from cockpit.rules.redact import redact, secret_values
 from cockpit.rules.run_env import run_environment
 from cockpit.rules.summary import flush_tail, parse_step_line, split_lines
-from cockpit.training.budget_limit import CHECK_S, WALL, BudgetClock, LimitWatch
+from cockpit.rules.budget_clock import WALL, BudgetClock
+from cockpit.training.budget_limit import CHECK_S, LimitWatch
 from cockpit.training.orphans import become_subreaper, foreign_children, start_ticks, sweep_orphans, ticks_now
 from cockpit.training.run_result import RunResult, RunnerError
 from cockpit.training.sweep import RUN_ID_ENV, sweep
