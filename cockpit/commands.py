@@ -9,7 +9,7 @@ are cockpit.events.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import Optional, Union
 
 
 @dataclass(frozen=True)
@@ -38,14 +38,23 @@ class Steer:
 class Veto:
     """Reject the proposal waiting at the approval gate (reset away, recorded as
     "vetoed", no results row: it never started), or kill the running experiment
-    (not the baseline): it ends as a discard row marked " [vetoed]". Else a warning."""
+    (not the baseline): it ends as a discard row marked " [vetoed]". Else a warning.
+    In a fleet session (``--gpus N`` > 1) ``experiment`` names the run in flight to end
+    (the cockpit's selected worker's); the serial engine acts on its one run and ignores it."""
+
+    experiment: Optional[int] = None
 
 
 @dataclass(frozen=True)
 class ForceKeep:
     """Keep the running experiment when it ends with a finite val_bpb (" [forced]"),
     or, between experiments, the just-discarded one (the branch moves to it; a new
-    keep row "... [forced keep of #n]"); either becomes the ratchet's reference."""
+    keep row "... [forced keep of #n]"); either becomes the ratchet's reference.
+    In a fleet session ``experiment`` names the run in flight to keep: kept when it ends
+    with a val_bpb if its parent is still the incumbent, else re-applied onto the
+    incumbent (cockpit.rules.fleet_rule); the serial engine ignores it."""
+
+    experiment: Optional[int] = None
 
 
 @dataclass(frozen=True)

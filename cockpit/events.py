@@ -156,8 +156,9 @@ class RowLogged:
     holdout_bpb: Optional[float] = None
     """A kept row's score on the holdout shard (cockpit.rules.holdout); None when not scored."""
     agent: Optional[str] = None
-    """The agent that proposed it, as its record names it ("offline", "optuna-tpe", a
-    litellm model); None for the baseline, a re-logged row and a row without a record."""
+    """The proposing agent, as its record names it ("optuna-tpe", a model); None when not known."""
+    worker: Optional[str] = None
+    """A fleet's GPU slot that trained it ("gpu3"; cockpit.engine.fleet); None on one GPU."""
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,27 @@ class AgentChanged:
     choices: list
 
 
+WORKER_PHASES = ("baseline", "asking", "training", "deciding", "paused", "lost", "done")  # a fleet slot's
+
+
+@dataclass(frozen=True)
+class WorkerUpdated:
+    """A GPU slot of a fleet session (``--gpus N`` > 1, cockpit.engine.fleet) changed: ``worker``
+    ("gpu3"), ``node`` (Ray node id, hex), ``host``, ``gpu`` (CUDA_VISIBLE_DEVICES), ``phase`` (of
+    WORKER_PHASES), ``experiment`` it trains (-1: none) and its ``description``, ``val_bpb`` the
+    slot's last (bits per byte; None before one), ``budget_s`` (seconds). Time left: StepLogged."""
+
+    worker: str
+    node: str
+    host: str
+    gpu: str
+    phase: str
+    experiment: int = -1
+    description: str = ""
+    val_bpb: Optional[float] = None
+    budget_s: float = 0.0
+
+
 @dataclass(frozen=True)
 class SessionEnded:
     """The loop ended: ``reason`` is "max-experiments", "stopped", "agent-exhausted"
@@ -271,6 +293,7 @@ Event = Union[
     ProposalQueued,
     NoiseMeasured,
     TimeAccounted,
+    WorkerUpdated,
     SessionEnded,
 ]
 

@@ -221,10 +221,15 @@ def test_gpus_in_cockpit_toml_takes_what_the_flag_takes(value, ok):
             parse_settings({"gpus": value}, "x")
 
 
-def test_gpus_beyond_one_without_headless_is_one_line(tmp_path, capsys):
+def test_gpus_reach_the_engine_daemon_and_a_bad_value_is_one_line(tmp_path, capsys):
+    from cockpit.cli import build_parser
+    from cockpit.cli.session import serve_argv
+    from cockpit.store.workspace import load_workspace
+
     ws = make_workspace(tmp_path / "ws")
-    assert main(["--workspace", str(ws.path), "--gpus", "2"]) == 1
-    assert "--gpus 2 runs headless for now (add --headless)" in capsys.readouterr().err
+    args = build_parser().parse_args(["--workspace", str(ws.path), "--gpus", "0,2", "--ray-address", "127.0.0.1:1"])
+    argv = serve_argv(args, load_workspace(ws.path), "t")  # the cockpit's daemon runs the fleet
+    assert argv[argv.index("--gpus") + 1] == "0,2" and argv[argv.index("--ray-address") + 1] == "127.0.0.1:1"
     with pytest.raises(SystemExit):
         main(["--workspace", str(ws.path), "--headless", "--gpus", "none"])
     assert "expected a number of GPUs" in capsys.readouterr().err

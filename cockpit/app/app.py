@@ -39,7 +39,7 @@ from cockpit.app.handlers import EventHandlers
 from cockpit.app.messages import EngineEvent, Relay, StepsLogged
 from cockpit.app.run_details import RunDetailsStore
 from cockpit.app.widgets import (AgentPane, DiffView, LiveCurves, PaneTabs, ProgramEditor, ResultsTable, TableRow,
-                                 StaircasePlot, StatusBar, TrainLog)
+                                 StaircasePlot, StatusBar, TrainLog, WorkersStrip)
 from cockpit.app.widgets.status_bar import format_left
 from cockpit.commands import AcceptProgram, Command
 from cockpit.events import (Emit)
@@ -119,6 +119,7 @@ class CockpitApp(ControlActions, EventHandlers, App[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusBar(clock=self._clock, id="status")
+        yield WorkersStrip(id="workers")  # shown in a fleet session only
         yield PaneTabs(self.panes, id="tabs")
         with Container(id="panes"):
             yield ResultsTable(self._rows, id="results").add_class("-shown")  # the results pane first
@@ -161,6 +162,10 @@ class CockpitApp(ControlActions, EventHandlers, App[None]):
     @property
     def results_table(self) -> ResultsTable:
         return self.query_one(ResultsTable)
+
+    @property
+    def workers_strip(self) -> WorkersStrip:
+        return self.query_one(WorkersStrip)
 
     @property
     def train_log(self) -> TrainLog:
@@ -263,10 +268,21 @@ class CockpitApp(ControlActions, EventHandlers, App[None]):
 
     @on(StepsLogged)
     def _show_steps(self, message: StepsLogged) -> None:
-        """A batch of steps: the curves take them all, the log and status bar the newest."""
+        """A batch of steps: the curves take them all, the log and status bar the newest (in a
+        fleet, of the selected worker's run; the strip the newest of each run)."""
         steps = self._relay.take(message)
+        self.curves.add_steps(steps)
+        if self.fleet:
+            for step in {s.experiment: s for s in steps}.values():
+                self.workers_strip.step(step)
+            steps = [s for s in steps if s.experiment == self.selected_run()]
+            if not steps:
+                return
         shown = self.status_bar.remaining_s
         if shown is None or format_left(steps[-1].remaining_s) != format_left(shown):
             self.status_bar.remaining_s = steps[-1].remaining_s  # a repaint only when the seconds shown change
         self.train_log.add_step(steps[-1])
-        self.curves.add_steps(steps)
+
+    @on(WorkersStrip.Selected)
+    def _worker_clicked(self, message: WorkersStrip.Selected) -> None:
+        self.follow_worker()

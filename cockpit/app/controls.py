@@ -58,15 +58,17 @@ CONTROLS = (
     Control("revert", "f11", "r", "Revert", "Revert last keep", "Un-keep the last kept commit: the branch goes back to the keep before it"),
     Control("switch_agent", "", "n", "Agent", "Switch the agent", "Propose with the session's next agent (offline, optuna, litellm) from the next proposal on", footer=False),
 )
-CONTROL_ACTIONS = frozenset(control.action for control in CONTROLS) | {"show_pane", "quit", "detach", "stop_session"}
+CONTROL_ACTIONS = frozenset(control.action for control in CONTROLS) | {"show_pane", "quit", "detach", "stop_session",
+                                                                        "next_worker", "previous_worker"}
 STOP_QUESTION = "Stop the session now?"
 STOP_DETAIL = ("The running training is killed (its row is logged as a crash, marked stopped) and the session "
                "ends. To leave the session running, press q (detach) instead.")
 
 
 def control_bindings() -> list[Binding]:
-    """For each control its letter (shown in the footer when it works) and its F-key (priority)."""
-    bindings = []
+    """For each control its letter (shown in the footer when it works) and its F-key (priority);
+    a fleet session's ``w`` / ``W`` (next / previous worker)."""
+    bindings = [Binding("w", "next_worker", "Worker"), Binding("W", "previous_worker", "Worker", show=False)]
     for control in CONTROLS:
         bindings.append(Binding(control.letter, control.action, control.label, show=control.footer))
         if control.fkey:
@@ -86,6 +88,9 @@ class ControlActions:
     panes: tuple[tuple[str, str], ...]
     status_bar: Any
     agent_pane: Any
+    workers_strip: Any
+    fleet: bool
+    follow_worker: Callable[[], None]
     notify: Callable[..., None]
     push_screen: Callable[..., Any]
     exit: Callable[..., None]
@@ -96,6 +101,8 @@ class ControlActions:
         the program pane's key is off when there is no program pane."""
         if action in CONTROL_ACTIONS and isinstance(self.screen, ModalScreen):
             return False
+        if action in ("next_worker", "previous_worker"):
+            return self.fleet  # a fleet session's only (hidden from the footer otherwise)
         return not (action == "show_pane" and parameters and parameters[0] not in dict(self.panes))
 
     def _send(self, command: Command, note: str) -> bool:
@@ -118,7 +125,32 @@ class ControlActions:
         self._pause = state
         self.status_bar.pause = state
 
+    def action_next_worker(self) -> None:
+        """w: select the fleet's next worker (its run shows in the curves, the log, the status bar)."""
+        self.workers_strip.cycle(1)
+        self.follow_worker()
+
+    def action_previous_worker(self) -> None:
+        """W: select the fleet's previous worker."""
+        self.workers_strip.cycle(-1)
+        self.follow_worker()
+
+    def _fleet_target(self, action: str) -> Optional[int]:
+        """The run a fleet's veto / force-keep acts on: the selected worker's while it trains
+        (else a warning and None)."""
+        current = self.workers_strip.current
+        if current is None or current.phase != "training" or current.experiment < 1:
+            what = f"{current.worker} is {current.phase}" if current is not None else "no worker is selected"
+            self.notify(f"{action}: {what}; select a worker that trains (w)", severity="warning")
+            return None
+        return current.experiment
+
     def action_veto(self) -> None:
+        if self.fleet:
+            n = self._fleet_target("veto")
+            if n is not None:
+                self._send(Veto(n), f"Veto sent: #{n} on {self.workers_strip.selected} ends as a discard.")
+            return
         self._send(Veto(), "Veto sent: the pending proposal or the running experiment ends as a discard.")
 
     def action_approve(self) -> None:
@@ -149,6 +181,14 @@ class ControlActions:
             self.agent_pane.add_steer(text)
 
     def action_force_keep(self) -> None:
+        if self.fleet:
+            n = self._fleet_target("force-keep")
+            if n is not None:
+                question = f"Force-keep #{n} on {self.workers_strip.selected}?"
+                detail = ("Kept when it ends with a val_bpb, if the incumbent has not moved meanwhile "
+                          "(else its change is re-applied onto the incumbent).")
+                self.push_screen(ConfirmScreen(question, detail), self._confirmed(ForceKeep(n), "Force-keep sent."))
+            return
         question = "Force-keep the running or just-finished experiment?"
         detail = "It becomes the ratchet's reference although it did not improve (marked forced)."
         self.push_screen(ConfirmScreen(question, detail), self._confirmed(ForceKeep(), "Force-keep sent."))

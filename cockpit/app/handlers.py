@@ -9,7 +9,7 @@ defines it, so the app runs with an engine that has it and one that does not.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from cockpit import events
 from cockpit.app.widgets import TableRow
@@ -31,6 +31,7 @@ from cockpit.events import (
     SessionEnded,
     SessionStarted,
     TimeAccounted,
+    WorkerUpdated,
 )
 
 LEVEL_STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
@@ -61,6 +62,7 @@ class EventHandlers:
     diff_view: Any
     agent_pane: Any
     run_details: Any
+    workers_strip: Any
     notify: Callable[..., None]
     set_timer: Callable[..., Any]
     _phase_event: Any = None  # the latest PhaseChanged
@@ -87,6 +89,7 @@ class EventHandlers:
             RowLogged: self._show_row,
             EngineMessage: self._show_message,
             SessionEnded: self._show_session_ended,
+            WorkerUpdated: self._show_worker,
         }
         if ActionApplied is not None:
             table[ActionApplied] = self._show_action
@@ -113,10 +116,48 @@ class EventHandlers:
         branch, profile = self._where
         self.status_bar.where = f"{branch} · {profile} · {event.agent}"
 
+    @property
+    def fleet(self) -> bool:
+        """Whether the session is a fleet's (``--gpus N`` > 1): a WorkerUpdated came."""
+        return bool(self.workers_strip.slots)
+
+    def selected_run(self) -> Optional[int]:
+        """The experiment the selected worker trains or decides (None: none, or no fleet)."""
+        current = self.workers_strip.current
+        return current.experiment if current is not None and current.experiment >= 0 else None
+
+    def _show_worker(self, event: WorkerUpdated) -> None:
+        """A fleet slot changed: the strip; the first one adds the table's worker column."""
+        if not self.fleet:
+            self.results_table.set_fleet()
+        self.workers_strip.update_worker(event)
+        if event.worker == self.workers_strip.selected:
+            self.follow_worker()
+
+    def follow_worker(self) -> None:
+        """The status bar, the curves and the log's title follow the selected worker's run
+        (while it asks, the curves keep its last run)."""
+        current = self.workers_strip.current
+        if current is None:
+            return
+        run = self.selected_run()
+        self.status_bar.worker = current.worker
+        self.status_bar.experiment = run
+        self.status_bar.phase = current.phase
+        if run is not None:
+            self.curves.follow(run)
+            self.train_log.border_title = f"log · {current.worker} · exp {run}"
+        if self.status_bar.remaining_s is not None and current.phase != "training":
+            self.status_bar.remaining_s = None
+        left = self.workers_strip.left_s.get(run) if run is not None else None
+        if left is not None:
+            self.status_bar.remaining_s = left
+
     def _show_phase(self, event: PhaseChanged) -> None:
         self._phase_event = event
-        self.status_bar.experiment = event.experiment
-        self.status_bar.phase = event.phase
+        if not self.fleet:  # a fleet's phases are its workers' (WorkerUpdated)
+            self.status_bar.experiment = event.experiment
+            self.status_bar.phase = event.phase
         if event.phase == "awaiting-approval":
             self._gate = self.status_bar.gate = True
             self.set_timer(AWAITING_NOTICE_DELAY_S, lambda: self._notify_awaiting(event))
@@ -165,8 +206,9 @@ class EventHandlers:
         self.agent_pane.add_rejection(event)
 
     def _show_run_started(self, event: RunStarted) -> None:
-        self.status_bar.remaining_s = event.budget_s
-        self.train_log.border_title = f"log · exp {event.experiment} · {event.commit}"
+        if not self.fleet or event.experiment == self.selected_run():
+            self.status_bar.remaining_s = event.budget_s
+            self.train_log.border_title = f"log · exp {event.experiment} · {event.commit}"
         self.train_log.add_rule(f"exp {event.experiment} · {event.commit} · {event.description}")
         self.curves.start_run(event.experiment, event.description, event.budget_s)
 
@@ -175,7 +217,8 @@ class EventHandlers:
         self.run_details.log_line(event)
 
     def _show_run_finished(self, event: RunFinished) -> None:
-        self.status_bar.remaining_s = None
+        if not self.fleet or event.experiment == self.selected_run():
+            self.status_bar.remaining_s = None
         self.run_details.run_finished(event)
         val_bpb = event.summary.get("val_bpb")
         if event.returncode == 0 and val_bpb is not None:
@@ -188,7 +231,8 @@ class EventHandlers:
     def _show_row(self, event: RowLogged) -> None:
         row = Row(event.commit, event.val_bpb, event.memory_gb, event.status, event.description, event.experiment)
         self.results_table.add_result(TableRow(row, getattr(event, "delta_sigma", None),
-                                               getattr(event, "holdout_bpb", None), getattr(event, "agent", None)))
+                                               getattr(event, "holdout_bpb", None), getattr(event, "agent", None),
+                                               getattr(event, "worker", None)))
         self.show_standing()
         self.status_bar.count_row(event.memory_gb, getattr(event, "agent_usage", None))
         self.curves.row_logged(event.experiment, event.status)

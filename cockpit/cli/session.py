@@ -27,7 +27,7 @@ from cockpit.serve.attach import AttachedEngine, attach_or_start, start_daemon
 from cockpit.serve.headless import HeadlessPrinter
 from cockpit.store.programs import ProgramError
 from cockpit.store.rundir import RunDir
-from cockpit.rules.gpus import parse_gpus
+from cockpit.cli.fleet import fleet_factory, session_gpus
 from cockpit.store.settings import flag_settings
 from cockpit.store.upstream import DEFAULT_RUN_COMMAND
 from cockpit.store.workspace import Workspace, load_workspace
@@ -167,32 +167,15 @@ def run_session(args: argparse.Namespace) -> int:
     if args.headless and args.approve:  # refused before the workspace is even read
         raise ValueError(APPROVE_HEADLESS)
     workspace = load_workspace(args.workspace)
-    gpus = parse_gpus(str(workspace.settings.with_flags(args).gpus or 1))
-    if not gpus.local and not args.headless:
-        raise ValueError(f"--gpus {gpus} runs headless for now (add --headless); the cockpit's workers strip "
-                         "comes with a later release")
     if args.headless:
         config, agent = session_setup(args, workspace, headless=True)
+        gpus = session_gpus(args, workspace)
         if not gpus.local:
             return _headless(workspace, fleet_factory(workspace, config, agent, gpus, args.ray_address), config.tag)
         from cockpit.engine.ratchet import Engine  # the engine's modules only where it runs here
 
         return _headless(workspace, lambda emit: Engine(workspace, config, agent, emit), config.tag)
     return _cockpit(args, workspace)
-
-
-def fleet_factory(workspace: Workspace, config, agent, gpus, address: Optional[str]):
-    """The engine factory of ``--gpus N`` > 1: Ray started (or joined at ``address``) and one
-    slot per GPU made first (cockpit.engine.fleet_slots; RunnerError or GpuSpecError: one
-    line), then cockpit.engine.fleet's FleetEngine over them."""
-    from cockpit.engine.fleet import FleetEngine
-    from cockpit.engine.fleet_slots import ray_fleet
-
-    slots = ray_fleet(gpus, address)
-    print(f"cockpit: {len(slots)} GPU slots on Ray: " + ", ".join(f"{s.worker} {s.host}/{s.node[:6]} "
-                                                                 f"CUDA_VISIBLE_DEVICES={s.gpu or '-'}" for s in slots),
-          file=sys.stderr)
-    return lambda emit: FleetEngine(workspace, config, agent, emit, slots)
 
 
 def _headless(workspace: Workspace, engine_factory, tag: str) -> int:
@@ -234,8 +217,7 @@ def _exit_status(reason: str) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """``cockpit serve``: host the engine as a daemon (cockpit.serve.daemon); exit status."""
-    """``cockpit serve``: the engine daemon (cockpit.serve.daemon); its stdout is logs/engine.log."""
+    """``cockpit serve``: the engine daemon (cockpit.serve.daemon; a FleetEngine for --gpus N > 1); exit status."""
     from cockpit.serve.daemon import serve
 
     workspace = load_workspace(args.workspace)
@@ -244,7 +226,9 @@ def serve(args: argparse.Namespace) -> int:
         program = session_program(config.settings.program, workspace).path
     except ProgramError:
         program = None  # the engine says why when the session starts
-    return _exit_status(asyncio.run(serve(workspace, config, agent, program)))
+    fleet = None if (gpus := session_gpus(args, workspace)).local else fleet_factory(workspace, config, agent, gpus,
+                                                                                    args.ray_address)
+    return _exit_status(asyncio.run(serve(workspace, config, agent, program, fleet)))
 
 
 def _cockpit(args: argparse.Namespace, workspace: Workspace) -> int:

@@ -229,9 +229,9 @@ class Bookkeeper:
                       experiment=row.experiment, commit=row.commit, status=row.status, kept=self.state.last_kept)
         self.writes.store("the journal", lambda: self.journal.append("row", **fields))
         self.state.usage = add_usage(self.state.usage, usage)
-        self.emit(RowLogged(row.experiment, line.commit, line.val_bpb, row.memory_gb, row.status,
-                            row.description, self.state.best, usage, delta_sigma, holdout_bpb,
-                            record.agent if record is not None and row.experiment else None))
+        self.emit(RowLogged(row.experiment, line.commit, line.val_bpb, row.memory_gb, row.status, row.description,
+                            self.state.best, usage, delta_sigma, holdout_bpb, record.agent if record is not None and
+                            row.experiment else None, getattr(record, "worker", None) or None))
 
     def relog(self, source: Row, status: str, description: str) -> Row:
         """Append a row for ``source``'s commit that did not train again (a forced keep

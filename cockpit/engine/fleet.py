@@ -18,8 +18,12 @@ the workers only train. It starts as the serial engine does (SessionStart), then
   refused before it costs a GPU and the agent asked again (told what is in flight);
 * a worker or node lost mid-run is one crash row ``[worker lost]``; the slot is dropped.
 
-Commands: Stop (every run killed, each gets its row), Pause, Resume, Steer; the
-others are refused in one line (a fleet session does not take them yet).
+Each slot's phase goes out as WorkerUpdated (cockpit.engine.fleet_board: the cockpit's
+workers strip), each run as RunStarted / StepLogged / RunFinished, each row with its
+``worker`` and a TimeAccounted of the fleet (experiments per hour against N x 3600 /
+budget, the idle share). Commands: Stop (every run killed, each gets its row), Pause,
+Resume, Steer, and Veto / ForceKeep of the run a command names (cockpit.engine.fleet_hands);
+the others are refused in one line (a fleet session does not take them yet).
 """
 
 from __future__ import annotations
@@ -30,20 +34,22 @@ from typing import Optional
 
 from cockpit.agents.base import Agent
 from cockpit.clock import now_iso
-from cockpit.commands import Command, Pause, Resume, Steer, Stop
+from cockpit.commands import Command, ForceKeep, Pause, Resume, Steer, Stop, Veto
 from cockpit.engine.agent_desk import AgentDesk
 from cockpit.engine.bookkeeping import PRESERVED, Bookkeeper
 from cockpit.engine.control import SessionControl, Stopped
 from cockpit.engine.fleet_asking import FleetAsker, Job
+from cockpit.engine.fleet_board import FleetBoard
+from cockpit.engine.fleet_hands import FleetHands
 from cockpit.engine.fleet_slots import FleetSlot
 from cockpit.engine.proposing import Proposer
 from cockpit.engine.outcome import session_reason
 from cockpit.engine.session import SessionConfig, SessionError, Trial
 from cockpit.engine.startup import SessionStart
 from cockpit.engine.trainer import Trainer
-from cockpit.events import EngineMessage, Emit, Event, SessionEnded
+from cockpit.events import EngineMessage, Emit, Event, RunFinished, RunStarted, SessionEnded, TimeAccounted
 from cockpit.row import Row
-from cockpit.rules.fleet_rule import WORKER_LOST, fleet_verdict
+from cockpit.rules.fleet_rule import WORKER_LOST, fleet_verdict, steered_verdict
 from cockpit.rules.noise import NoiseFloor
 from cockpit.rules.redact import redact_event
 from cockpit.rules.summary import parse_summary, summary_memory_gb, summary_val_bpb
@@ -71,9 +77,11 @@ class FleetEngine:
         self.asker = FleetAsker(config, self.book, self.repo, self.proposer, self.control, self.desk, self.emit)
         self.tried = self.asker.tried
         self.runs: dict[int, object] = {}  # experiment (or -1 - slot for a baseline re-run) -> its RemoteRun
+        self.trained: dict[int, tuple[Trial, FleetSlot]] = {}  # experiment training now -> its trial, its slot
         self.vals: dict[str, Optional[float]] = {}  # commit (full) -> its val_bpb, for stale runs' parents
-        self.busy_s = [0.0] * len(self.slots)  # seconds each slot spent running train.py
-        self.fleet_started: Optional[float] = None
+        self.board = FleetBoard(self.slots, self.emit)
+        self.hands = FleetHands(self.book, self.emit)
+        self._rows_before = 0  # rows when the baselines ended (the rate counts from there)
 
     @property
     def flying(self) -> dict[int, str]:
@@ -84,8 +92,11 @@ class FleetEngine:
 
     def send(self, command: Command) -> None:
         """Apply ``command`` now: Stop kills every run in flight; Pause, Resume, Steer as
-        the serial engine; anything else is refused with one warning."""
-        if isinstance(command, (Stop, Pause, Resume, Steer)):
+        the serial engine; Veto and ForceKeep on the run they name (FleetHands); anything
+        else is refused with one warning."""
+        if isinstance(command, (Veto, ForceKeep)):
+            self.hands.apply(command, {n: (self.runs[n], *self.trained[n]) for n in self.trained if n in self.runs})
+        elif isinstance(command, (Stop, Pause, Resume, Steer)):
             self.control.apply(command)
             if isinstance(command, Stop):
                 for run in list(self.runs.values()):
@@ -108,7 +119,7 @@ class FleetEngine:
         finally:
             for run in list(self.runs.values()):
                 run.kill()
-            if self.fleet_started is not None:  # records.jsonl kind "fleet": the session's throughput facts
+            if self.board.started is not None:  # records.jsonl kind "fleet": the session's throughput facts
                 self.book.append_record({"kind": "fleet", "tag": self.config.tag, "reason": reason, **self.figures(),
                                          "workers": [dict(worker=s.worker, node=s.node, host=s.host, gpu=s.gpu)
                                                      for s in self.slots]})
@@ -126,8 +137,8 @@ class FleetEngine:
             for task in first:
                 task.cancel()
             raise
-        self.fleet_started = time.monotonic()
-        self.busy_s = [0.0] * len(self.slots)  # idle share counts from here
+        self.board.begin()  # the idle share counts from here
+        self._rows_before = self.book.state.rows
         await asyncio.gather(*(self._slot_loop(slot, ahead) for slot, ahead in zip(self.slots, first)))
         if self.control.stopped:
             raise Stopped
@@ -135,11 +146,8 @@ class FleetEngine:
 
     def figures(self) -> dict:
         """{"rows", "duplicates_refused", "idle_share": [per slot, 0..1], "elapsed_s"} since
-        the baselines ended (idle = the slot ran no train.py)."""
-        elapsed = time.monotonic() - self.fleet_started if self.fleet_started else 0.0
-        idle = [max(0.0, 1.0 - busy / elapsed) if elapsed > 0 else 0.0 for busy in self.busy_s]
-        return {"rows": self.book.state.rows, "duplicates_refused": self.asker.duplicates_refused,
-                "idle_share": idle, "elapsed_s": elapsed}
+        the baselines ended (idle = the slot ran no train.py; FleetBoard.figures)."""
+        return self.board.figures(self.book.state.rows, self.asker.duplicates_refused)
 
     # ------------------------------------------------------------ baseline --
 
@@ -149,6 +157,8 @@ class FleetEngine:
         trial = Trial(0, base, "baseline", "", now_iso())
         self.book.opened(trial)
         self.tried.started(source, 0)
+        for slot in self.slots:
+            self.board.show(slot, "baseline", 0, "baseline", self.book.budget_s)
         done = await asyncio.gather(*(self._train(slot, trial, source, aux=slot.index > 0) for slot in self.slots))
         self.tried.ended(source, 0)
         result, summary, lost = done[0]
@@ -167,11 +177,15 @@ class FleetEngine:
     async def _slot_loop(self, slot: FleetSlot, ahead: Optional[asyncio.Task] = None) -> None:
         """Take, commit, train, decide on ``slot`` until the session is full, exhausted or
         stopped; ``ahead`` is the ask already under way for it."""
+        lost = False
         try:
             while not self.control.stopped:
+                if self.control.paused:
+                    self.board.show(slot, "paused")
                 await self.control.wait_if_paused(self.book.state.rows)
                 job = self.asker.onto_incumbent(self.asker.rebase_queue.popleft()) if self.asker.rebase_queue else None
                 if job is None:
+                    self.board.show(slot, "asking")
                     job = self.asker.onto_incumbent(await (ahead or self.asker.ask(slot.worker)))
                     ahead = None
                 if job is None:
@@ -179,13 +193,16 @@ class FleetEngine:
                         return
                     continue
                 trial = self._commit(job)
+                self.board.show(slot, "training", trial.n, trial.description, self.book.budget_s)
                 if ahead is None:  # the next proposal, asked while this trains (one in hand after a rebased run)
                     ahead = asyncio.ensure_future(self.asker.ask(slot.worker))
                 if self._conclude(slot, trial, job, *await self._train(slot, trial, job.source)) == "lost":
+                    lost = True
                     return  # the slot's worker is gone: the session goes on with the others
         except Stopped:
             return
         finally:
+            self.board.show(slot, "lost" if lost else "done")
             if ahead is not None and ahead.done() and not ahead.cancelled() and ahead.exception() is None:
                 self.asker.set_aside(ahead.result(), "the session ended before it ran")
             elif ahead is not None:
@@ -217,16 +234,26 @@ class FleetEngine:
         self.runs[runs_key] = run
         if not aux:
             self.book.state.log_names[n] = log_name
+            self.trained[n] = (trial, slot)
+            self.emit(RunStarted(n, short(trial.commit), trial.description, self.book.budget_s,
+                                 str(self.ws.path / log_name)))
         began, lost = time.monotonic(), False
+        self.board.running(slot)
         try:
             result = await run.wait()
         except RunnerError as exc:  # a run that cannot start there, or WorkerLost
             lost = isinstance(exc, WorkerLost)
             result = RunResult(-1, False, False, str(exc), began, time.monotonic(), None, None)
         finally:
-            self.busy_s[slot.index] += time.monotonic() - began
+            self.board.ran(slot)
             self.runs.pop(runs_key, None)
-        return result, parse_summary(result.text), lost
+            if not aux:
+                self.trained.pop(n, None)
+        summary = parse_summary(result.text)
+        if not aux:
+            self.emit(RunFinished(n, short(trial.commit), result.returncode, result.timed_out, summary,
+                                  time.monotonic() - began))
+        return result, summary, lost
 
     def _conclude(self, slot: FleetSlot, trial: Trial, job: Job, result: RunResult, summary: dict,
                   lost: bool = False) -> str:
@@ -238,6 +265,8 @@ class FleetEngine:
         val = None if failed else summary_val_bpb(summary)
         incumbent = state.last_kept
         verdict = fleet_verdict(val, job.parent, self.vals.get(job.parent), incumbent, state.best, self.book.rule)
+        verdict = steered_verdict(verdict, self.hands.decision(trial.n), val, job.parent, incumbent)
+        self.board.measured(slot, val)
         if verdict.status == "keep" and trial.n > 0:
             self.repo.reset_hard(trial.commit, preserve=PRESERVED)  # a fast-forward: its parent is the incumbent
         self.vals[trial.commit] = val
@@ -258,6 +287,8 @@ class FleetEngine:
         self.book.log_row(Row(trial.commit, val or 0.0, mem, verdict.status, trial.description + mark, trial.n),
                           usage, record, trial)
         self.book.close(trial)
+        self.emit(TimeAccounted(trial.n, result.timings(),
+                                self.board.session(state.rows - self._rows_before, self.book.budget_s)))
         if verdict.rebase:
             self.asker.queue_rebased(trial, job)
         return "lost" if lost else verdict.status

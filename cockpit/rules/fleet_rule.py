@@ -46,3 +46,23 @@ def fleet_verdict(val: Optional[float], parent: str, parent_val: Optional[float]
     if rule.decide(val, parent_val)[0] == "keep":
         return FleetVerdict("discard", STALE, rebase=True)
     return FleetVerdict("discard")
+
+
+VETOED = " [vetoed]"  # as the serial engine marks a vetoed run (cockpit.engine.verdict)
+FORCED = " [forced]"
+
+
+def steered_verdict(verdict: FleetVerdict, decision: str, val: Optional[float], parent: str,
+                    incumbent: str) -> FleetVerdict:
+    """``verdict`` after a person's ``decision`` on the run ("" none, "veto", "force-keep"):
+    a vetoed run is a discard ``[vetoed]``; a forced run with a val_bpb is a keep
+    ``[forced]`` when its parent is still the incumbent, else (keeping it would drop the
+    keeps made meanwhile) a discard ``[stale]`` whose change goes onto the incumbent,
+    as a winner's would. A crash stays a crash."""
+    if decision == "veto":
+        return FleetVerdict("discard", VETOED)
+    if decision != "force-keep" or val is None or verdict.status == "keep":
+        return verdict
+    if parent == incumbent:
+        return FleetVerdict("keep", FORCED)
+    return FleetVerdict("discard", STALE, rebase=True)

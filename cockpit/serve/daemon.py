@@ -1,6 +1,6 @@
 """The engine as a background process: ``cockpit serve`` (started by ``cockpit``).
 
-``serve(workspace, config, agent)`` runs one Engine in this process and makes it
+``serve(workspace, config, agent)`` runs one Engine (or the FleetEngine it is given) in this process and makes it
 reachable (docs/CONTRACTS.md, "Detach and reattach"):
 
 - it holds the workspace's engine lock (cockpit.store.rundir) for its whole life;
@@ -214,11 +214,13 @@ def session_state(rundir: RunDir, config: SessionConfig, socket: Path, events: P
 
 
 async def serve(workspace: Workspace, config: SessionConfig, agent: "Agent | AgentDesk",
-                program: Optional[Path] = None) -> str:
+                program: Optional[Path] = None, make_engine: Optional[Callable[[Emit], Engine]] = None) -> str:
     """Run the session as described in the module docstring; returns its end reason.
     ``program`` is the program file the session reads (recorded for the cockpit's
-    editor). Raises rundir.EngineBusy when an engine already runs on the workspace, rundir.RunDirError
-    when .cockpit/ cannot be written."""
+    editor); ``make_engine(emit)`` builds the engine (default: the serial Engine; a
+    ``--gpus N`` session's FleetEngine, cockpit.cli.session). Raises rundir.EngineBusy
+    when an engine already runs on the workspace, rundir.RunDirError when .cockpit/
+    cannot be written."""
     rundir = RunDir(workspace.path)
     lock = rundir.lock_engine()
     try:
@@ -230,7 +232,8 @@ async def serve(workspace: Workspace, config: SessionConfig, agent: "Agent | Age
         rundir.write_state(state)
         reason = "error: the engine did not end (see logs/engine.log)"
         try:
-            reason = await _serve(rundir, state, socket, lambda emit: Engine(workspace, config, agent, emit))
+            reason = await _serve(rundir, state, socket,
+                                  make_engine or (lambda emit: Engine(workspace, config, agent, emit)))
         finally:
             rundir.mark_ended(state, reason)
             _log(f"session {config.tag} ended: {reason}")

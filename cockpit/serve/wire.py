@@ -13,11 +13,12 @@ raise ``WireError`` for a line that is not one of them.
 
 ``compact(events)`` is what a cockpit that attaches late is sent: every event
 but the training steps, and the steps of only the latest run and of the last
-kept one (the live curves draw those two; see app/widgets/live_curves.py).
+kept one (the live curves draw those two; see app/widgets/live_curves.py), and of
+every run still in flight (a fleet session trains N at once).
 
 ``ReplayHistory`` is what the daemon keeps in memory for those late cockpits,
 pruned as events come so that it stays flat over a session of millions of
-steps: the steps of the two latest runs and of the last kept one, each run
+steps: the steps of the two latest runs, of the runs in flight and of the last kept one, each run
 thinned evenly to at most ``REPLAY_STEPS`` steps (its newest step always kept),
 the last ``REPLAY_LOG_LINES`` LogLines of each experiment, and every other
 event. The replay log on disk keeps every event.
@@ -151,17 +152,20 @@ def decode_command(line: str | bytes) -> Command:
 
 def compact(items: Iterable[T], event_of: Callable[[T], Any] = lambda item: item) -> list[T]:
     """``items`` in order without the StepLogged of runs other than the latest one
-    (the last RunStarted) and the last kept one (the last "keep" RowLogged).
+    (the last RunStarted), the ones in flight (started, no row yet: a fleet's N) and
+    the last kept one (the last "keep" RowLogged).
     ``event_of(item)`` gives an item's event (items may pair events with their lines)."""
     items = list(items)
-    latest, kept = None, None
+    latest, kept, flying = None, None, set()
     for item in items:
         event = event_of(item)
         if isinstance(event, RunStarted):
             latest = event.experiment
-        elif isinstance(event, RowLogged) and event.status == "keep":
-            kept = event.experiment
-    wanted = {latest, kept}
+            flying.add(event.experiment)
+        elif isinstance(event, RowLogged):
+            flying.discard(event.experiment)
+            kept = event.experiment if event.status == "keep" else kept
+    wanted = {latest, kept, *flying}
     return [item for item in items
             if not isinstance(event_of(item), StepLogged) or event_of(item).experiment in wanted]
 
@@ -186,6 +190,7 @@ class ReplayHistory:
         self._logs: dict[int, deque] = {}  # by experiment: keys of its LogLines, oldest first
         self._started: deque = deque(maxlen=2)  # experiments of the two latest RunStarted
         self._kept: Optional[int] = None  # experiment of the last "keep" RowLogged
+        self._flying: set[int] = set()  # experiments started with no row yet (a fleet's runs in flight)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -207,10 +212,13 @@ class ReplayHistory:
                 del self._items[keys.popleft()]
         elif isinstance(event, RunStarted):
             self._started.append(event.experiment)
+            self._flying.add(event.experiment)
             self._forget_steps()
-        elif isinstance(event, RowLogged) and event.status == "keep":
-            self._kept = event.experiment
-            self._forget_steps()
+        elif isinstance(event, RowLogged):
+            self._flying.discard(event.experiment)
+            if event.status == "keep":
+                self._kept = event.experiment
+                self._forget_steps()
 
     def _step(self, experiment: int, key: int) -> None:
         run = self._steps.get(experiment)
@@ -220,10 +228,10 @@ class ReplayHistory:
             del self._items[old]
 
     def _forget_steps(self) -> None:
-        """Drop the steps of every experiment but the two latest started and the last kept:
-        ``compact`` sends only those of the latest and the last kept (the one before the
-        latest stays until a row says whether it was kept)."""
-        wanted = {*self._started, self._kept}
+        """Drop the steps of every experiment but the two latest started, the ones in flight
+        and the last kept: ``compact`` sends only those of the latest, the ones in flight and
+        the last kept (the one before the latest stays until a row says whether it was kept)."""
+        wanted = {*self._started, self._kept, *self._flying}
         for experiment in [e for e in self._steps if e not in wanted]:
             for key in self._steps.pop(experiment):
                 del self._items[key]

@@ -14,7 +14,8 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from cockpit.agents.offline import OfflineAgent  # noqa: E402
-from cockpit.commands import Stop  # noqa: E402
+from cockpit.commands import Stop, Veto  # noqa: E402
+from cockpit.events import RowLogged, TimeAccounted, WorkerUpdated  # noqa: E402
 from cockpit.engine.fleet import FleetEngine  # noqa: E402
 from cockpit.engine.fleet_slots import ray_fleet  # noqa: E402
 from cockpit.engine.session import SessionConfig  # noqa: E402
@@ -67,6 +68,11 @@ def test_a_fleet_session_keeps_one_honest_ledger(fleet, tmp_path):
     assert len(fleet) == 1 and fleet[0]["duplicates_refused"] == 0 and len(fleet[0]["workers"]) == 4
     keeps = [r for r in experiments if r["status"] == "keep"]
     stale = [r for r in experiments if r["description"].endswith("[stale]")]
+    updates = [e for e in events if isinstance(e, WorkerUpdated)]  # the cockpit's workers strip
+    assert {e.worker for e in updates} == {"gpu0", "gpu1", "gpu2", "gpu3"}
+    assert {"baseline", "training", "done"} <= {e.phase for e in updates}
+    assert all(e.worker for e in events if isinstance(e, RowLogged))
+    assert [e for e in events if isinstance(e, TimeAccounted)][-1].session["workers"] == 4
     figures = engine.figures()
     assert figures["rows"] == len(rows) and len(figures["idle_share"]) == 4
     print(json.dumps({"rows": len(rows), "keeps": len(keeps), "stale": len(stale),
@@ -83,11 +89,19 @@ def test_stop_ends_every_run_in_flight_with_its_row(fleet, tmp_path):
         task = asyncio.ensure_future(engine.run())
         while len(engine.flying) < 4:
             await asyncio.sleep(0.1)
+        vetoed = min(engine.flying)
+        engine.send(Veto(vetoed))  # the cockpit's veto of the selected worker's run
+        while not any(r.get("status") for r in read_records(ws.records_jsonl)
+                      if r["kind"] == "experiment" and r["experiment"] == vetoed):
+            await asyncio.sleep(0.1)
         engine.send(Stop())
         return await asyncio.wait_for(task, timeout=60)
 
     assert asyncio.run(asyncio.wait_for(session(), timeout=120)) == "stopped"
     records = [r for r in read_records(ws.records_jsonl) if r["kind"] == "experiment"]
     rows = read_rows(ws.results_tsv)
-    assert len(rows) == len(records) == 5  # the baseline and the four stopped runs
-    assert sum(r["stopped"] for r in records) == 4 and engine.runs == {}
+    vetoed = [r for r in records if r["description"].endswith("[vetoed]")]
+    assert len(vetoed) == 1 and vetoed[0]["status"] == "discard"  # ended as a discard, its row written
+    assert any(r["kind"] == "action" and r["action"] == "veto" for r in read_records(ws.records_jsonl))
+    assert len(rows) == len(records) >= 5  # the baseline, the vetoed run, and every other run stopped
+    assert sum(r["stopped"] for r in records) >= 3 and engine.runs == {}

@@ -9,6 +9,7 @@ from cockpit.app.widgets.results_table import ResultsTable, TableRow
 from cockpit.app.widgets.staircase import StaircasePlot
 from cockpit.app.widgets.status_bar import StatusBar
 from cockpit.app.widgets.train_log import TrainLog, format_step
+from cockpit.app.widgets.workers_strip import WorkersStrip
 
 __all__ = [
     "AgentPane",
@@ -21,5 +22,6 @@ __all__ = [
     "StaircasePlot",
     "StatusBar",
     "TrainLog",
+    "WorkersStrip",
     "format_step",
 ]

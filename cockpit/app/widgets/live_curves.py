@@ -26,6 +26,7 @@ from cockpit.strided import Strided
 
 REDRAW_INTERVAL_S = 0.25  # at most 4 redraws a second, whatever the step rate
 MAX_POINTS = 400  # points per line handed to plotext (thinned evenly, the newest kept)
+MAX_RUNS = 24  # run curves held (a fleet's runs in flight, the incumbent's and the followed one's stay)
 MAX_CURVE_STEPS = 4096  # steps one RunCurve holds (every stride-th, the stride doubling, and the newest)
 POINTS_PER_CELL = 2  # a braille cell is two dots wide: more points per cell are not seen, only paid for
 RUNNING_COLOR, INCUMBENT_COLOR = "cyan", "gray"  # plotext's names for ANSI 6 and 8
@@ -133,16 +134,28 @@ def points_shown(width: int) -> int:
 
 
 class LiveCurves(Widget, can_focus=True):
-    """Three plots (loss; MFU; tokens/s) of the running run over the incumbent's."""
+    """Three plots (loss; MFU; tokens/s) of the running run over the incumbent's.
+
+    The running run is the newest one, or, in a fleet session, the one ``follow``
+    names (the cockpit's selected worker's): the curves of up to MAX_RUNS runs are
+    held, so a worker picked later shows its run from its first step."""
 
     def __init__(self, *, budget_s: float = 300.0, id: str | None = None) -> None:
         super().__init__(id=id)
         self.budget_s = budget_s  # used for steps that arrive without a RunStarted
-        self.running: Optional[RunCurve] = None
+        self.runs: dict[int, RunCurve] = {}  # experiment -> its curve, oldest first
+        self.followed: Optional[int] = None  # the experiment shown (None: the newest)
         self.incumbent: Optional[RunCurve] = None
         self.dirty = True
         self.titles: dict[str, str] = {}  # series -> the title its plot shows
         self.border_title = "curves"
+
+    @property
+    def running(self) -> Optional[RunCurve]:
+        """The curve shown over the incumbent's: the followed run's, else the newest."""
+        if self.followed is not None:
+            return self.runs.get(self.followed)
+        return next(reversed(self.runs.values()), None)
 
     def compose(self) -> ComposeResult:
         for _, plot_id, _, _ in SERIES:
@@ -155,24 +168,38 @@ class LiveCurves(Widget, can_focus=True):
         """The points plotted depend on the width: redraw at the next tick."""
         self.dirty = True
 
+    def follow(self, experiment: Optional[int]) -> None:
+        """Show ``experiment``'s run (None: always the newest)."""
+        if experiment != self.followed:
+            self.followed = experiment
+            self.dirty = True
+
     def start_run(self, experiment: int, description: str, budget_s: float) -> None:
         """A new run: its curve starts empty."""
-        self.running = RunCurve(experiment, budget_s, description)
+        self._add(RunCurve(experiment, budget_s, description))
+
+    def _add(self, curve: RunCurve) -> RunCurve:
+        self.runs.pop(curve.experiment, None)
+        self.runs[curve.experiment] = curve
+        keep = {curve.experiment, self.followed, self.incumbent.experiment if self.incumbent else None}
+        for old in [n for n in self.runs if n not in keep][:max(0, len(self.runs) - MAX_RUNS)]:
+            del self.runs[old]
         self.dirty = True
+        return curve
 
     def add_steps(self, steps: Iterable[StepLogged]) -> None:
         for step in steps:
-            if self.running is None or self.running.experiment != step.experiment:
-                self.running = RunCurve(step.experiment, self.budget_s)
-            self.running.add(step)
+            curve = self.runs.get(step.experiment)
+            if curve is None:
+                curve = self._add(RunCurve(step.experiment, self.budget_s))
+            curve.add(step)
         self.dirty = True
 
     def row_logged(self, experiment: int, status: str) -> None:
         """A kept row makes its run the incumbent (None if its steps were not seen)."""
         if status != "keep":
             return
-        seen = self.running is not None and self.running.experiment == experiment
-        self.incumbent = self.running if seen else None
+        self.incumbent = self.runs.get(experiment)
         self.dirty = True
 
     @property

@@ -2,7 +2,8 @@
 its delta against the best before it in units of the noise floor's sigma (Δσ,
 negative is better; cockpit.rules.noise) and, for kept rows, the holdout shard's
 bits per byte (holdout; the agent never sees it) and, when the table is wide enough
-(``AGENT_COLUMN``), the agent that proposed it."""
+(``AGENT_COLUMN``), the agent that proposed it; in a fleet session (``show_worker``)
+the worker that trained it (``WORKER_COLUMN``, after the number)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ ROW_STYLES = {"keep": "", "discard": "dim", "crash": "dim"}
 # (label, width) of every column but the description, which takes what is left.
 FIXED_COLUMNS = (("#", 3), ("commit", 7), ("val_bpb", 8), ("Δσ", 5), ("holdout", 8), ("mem GB", 6), ("status", 7))
 MIN_DESCRIPTION = 12
+WORKER_COLUMN = ("worker", 6)  # a fleet's GPU slot ("gpu3"; cockpit.engine.fleet)
 AGENT_COLUMN = ("agent", 11)  # shown when the description keeps 40 characters beside it ("optuna-cmaes" cut to 11)
 
 
@@ -37,7 +39,8 @@ class TableRow(NamedTuple):
     ``Row``, numbered) and what the table adds to it, ``delta_sigma`` (its delta
     against the best before it in noise-floor sigmas, cockpit.rules.noise) and
     ``holdout_bpb`` (a kept row's holdout bits per byte), ``agent`` (the agent that
-    proposed it, cockpit.events RowLogged); None when not known.
+    proposed it, cockpit.events RowLogged), ``worker`` (a fleet's GPU slot that trained
+    it); None when not known.
     The row's fields read through, so the running best (cockpit.rules.standing)
     and the staircase fold these as they fold rows."""
 
@@ -45,6 +48,7 @@ class TableRow(NamedTuple):
     delta_sigma: Optional[float] = None
     holdout_bpb: Optional[float] = None
     agent: Optional[str] = None
+    worker: Optional[str] = None
 
     @property
     def experiment(self) -> int:
@@ -91,9 +95,9 @@ class TableRow(NamedTuple):
         ))
 
 
-def _cells(row: TableRow, description_width: int, agent: bool = False) -> list[Text]:
-    """The styled cells of one row (with the agent's when ``agent``); the description
-    is cut to the column's width."""
+def _cells(row: TableRow, description_width: int, agent: bool = False, worker: bool = False) -> list[Text]:
+    """The styled cells of one row (with the agent's when ``agent``, the worker's when
+    ``worker``); the description is cut to the column's width."""
     style = ROW_STYLES.get(row.status, "")
     crashed = row.status == "crash" and row.val_bpb == 0.0
     bpb_style = "bold green" if row.status == "keep" else style
@@ -101,8 +105,10 @@ def _cells(row: TableRow, description_width: int, agent: bool = False) -> list[T
     if len(description) > description_width:
         description = description[: max(description_width - 1, 0)] + "…"
     agent_cell = [Text((row.agent or "")[:AGENT_COLUMN[1]], style=style)] if agent else []
+    worker_cell = [Text((row.worker or "")[:WORKER_COLUMN[1]], style=style)] if worker else []
     return [
         Text(str(row.experiment), style=style, justify="right"),
+        *worker_cell,
         Text(row.commit, style=style),
         Text("—" if crashed else f"{row.val_bpb:.6f}", style=bpb_style, justify="right"),
         Text("" if row.delta_sigma is None else f"{row.delta_sigma:+.1f}", style=style, justify="right"),
@@ -122,18 +128,29 @@ class ResultsTable(DataTable):
         self.results: list[TableRow] = list(rows)
         self._description_width = 40
         self.show_agent = False
+        self.show_worker = False  # a fleet session's: set_fleet
         self.border_title = "results · enter: the row's diff"
 
     def on_mount(self) -> None:
         self._rebuild()
 
     def on_resize(self, event: events.Resize) -> None:
-        fixed = sum(width + 2 * self.cell_padding for _, width in FIXED_COLUMNS)
-        width = max(MIN_DESCRIPTION, event.size.width - fixed - 2 * self.cell_padding - 1)
+        self._fit(event.size.width)
+
+    def set_fleet(self) -> None:
+        """A fleet session: the worker column shows (once; the description gives way)."""
+        if not self.show_worker:
+            self.show_worker = True
+            self._fit(self.size.width, force=True)
+
+    def _fit(self, total: int, force: bool = False) -> None:
+        columns = FIXED_COLUMNS + ((WORKER_COLUMN,) if self.show_worker else ())
+        fixed = sum(width + 2 * self.cell_padding for _, width in columns)
+        width = max(MIN_DESCRIPTION, total - fixed - 2 * self.cell_padding - 1)
         agent = width - AGENT_COLUMN[1] - 2 * self.cell_padding >= 40
         if agent:
             width -= AGENT_COLUMN[1] + 2 * self.cell_padding
-        if (width, agent) != (self._description_width, self.show_agent):
+        if force or (width, agent) != (self._description_width, self.show_agent):
             self._description_width, self.show_agent = width, agent
             self._rebuild()
 
@@ -141,7 +158,7 @@ class ResultsTable(DataTable):
         """Append one row; follow it if the cursor was on the newest row."""
         follow = self.cursor_row >= self.row_count - 1
         self.results.append(row)
-        self.add_row(*_cells(row, self._description_width, self.show_agent))
+        self.add_row(*_cells(row, self._description_width, self.show_agent, self.show_worker))
         if follow:
             self.move_cursor(row=self.row_count - 1)
 
@@ -150,8 +167,9 @@ class ResultsTable(DataTable):
         cursor = self.cursor_row
         follow = self.row_count == 0 or cursor >= self.row_count - 1
         self.clear(columns=True)
-        for label, width in FIXED_COLUMNS + ((AGENT_COLUMN,) if self.show_agent else ()):
+        columns = FIXED_COLUMNS[:1] + ((WORKER_COLUMN,) if self.show_worker else ()) + FIXED_COLUMNS[1:]
+        for label, width in columns + ((AGENT_COLUMN,) if self.show_agent else ()):
             self.add_column(label, width=width)
         self.add_column("description", width=self._description_width)
-        self.add_rows(_cells(row, self._description_width, self.show_agent) for row in self.results)
+        self.add_rows(_cells(row, self._description_width, self.show_agent, self.show_worker) for row in self.results)
         self.move_cursor(row=self.row_count - 1 if follow else cursor)

@@ -56,6 +56,7 @@ class StatusBar(Widget):
     tag: reactive[str] = reactive("")
     where: reactive[str] = reactive("")
     experiment: reactive[Optional[int]] = reactive(None)
+    worker: reactive[str] = reactive("")  # a fleet's selected worker ("gpu3"): its run is the one shown
     phase: reactive[str] = reactive("starting")
     remaining_s: reactive[Optional[float]] = reactive(None)
     best: reactive[Optional[float]] = reactive(None)
@@ -75,6 +76,7 @@ class StatusBar(Widget):
         super().__init__(id=id)
         self.clock = clock
         self.started_at: Optional[float] = None
+        self.gpus = 1  # GPUs of the session (TimeAccounted: a fleet's N)
 
     def on_mount(self) -> None:
         self.set_interval(10.0, self.refresh)  # the rate per hour moves with time alone
@@ -91,7 +93,9 @@ class StatusBar(Widget):
 
     def account(self, session: Mapping) -> None:
         """The engine's session figures (TimeAccounted.session): GPU-idle share
-        (0..1) and the ideal experiments per hour."""
+        (0..1; a fleet's, the mean of its GPUs') and the ideal experiments per hour
+        (a fleet's: N x 3600 / budget)."""
+        self.gpus = int(session.get("workers") or 1)
         share, ideal = session.get("idle_share"), session.get("ideal_per_hour")
         self.idle_share = float(share) if share is not None else None
         self.ideal_per_hour = float(ideal) if ideal else None
@@ -129,8 +133,10 @@ class StatusBar(Widget):
 
     def _progress(self) -> Text:
         text = Text.assemble((self.title, "bold"), " ", (self.tag, "bold cyan"))
+        if self.worker:
+            text.append(f" │ {self.worker}")
         if self.experiment is not None:
-            text.append(f" │ exp {self.experiment}")
+            text.append(f" {'' if self.worker else '│ '}exp {self.experiment}")
         text.append(" │ ").append(self.phase, style="bold")
         if self.remaining_s is not None and self.phase == "training":
             text.append(f" │ {format_left(self.remaining_s)}")
@@ -168,7 +174,7 @@ class StatusBar(Widget):
             ideal = f"/{self.ideal_per_hour:.0f}" if self.ideal_per_hour else ""
             text.append(f" │ {rate:.1f}{ideal} exp/h")
         if self.idle_share is not None:
-            text.append(f" │ GPU idle {100 * self.idle_share:.1f}%")
+            text.append(f" │ {f'{self.gpus} GPUs' if self.gpus > 1 else 'GPU'} idle {100 * self.idle_share:.1f}%")
         if self.cost_usd is not None:
             text.append(f" │ ${self.cost_usd:.4f}")
         if self.memory_gb is not None:
