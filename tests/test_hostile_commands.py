@@ -29,7 +29,8 @@ from cockpit.commands import Command, SetApprovalGate, Steer, Stop
 from cockpit.events import EngineMessage, PhaseChanged
 from cockpit.store.rundir import RunDir
 
-WRONG = {str: [123, 1.5, True, None, ["x"], {"x": 1}], bool: ["no", "", 0, 1, None, [True], {"on": True}]}
+WRONG = {str: [123, 1.5, True, None, ["x"], {"x": 1}], bool: ["no", "", 0, 1, None, [True], {"on": True}],
+         typing.Optional[int]: ["3", 1.5, True, [3], {"n": 3}]}  # Veto / ForceKeep's experiment (a fleet's run)
 
 
 def bad_lines() -> list[str]:
