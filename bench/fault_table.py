@@ -540,7 +540,7 @@ class Listener:
         self.writer.close()
 
 
-WRONG = {str: [123, None, ["x"]], bool: ["no", 0, None]}
+WRONG = {str: [123, None, ["x"]], bool: ["no", 0, None], typing.Optional[int]: ["3", 1.5, True]}
 
 
 def bad_command_lines() -> list[str]:
