@@ -147,11 +147,7 @@ class EventHandlers:
         if run is not None:
             self.curves.follow(run)
             self.train_log.border_title = f"log · {current.worker} · exp {run}"
-        if self.status_bar.remaining_s is not None and current.phase != "training":
-            self.status_bar.remaining_s = None
-        left = self.workers_strip.left_s.get(run) if run is not None else None
-        if left is not None:
-            self.status_bar.remaining_s = left
+        self.status_bar.remaining_s = self.workers_strip.left_s.get(run) if current.phase == "training" else None
 
     def _show_phase(self, event: PhaseChanged) -> None:
         self._phase_event = event

@@ -280,13 +280,20 @@ class HumanActions:
         self.emit(EngineMessage(text, "warning"))
 
     def _record(self, action: str, detail: str, commit: str = "", echo: bool = True) -> None:
-        """One records.jsonl action object, an ActionApplied event and (``echo``) an
-        EngineMessage. ``commit`` defaults to the one in flight, else the last keep."""
-        commit = short(commit or (self.trial.commit if self.trial else self.book.state.last_kept))
-        n = self.book.state.rows
-        record = {"kind": "action", "action": action, "experiment": n, "commit": commit, "time": now_iso(),
-                  "detail": detail, "tag": self.book.config.tag}
-        self.book.append_record(record)
-        self.emit(ActionApplied(action, n, detail, commit))
-        if echo:
-            self.emit(EngineMessage(f"{action}: {detail}"))
+        """record_action for the experiment in flight or next; ``commit`` defaults to the
+        one in flight, else the last keep."""
+        commit = commit or (self.trial.commit if self.trial else self.book.state.last_kept)
+        record_action(self.book, self.emit, action, self.book.state.rows, detail, commit, echo)
+
+
+def record_action(book: Bookkeeper, emit: Emit, action: str, n: int, detail: str, commit: str,
+                  echo: bool = True) -> None:
+    """A human action that took effect on experiment ``n`` (``commit``, full or short): one
+    records.jsonl ``action`` object, an ActionApplied and (``echo``) the EngineMessage
+    ``action: detail``. The serial engine's and the fleet's (cockpit.engine.fleet_hands)."""
+    commit = short(commit)
+    book.append_record({"kind": "action", "action": action, "experiment": n, "commit": commit, "time": now_iso(),
+                        "detail": detail, "tag": book.config.tag})
+    emit(ActionApplied(action, n, detail, commit))
+    if echo:
+        emit(EngineMessage(f"{action}: {detail}"))

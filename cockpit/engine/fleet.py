@@ -76,8 +76,8 @@ class FleetEngine:
         self.trainer = Trainer(workspace, config, self.book, self.control, self.emit, self.start_up.train_env)
         self.asker = FleetAsker(config, self.book, self.repo, self.proposer, self.control, self.desk, self.emit)
         self.tried = self.asker.tried
-        self.runs: dict[int, object] = {}  # experiment (or -1 - slot for a baseline re-run) -> its RemoteRun
-        self.trained: dict[int, tuple[Trial, FleetSlot]] = {}  # experiment training now -> its trial, its slot
+        # experiment training now (or -1 - slot for a baseline re-run) -> (its RemoteRun, its trial, its slot)
+        self.runs: dict[int, tuple[object, Trial, FleetSlot]] = {}
         self.vals: dict[str, Optional[float]] = {}  # commit (full) -> its val_bpb, for stale runs' parents
         self.board = FleetBoard(self.slots, self.emit)
         self.hands = FleetHands(self.book, self.emit)
@@ -95,11 +95,11 @@ class FleetEngine:
         the serial engine; Veto and ForceKeep on the run they name (FleetHands); anything
         else is refused with one warning."""
         if isinstance(command, (Veto, ForceKeep)):
-            self.hands.apply(command, {n: (self.runs[n], *self.trained[n]) for n in self.trained if n in self.runs})
+            self.hands.apply(command, {n: flying for n, flying in self.runs.items() if n >= 0})
         elif isinstance(command, (Stop, Pause, Resume, Steer)):
             self.control.apply(command)
             if isinstance(command, Stop):
-                for run in list(self.runs.values()):
+                for run, _, _ in list(self.runs.values()):
                     run.kill()
         else:
             self.emit(EngineMessage(f"{type(command).__name__}: not in a fleet session yet", "warning"))
@@ -117,7 +117,7 @@ class FleetEngine:
         try:
             reason = await session_reason(self._session(), self.emit)
         finally:
-            for run in list(self.runs.values()):
+            for run, _, _ in list(self.runs.values()):
                 run.kill()
             if self.board.started is not None:  # records.jsonl kind "fleet": the session's throughput facts
                 self.book.append_record({"kind": "fleet", "tag": self.config.tag, "reason": reason, **self.figures(),
@@ -231,10 +231,9 @@ class FleetEngine:
                           experiment=n, emit=None if aux else self.emit, prepare=self.config.prepare_command,
                           limit_clock=self.book.facts.clock)
         runs_key = n if not aux else -1 - slot.index
-        self.runs[runs_key] = run
+        self.runs[runs_key] = (run, trial, slot)
         if not aux:
             self.book.state.log_names[n] = log_name
-            self.trained[n] = (trial, slot)
             self.emit(RunStarted(n, short(trial.commit), trial.description, self.book.budget_s,
                                  str(self.ws.path / log_name)))
         began, lost = time.monotonic(), False
@@ -247,8 +246,6 @@ class FleetEngine:
         finally:
             self.board.ran(slot)
             self.runs.pop(runs_key, None)
-            if not aux:
-                self.trained.pop(n, None)
         summary = parse_summary(result.text)
         if not aux:
             self.emit(RunFinished(n, short(trial.commit), result.returncode, result.timed_out, summary,

@@ -5,8 +5,8 @@ run. ``FleetHands.apply(command, flying)`` takes it: a veto kills that run (it e
 as a discard row ``[vetoed]``); a force-keep marks it, and its verdict is then
 cockpit.rules.fleet_rule's ``steered_verdict`` (kept ``[forced]`` if its parent is
 still the incumbent, else re-applied onto it). Each applied action is a records.jsonl
-``action`` object, an ActionApplied and its echoing EngineMessage, as in the serial
-engine (cockpit.engine.actions); a command that names no run in flight, or the
+``action`` object, an ActionApplied and its echoing EngineMessage (cockpit.engine.actions'
+``record_action``, the serial engine's); a command that names no run in flight, or the
 baseline, gets one warning and changes nothing.
 """
 
@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from cockpit.clock import now_iso
 from cockpit.commands import ForceKeep, Veto
-from cockpit.events import ActionApplied, EngineMessage, Emit
-from cockpit.store.repo import short
+from cockpit.engine.actions import record_action
+from cockpit.events import EngineMessage, Emit
 
 
 class FleetHands:
@@ -49,13 +48,13 @@ class FleetHands:
             return
         self.decisions[n] = action
         if action == "veto":
-            self._record(action, n, f"killing the run of #{n} ({trial.description}) on {slot.worker}; it ends as "
-                         "a discard row", trial.commit)
-            run.kill()
+            detail = f"killing the run of #{n} ({trial.description}) on {slot.worker}; it ends as a discard row"
         else:
-            self._record(action, n, f"#{n} ({trial.description}) on {slot.worker} is kept if it ends with a "
-                         "finite val_bpb and the incumbent has not moved (else it is re-applied onto it)",
-                         trial.commit)
+            detail = (f"#{n} ({trial.description}) on {slot.worker} is kept if it ends with a finite val_bpb and "
+                      "the incumbent has not moved (else it is re-applied onto it)")
+        record_action(self.book, self.emit, action, n, detail, trial.commit)
+        if action == "veto":
+            run.kill()
 
     def decision(self, n: int) -> str:
         """The decision on experiment ``n`` ("" none), forgotten once read (its row is next)."""
@@ -63,10 +62,3 @@ class FleetHands:
 
     def _warn(self, text: str) -> None:
         self.emit(EngineMessage(text, "warning"))
-
-    def _record(self, action: str, n: int, detail: str, commit: str) -> None:
-        record = {"kind": "action", "action": action, "experiment": n, "commit": short(commit), "time": now_iso(),
-                  "detail": detail, "tag": self.book.config.tag}
-        self.book.append_record(record)
-        self.emit(ActionApplied(action, n, detail, short(commit)))
-        self.emit(EngineMessage(f"{action}: {detail}"))
